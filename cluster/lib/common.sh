@@ -1,0 +1,84 @@
+# Shared settings and helpers of the local cluster scripts (sourced, not run).
+# Everything the cluster makes lives under $STATE (data) and $RUN (pids, sockets),
+# so `down` can remove exactly what `up` made.
+set -euo pipefail
+CLUSTER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STATE=${SNAPDEPLOY_CLUSTER_DIR:-/var/lib/snapdeploy-cluster}
+RUN=/run/snapdeploy-cluster
+LOGS=$STATE/logs
+PKI=$STATE/pki
+CACHE=${SNAPDEPLOY_CACHE:-$HOME/.cache/snapdeploy}
+K8S_VERSION=v1.34.4
+NODE_NAME=snapdeploy-node
+# The node's address lives on a port-less bridge of our own (this kernel has no dummy
+# devices): the kubelet refuses a loopback node IP, and traffic to it never leaves
+# this machine.
+NODE_IF=snapd0
+NODE_IP=10.245.0.1
+POD_CIDR=10.244.0.0/24
+SVC_CIDR=10.96.0.0/24
+KUBE_SVC_IP=10.96.0.1
+# The registry answers on loopback for host tools and on the node IP for pods;
+# both names reach the same storage.
+REGISTRY=127.0.0.1:5000
+REGISTRY_NODE=$NODE_IP:5000
+AUTH_REGISTRY=127.0.0.1:5001
+AUTH_REGISTRY_NODE=$NODE_IP:5001
+BASE_IMAGE=snapdeploy/debian:bookworm
+TOOLS_IMAGE=snapdeploy/debian-tools:bookworm
+PAUSE_IMAGE=snapdeploy/pause:3.10
+CONTAINERD_SOCK=$RUN/containerd/containerd.sock
+KUBECONFIG_ADMIN=$STATE/admin.kubeconfig
+
+log() { printf '[cluster] %s\n' "$*" >&2; }
+die() { printf '[cluster] error: %s\n' "$*" >&2; exit 1; }
+
+# step NAME CMD...: runs a step and records how long it took.
+STEP_REPORT=()
+step() {
+  local name=$1; shift
+  local t0; t0=$(date +%s.%N)
+  log "$name ..."
+  "$@"
+  local dt; dt=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
+  STEP_REPORT+=("$(printf '%-28s %6ss' "$name" "$dt")")
+}
+print_steps() { local l; for l in "${STEP_REPORT[@]}"; do printf '  %s\n' "$l" >&2; done; }
+
+pid_alive() { local f=$RUN/$1.pid; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; }
+
+# start_daemon NAME CMD...: starts CMD in its own session, logs to $LOGS/NAME.log,
+# records its pid. Does nothing if it already runs.
+start_daemon() {
+  local name=$1; shift
+  if pid_alive "$name"; then return 0; fi
+  mkdir -p "$RUN" "$LOGS"
+  # fd 9 is the `up` lock: daemons must not inherit it.
+  setsid "$@" >>"$LOGS/$name.log" 2>&1 < /dev/null 9>&- &
+  echo $! > "$RUN/$name.pid"
+}
+
+stop_daemon() {
+  local name=$1 f=$RUN/$1.pid pid i
+  [ -f "$f" ] || return 0
+  pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+# wait_for DESC SECONDS CMD...: polls CMD until it succeeds.
+wait_for() {
+  local desc=$1 secs=$2; shift 2
+  local end=$(( $(date +%s) + secs ))
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$end" ] || die "timed out after ${secs}s waiting for $desc (logs: $LOGS)"
+    sleep 0.5
+  done
+}
+
+bin_dir() { "$CLUSTER_DIR/lib/build-binaries.sh"; }
+kc() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }

@@ -1,0 +1,51 @@
+/**
+ * Entry point: parses flags, runs one command, and maps every failure to a
+ * message and an exit code in one place.
+ */
+import { Command, CommanderError } from "commander";
+import { ExitCode, isUserError } from "./errors.js";
+import { VERSION } from "./version.js";
+
+export function buildProgram(): Command {
+  const program = new Command("snapdeploy")
+    .description(
+      "Snapshot deploys on Kubernetes: sync your working tree to an in-cluster build server, " +
+        "build the image there, and roll your workloads to it.",
+    )
+    .version(VERSION, "-V, --version")
+    .option("--debug", "print stack traces and protocol details")
+    .option("--kubeconfig <path>", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    .option("--context <name>", "kubeconfig context (default: the current context)")
+    .showHelpAfterError()
+    .exitOverride();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  const debug = argv.includes("--debug");
+  try {
+    await program.parseAsync(argv, { from: "user" });
+  } catch (e) {
+    process.exitCode = reportError(e, debug);
+  }
+}
+
+/** Prints an error for a human and returns the exit code it maps to. */
+export function reportError(e: unknown, debug: boolean): number {
+  if (e instanceof CommanderError) {
+    // --help and --version end here too, with exit code 0; commander already printed.
+    return e.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+  }
+  if (isUserError(e)) {
+    process.stderr.write(`error: ${e.message}\n`);
+    for (const d of e.details ?? []) process.stderr.write(`  ${d}\n`);
+    if (e.hint) process.stderr.write(`hint: ${e.hint}\n`);
+    if (debug && e.stack) process.stderr.write(`${e.stack}\n`);
+    return e.exitCode;
+  }
+  const err = e instanceof Error ? e : new Error(String(e));
+  process.stderr.write(`error: unexpected failure: ${err.message}\n`);
+  process.stderr.write(debug ? `${err.stack}\n` : "hint: run again with --debug for details\n");
+  return ExitCode.internal;
+}

@@ -1,0 +1,28 @@
+/** The CLI entry point as a user runs it: the real bin, a real process. */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import { ROOT, run } from "../helpers/cluster.js";
+
+const bin = `${ROOT}/bin/snapdeploy.js`;
+const pkg = JSON.parse(readFileSync(`${ROOT}/package.json`, "utf8"));
+
+test("--version prints the package version", async () => {
+  const r = await run("node", [bin, "--version"]);
+  assert.equal(r.code, 0);
+  assert.equal(r.stdout.trim(), pkg.version);
+});
+
+test("--help describes the tool and exits 0", async () => {
+  const r = await run("node", [bin, "--help"]);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /Usage: snapdeploy/);
+  assert.match(r.stdout, /--kubeconfig/);
+});
+
+test("an unknown option is a usage error (exit 2) without a stack trace", async () => {
+  const r = await run("node", [bin, "--no-such-flag"]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /unknown option '--no-such-flag'/);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+});
