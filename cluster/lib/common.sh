@@ -2,6 +2,9 @@
 # Everything the cluster makes lives under $STATE (data) and $RUN (pids, sockets),
 # so `down` can remove exactly what `up` made.
 set -euo pipefail
+# Debian's tools first: the docker CLI must be the one matching Debian's daemon
+# (a newer client elsewhere on PATH needs buildx for BuildKit).
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 CLUSTER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=${SNAPDEPLOY_CLUSTER_DIR:-/var/lib/snapdeploy-cluster}
 RUN=/run/snapdeploy-cluster
@@ -25,7 +28,8 @@ REGISTRY_NODE=$NODE_IP:5000
 AUTH_REGISTRY=127.0.0.1:5001
 AUTH_REGISTRY_NODE=$NODE_IP:5001
 BASE_IMAGE=snapdeploy/debian:bookworm
-TOOLS_IMAGE=snapdeploy/debian-tools:bookworm
+# Bump the tag when the tools image's package list (lib/images.sh) changes.
+TOOLS_IMAGE=snapdeploy/debian-tools:bookworm-2
 PAUSE_IMAGE=snapdeploy/pause:3.10
 CONTAINERD_SOCK=$RUN/containerd/containerd.sock
 KUBECONFIG_ADMIN=$STATE/admin.kubeconfig

@@ -36,7 +36,7 @@ _debootstrap() { # out.tar [extra packages]
 
 build_base_images() {
   mkdir -p "$CACHE/images" "$LOGS"
-  local base=$CACHE/images/debian-bookworm.tar tools=$CACHE/images/debian-tools-bookworm.tar
+  local base=$CACHE/images/debian-bookworm.tar tools=$CACHE/images/debian-tools-${TOOLS_IMAGE##*:}.tar
   local env='ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
   if ! _have_image "${BASE_IMAGE%:*}" "${BASE_IMAGE#*:}"; then
     [ -f "$base" ] || _debootstrap "$base"
@@ -44,7 +44,7 @@ build_base_images() {
     _push "$BASE_IMAGE"
   fi
   if ! _have_image "${TOOLS_IMAGE%:*}" "${TOOLS_IMAGE#*:}"; then
-    [ -f "$tools" ] || _debootstrap "$tools" nodejs,docker.io,iptables,rsync,tar,procps
+    [ -f "$tools" ] || _debootstrap "$tools" nodejs,docker.io,iptables,rsync,tar,procps,socat
     _import "$tools" "$TOOLS_IMAGE" "$env" 'CMD ["bash"]'
     _push "$TOOLS_IMAGE"
   fi

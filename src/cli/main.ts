@@ -2,7 +2,9 @@
  * Entry point: parses flags, runs one command, and maps every failure to a
  * message and an exit code in one place.
  */
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, Option } from "commander";
+import { registerServer } from "./commands/server.js";
+import { registerSync } from "./commands/sync.js";
 import { ExitCode, isUserError } from "./errors.js";
 import { VERSION } from "./version.js";
 
@@ -16,8 +18,17 @@ export function buildProgram(): Command {
     .option("--debug", "print stack traces and protocol details")
     .option("--kubeconfig <path>", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
     .option("--context <name>", "kubeconfig context (default: the current context)")
+    .option("-C, --dir <path>", "the project folder (default: the current folder)")
+    .addOption(
+      new Option("-o, --output <mode>", "plain lines, or one JSON document on stdout")
+        .choices(["plain", "json"])
+        .default("plain"),
+    )
     .showHelpAfterError()
     .exitOverride();
+  registerServer(program);
+  registerSync(program);
+  for (const c of program.commands) inheritExitOverride(c);
   return program;
 }
 
@@ -48,4 +59,10 @@ export function reportError(e: unknown, debug: boolean): number {
   process.stderr.write(`error: unexpected failure: ${err.message}\n`);
   process.stderr.write(debug ? `${err.stack}\n` : "hint: run again with --debug for details\n");
   return ExitCode.internal;
+}
+
+/** Subcommands report usage errors through the same single catch as everything else. */
+function inheritExitOverride(c: Command) {
+  c.exitOverride();
+  for (const sub of c.commands) inheritExitOverride(sub);
 }

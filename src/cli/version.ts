@@ -1,6 +1,3 @@
-import { readFileSync } from "node:fs";
-
-/** The package version, read once from package.json next to dist/. */
-export const VERSION: string = (
-  JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
-).version;
+/** The package version, stamped into the bundles at build time (scripts/bundle.mjs). */
+declare const SNAPDEPLOY_VERSION: string | undefined;
+export const VERSION: string = typeof SNAPDEPLOY_VERSION === "string" ? SNAPDEPLOY_VERSION : "dev";

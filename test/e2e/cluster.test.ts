@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import {
+  DOCKER,
   ROOT,
   REGISTRY,
   TOOLS_IMAGE,
@@ -51,8 +52,8 @@ describe("local cluster", () => {
   test("an image pushed to the local registry runs as a Deployment reachable via Service and port-forward", async () => {
     const tag = uniqueName("t");
     const image = `${REGISTRY}/e2e/hello-http:${tag}`;
-    await must("docker", ["build", "-q", "-t", image, `${ROOT}/examples/hello-http`]);
-    await must("docker", ["push", "-q", image]);
+    await must(DOCKER, ["build", "-q", "-t", image, `${ROOT}/examples/hello-http`]);
+    await must(DOCKER, ["push", "-q", image]);
 
     await apply({
       apiVersion: "apps/v1",
@@ -178,7 +179,7 @@ describe("local cluster", () => {
   });
 
   test("a pod with the node's docker.sock talks to the node's Docker daemon", async () => {
-    const hostVersion = (await must("docker", ["version", "--format", "{{.Server.Version}}"])).trim();
+    const hostVersion = (await must(DOCKER, ["version", "--format", "{{.Server.Version}}"])).trim();
     await apply(
       pod("docker-sock", {
         restartPolicy: "Never",
@@ -238,7 +239,7 @@ describe("local cluster", () => {
       },
       60_000,
     );
-    const hostInfo = (await must("docker", ["info", "--format", "{{.ID}} {{.Name}}"])).trim();
+    const hostInfo = (await must(DOCKER, ["info", "--format", "{{.ID}} {{.Name}}"])).trim();
     assert.notEqual(info, hostInfo, "the pod must run its own daemon, not reach the node's");
     assert.match(info, /^\S+ dind$/);
   });

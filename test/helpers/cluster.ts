@@ -9,7 +9,9 @@ import { fileURLToPath } from "node:url";
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const REGISTRY = "127.0.0.1:5000";
 export const REGISTRY_NODE = "10.245.0.1:5000";
-export const TOOLS_IMAGE = `${REGISTRY}/snapdeploy/debian-tools:bookworm`;
+export const TOOLS_IMAGE = `${REGISTRY}/snapdeploy/debian-tools:bookworm-2`;
+/** Debian's docker CLI, matching the node's daemon (another client may come first on PATH). */
+export const DOCKER = "/usr/bin/docker";
 export const BASE_IMAGE = `${REGISTRY}/snapdeploy/debian:bookworm`;
 
 export interface RunResult {

@@ -1,0 +1,115 @@
+/**
+ * The content-addressed blob store shared by every user and project on the build
+ * server: blobs/<first two hex>/<sha256>. A blob enters the store only after its
+ * bytes hashed to its name (written to tmp/, then renamed), so a blob in the store
+ * is always whole and correct; interrupted uploads leave only tmp/ files, which
+ * init() removes.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { promises as fs } from "node:fs";
+import path from "node:path";
+
+const SMALL = 1024 * 1024;
+
+export class BlobStore {
+  private readonly known = new Set<string>();
+  readonly tmp: string;
+
+  constructor(readonly dir: string) {
+    this.tmp = path.join(path.dirname(dir), "tmp");
+  }
+
+  /** Creates the folders, drops leftovers of interrupted uploads, indexes what is stored. */
+  async init(): Promise<void> {
+    await fs.rm(this.tmp, { recursive: true, force: true });
+    await fs.mkdir(this.tmp, { recursive: true });
+    await fs.mkdir(this.dir, { recursive: true });
+    for (const sub of await fs.readdir(this.dir)) {
+      for (const name of await fs.readdir(path.join(this.dir, sub))) this.known.add(name);
+    }
+  }
+
+  get count(): number {
+    return this.known.size;
+  }
+
+  has(hash: string): boolean {
+    return this.known.has(hash);
+  }
+
+  path(hash: string): string {
+    return path.join(this.dir, hash.slice(0, 2), hash);
+  }
+
+  /** Starts receiving one blob; the bytes must hash to `hash` and number exactly `size`. */
+  receive(hash: string, size: number): BlobWriter {
+    return new BlobWriter(this, hash, size);
+  }
+
+  /** Called by BlobWriter once a verified blob is in place. */
+  added(hash: string) {
+    this.known.add(hash);
+  }
+}
+
+export class BlobMismatch extends Error {
+  override name = "BlobMismatch";
+}
+
+export class BlobWriter {
+  private readonly hasher = createHash("sha256");
+  private readonly chunks: Buffer[] = [];
+  private received = 0;
+  private file: fs.FileHandle | undefined;
+  private readonly tmpPath: string;
+
+  constructor(
+    private readonly store: BlobStore,
+    readonly hash: string,
+    readonly size: number,
+  ) {
+    this.tmpPath = path.join(store.tmp, `${hash}.${randomBytes(6).toString("hex")}`);
+  }
+
+  get remaining(): number {
+    return this.size - this.received;
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    this.received += chunk.length;
+    if (this.received > this.size)
+      throw new BlobMismatch(`blob ${this.hash} is longer than its declared ${this.size} bytes`);
+    this.hasher.update(chunk);
+    if (this.size <= SMALL) {
+      this.chunks.push(chunk);
+      return;
+    }
+    this.file ??= await fs.open(this.tmpPath, "w", 0o644);
+    await this.file.write(chunk);
+  }
+
+  /** Verifies the bytes and moves the blob into the store. */
+  async finish(): Promise<void> {
+    if (this.received !== this.size)
+      throw new BlobMismatch(`blob ${this.hash} ended after ${this.received} of ${this.size} bytes`);
+    const actual = this.hasher.digest("hex");
+    if (actual !== this.hash) {
+      await this.abort();
+      throw new BlobMismatch(
+        `blob content does not match its hash ${this.hash} (got ${actual}); the file changed while it was sent`,
+      );
+    }
+    if (this.file) await this.file.close();
+    else await fs.writeFile(this.tmpPath, Buffer.concat(this.chunks), { mode: 0o644 });
+    const dest = this.store.path(this.hash);
+    await fs.mkdir(path.dirname(dest), { recursive: true });
+    await fs.rename(this.tmpPath, dest);
+    this.store.added(this.hash);
+  }
+
+  async abort(): Promise<void> {
+    await this.file?.close().catch(() => {});
+    this.file = undefined;
+    await fs.rm(this.tmpPath, { force: true });
+  }
+}

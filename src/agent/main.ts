@@ -1,0 +1,72 @@
+/**
+ * The build-server agent: the pod's main process. It owns the blob store, the
+ * workspaces and their locks, and serves clients on a unix socket inside the pod;
+ * clients reach that socket only through `kubectl exec`-style sessions relayed by
+ * the Kubernetes API, so RBAC on pods/exec is the gate.
+ *
+ * Usage: node agent.cjs serve      (reads SNAPDEPLOY_DATA, SNAPDEPLOY_VOLUME, SNAPDEPLOY_BUILDER)
+ */
+import { promises as fs } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { AGENT_SOCKET } from "../protocol/constants.js";
+import { Connection } from "../transport/framing.js";
+import { BlobStore } from "./blobs.js";
+import { type AgentContext, serveSession } from "./session.js";
+import { WorkspaceLocks } from "./workspace.js";
+
+declare const SNAPDEPLOY_VERSION: string | undefined;
+
+function log(line: string) {
+  process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+}
+
+export async function serve(opts: { dataDir: string; socket: string; volumeName: string; builder: string }) {
+  const blobs = new BlobStore(path.join(opts.dataDir, "blobs"));
+  await blobs.init();
+  const workspacesDir = path.join(opts.dataDir, "workspaces");
+  await fs.mkdir(workspacesDir, { recursive: true });
+  const ctx: AgentContext = {
+    version: typeof SNAPDEPLOY_VERSION === "string" ? SNAPDEPLOY_VERSION : "dev",
+    dataDir: opts.dataDir,
+    volumeName: opts.volumeName,
+    blobs,
+    locks: new WorkspaceLocks(),
+    workspacesDir,
+    builder: opts.builder,
+    log,
+  };
+  await fs.mkdir(path.dirname(opts.socket), { recursive: true });
+  await fs.rm(opts.socket, { force: true });
+  const server = net.createServer((socket) => {
+    void serveSession(new Connection(socket), ctx);
+  });
+  await new Promise<void>((resolve) => server.listen(opts.socket, resolve));
+  log(
+    `snapdeploy agent ${ctx.version} ready: ${blobs.count} blobs, data in ${opts.dataDir}, builder ${opts.builder}`,
+  );
+  const stop = () => {
+    log("stopping");
+    server.close();
+    process.exit(0);
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  return server;
+}
+
+const [cmd] = process.argv.slice(2);
+if (cmd === "serve") {
+  serve({
+    dataDir: process.env.SNAPDEPLOY_DATA ?? "/data",
+    socket: process.env.SNAPDEPLOY_SOCKET ?? AGENT_SOCKET,
+    volumeName: process.env.SNAPDEPLOY_VOLUME ?? "the data volume",
+    builder: process.env.SNAPDEPLOY_BUILDER ?? "docker-socket",
+  }).catch((e) => {
+    log(`fatal: ${(e as Error).stack ?? e}`);
+    process.exit(1);
+  });
+} else if (cmd !== undefined) {
+  process.stderr.write(`usage: agent serve\n`);
+  process.exit(2);
+}

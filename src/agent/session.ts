@@ -1,0 +1,272 @@
+/**
+ * One client connection to the agent: a hello, then one operation. Each operation
+ * validates everything it receives; errors go back to the client as
+ * { t: "error", code, message, hint } before the connection closes.
+ */
+import { promises as fs } from "node:fs";
+import { createInflateRaw } from "node:zlib";
+import { manifestDigest } from "../context/digest.js";
+import { type AgentErrorCode, ACK_EVERY, BLOB_HEADER, PROTOCOL_VERSION } from "../protocol/constants.js";
+import { type Connection, FRAME_DATA, type Message, ProtocolError } from "../transport/framing.js";
+import { BlobMismatch, type BlobStore, type BlobWriter } from "./blobs.js";
+import { InvalidInput, validateManifest, validateName } from "./validate.js";
+import { Workspace, type WorkspaceLocks } from "./workspace.js";
+
+export interface AgentContext {
+  version: string;
+  dataDir: string;
+  /** How users should name the volume in messages (e.g. "PVC snapdeploy/snapdeploy-data"). */
+  volumeName: string;
+  blobs: BlobStore;
+  locks: WorkspaceLocks;
+  workspacesDir: string;
+  builder: string;
+  log: (line: string) => void;
+}
+
+const MAX_MANIFEST_BYTES = 512 * 1024 * 1024;
+
+export async function serveSession(conn: Connection, ctx: AgentContext): Promise<void> {
+  try {
+    const hello = await conn.expect("hello");
+    if (hello.protocol !== PROTOCOL_VERSION) {
+      throw new InvalidInput(
+        `client speaks protocol ${String(hello.protocol)}, this build server speaks ${PROTOCOL_VERSION}; use matching versions of the CLI and the build server (snapdeploy server install)`,
+      );
+    }
+    await conn.send({ t: "hello", protocol: PROTOCOL_VERSION, agent: ctx.version });
+    const op = await conn.expect();
+    if (op.t === "sync") await sync(conn, ctx, op);
+    else if (op.t === "status") await conn.send(await status(ctx));
+    else if (op.t === "ping") await conn.send({ t: "pong" });
+    else throw new ProtocolError(`unknown operation "${op.t}"`);
+  } catch (e) {
+    await reportError(conn, ctx, e);
+  } finally {
+    conn.close();
+  }
+}
+
+async function sync(conn: Connection, ctx: AgentContext, op: Message) {
+  const user = validateName("user", op.user);
+  const project = validateName("project", op.project);
+  const digest = String(op.digest ?? "");
+  const ws = new Workspace(ctx.workspacesDir, user, project);
+  const key = `${user}/${project}`;
+  const release = await ctx.locks.acquire(
+    key,
+    `sync from ${String(op.client ?? "a client")}`,
+    (holder, since) => {
+      void conn.send({ t: "waiting", holder, since }).catch(() => {});
+    },
+  );
+  try {
+    const current = await ws.currentManifest();
+    if (current && current.digest === digest) {
+      const info = await ws.info();
+      await conn.send({
+        t: "synced",
+        noop: true,
+        digest,
+        added: 0,
+        changed: 0,
+        removed: 0,
+        sample: [],
+        files: info?.files,
+      });
+      return;
+    }
+    await conn.send({ t: "send-manifest", have: current?.digest ?? null });
+    const entries = validateManifest(await receiveManifest(conn));
+    const actual = manifestDigest(entries);
+    if (actual !== digest)
+      throw new InvalidInput(`manifest digest mismatch: announced ${digest}, received ${actual}`);
+
+    const need = [
+      ...new Set(
+        entries
+          .filter((e) => e.type === "file" && !ctx.blobs.has(e.hash as string))
+          .map((e) => e.hash as string),
+      ),
+    ];
+    const sizes = new Map(entries.filter((e) => e.type === "file").map((e) => [e.hash as string, e.size]));
+    await conn.send({ t: "need", hashes: need });
+    let received = 0;
+    if (need.length) received = await receiveBlobs(conn, ctx.blobs, new Set(need), sizes);
+    const missing = need.filter((h) => !ctx.blobs.has(h));
+    if (missing.length)
+      throw new InvalidInput(`the client did not send ${missing.length} needed blobs (e.g. ${missing[0]})`);
+
+    const changes = await ws.update(digest, entries, ctx.blobs);
+    ctx.log(
+      `sync ${key}: +${changes.added} ~${changes.changed} -${changes.removed}, ${need.length} blobs, ${received} bytes`,
+    );
+    await conn.send({
+      t: "synced",
+      noop: false,
+      digest,
+      ...changes,
+      blobs: need.length,
+      files: entries.filter((e) => e.type === "file").length,
+    });
+  } finally {
+    release();
+  }
+}
+
+/** The manifest: compressed JSON in data frames, then { t: "manifest-end" }. */
+async function receiveManifest(conn: Connection): Promise<unknown> {
+  const inflate = createInflateRaw({ maxOutputLength: MAX_MANIFEST_BYTES });
+  const out: Buffer[] = [];
+  inflate.on("data", (d: Buffer) => out.push(d));
+  const done = new Promise<void>((resolve, reject) => {
+    inflate.on("end", resolve);
+    inflate.on("error", reject);
+  });
+  for (;;) {
+    const f = await conn.next();
+    if (f.kind === FRAME_DATA) {
+      inflate.write(f.data);
+      continue;
+    }
+    if (f.msg.t === "manifest-end") break;
+    if (f.msg.t === "abort") throw new ClientAbort(String(f.msg.reason ?? "client aborted"));
+    throw new ProtocolError(`unexpected "${f.msg.t}" while receiving the manifest`);
+  }
+  inflate.end();
+  try {
+    await done;
+    return JSON.parse(Buffer.concat(out).toString("utf8"));
+  } catch (e) {
+    throw new InvalidInput(`the manifest could not be read: ${(e as Error).message}`);
+  }
+}
+
+class ClientAbort extends Error {}
+
+/**
+ * The blob stream: one raw-deflate stream over data frames, holding records of
+ * [sha256 (32 bytes)][size (u64 BE)][bytes], then { t: "blobs-end" }. Only blobs
+ * this agent asked for are accepted, each verified before it enters the store.
+ * Acknowledges consumed compressed bytes so the sender keeps a bounded window.
+ */
+async function receiveBlobs(
+  conn: Connection,
+  store: BlobStore,
+  wanted: Set<string>,
+  sizes: Map<string, number>,
+): Promise<number> {
+  const inflate = createInflateRaw();
+  let header = Buffer.alloc(0);
+  let current: BlobWriter | undefined;
+  let consumed = 0;
+  let acked = 0;
+  let raw = 0;
+
+  const handle = async (chunk: Buffer) => {
+    raw += chunk.length;
+    let buf = chunk;
+    while (buf.length) {
+      if (!current) {
+        const take = Math.min(BLOB_HEADER - header.length, buf.length);
+        header = Buffer.concat([header, buf.subarray(0, take)]);
+        buf = buf.subarray(take);
+        if (header.length < BLOB_HEADER) break;
+        const hash = header.subarray(0, 32).toString("hex");
+        const size = Number(header.readBigUInt64BE(32));
+        header = Buffer.alloc(0);
+        if (!wanted.has(hash)) throw new InvalidInput(`received blob ${hash} that was not asked for`);
+        if (sizes.get(hash) !== size)
+          throw new InvalidInput(`blob ${hash} has size ${size}, the manifest says ${sizes.get(hash)}`);
+        wanted.delete(hash);
+        current = store.receive(hash, size);
+      }
+      const take = Math.min(current.remaining, buf.length);
+      if (take) await current.write(buf.subarray(0, take));
+      buf = buf.subarray(take);
+      if (current.remaining === 0) {
+        const w = current;
+        current = undefined;
+        await w.finish();
+      }
+    }
+  };
+
+  const pump = (async () => {
+    for await (const chunk of inflate) await handle(chunk as Buffer);
+    if (current) throw new BlobMismatch(`the blob stream ended inside blob ${current.hash}`);
+  })();
+  let failed: unknown;
+  pump.catch((e) => {
+    failed = e;
+  });
+  try {
+    for (;;) {
+      const f = await conn.next();
+      if (failed) throw failed;
+      if (f.kind === FRAME_DATA) {
+        if (!inflate.write(f.data)) await Promise.race([new Promise((r) => inflate.once("drain", r)), pump]);
+        consumed += f.data.length;
+        if (consumed - acked >= ACK_EVERY) {
+          acked = consumed;
+          await conn.send({ t: "ack", bytes: consumed });
+        }
+        continue;
+      }
+      if (f.msg.t === "blobs-end") break;
+      if (f.msg.t === "abort") throw new ClientAbort(String(f.msg.reason ?? "client aborted"));
+      throw new ProtocolError(`unexpected "${f.msg.t}" while receiving blobs`);
+    }
+    inflate.end();
+    await pump;
+    return raw;
+  } catch (e) {
+    inflate.destroy();
+    await current?.abort();
+    await pump.catch(() => {});
+    throw e;
+  }
+}
+
+async function status(ctx: AgentContext): Promise<Message> {
+  const disk = await fs.statfs(ctx.dataDir);
+  const workspaces = [];
+  for (const user of await fs.readdir(ctx.workspacesDir).catch(() => [] as string[])) {
+    for (const project of await fs.readdir(`${ctx.workspacesDir}/${user}`).catch(() => [] as string[])) {
+      const info = await new Workspace(ctx.workspacesDir, user, project).info();
+      if (info) workspaces.push(info);
+    }
+  }
+  return {
+    t: "status",
+    agent: ctx.version,
+    builder: ctx.builder,
+    disk: { total: disk.blocks * disk.bsize, free: disk.bavail * disk.bsize },
+    blobs: ctx.blobs.count,
+    workspaces,
+  };
+}
+
+async function reportError(conn: Connection, ctx: AgentContext, e: unknown) {
+  const err = e as NodeJS.ErrnoException;
+  let code: AgentErrorCode = "internal";
+  let message = err?.message ?? String(e);
+  let hint: string | undefined;
+  if (e instanceof InvalidInput || e instanceof BlobMismatch) code = "input";
+  else if (e instanceof ProtocolError) code = "protocol";
+  else if (e instanceof ClientAbort) {
+    ctx.log(`client aborted: ${message}`);
+    return;
+  } else if (err?.code === "ENOSPC") {
+    code = "noSpace";
+    const disk = await fs.statfs(ctx.dataDir).catch(() => undefined);
+    const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
+    message = `the build server's volume ${ctx.volumeName} (mounted at ${ctx.dataDir}) is full${
+      disk ? `: ${gib(disk.bavail * disk.bsize)} free of ${gib(disk.blocks * disk.bsize)}` : ""
+    }`;
+    hint =
+      "grow it (snapdeploy server install --size <bigger>, where the storage class allows expansion) or free space (snapdeploy server prune)";
+  }
+  if (code === "internal" || code === "protocol") ctx.log(`error: ${err?.stack ?? message}`);
+  await conn.send({ t: "error", code, message, hint }).catch(() => {});
+}

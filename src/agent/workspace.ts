@@ -1,0 +1,260 @@
+/**
+ * A user's workspace for one project: workspaces/<user>/<project>/ holds two trees,
+ * "a" and "b", and a symlink "current" naming the one builds use. A sync brings the
+ * other tree up to the new manifest (applying only the difference from what that tree
+ * held) and then swaps "current" with one rename, so a build never sees a half-synced
+ * tree and an interrupted sync leaves the previous tree untouched. A tree is marked
+ * dirty before it is changed; a dirty tree is rebuilt from scratch on the next sync.
+ */
+import { promises as fs } from "node:fs";
+import path from "node:path";
+import type { Entry } from "../context/scan.js";
+import type { BlobStore } from "./blobs.js";
+
+type Slot = "a" | "b";
+interface SlotState {
+  clean: boolean;
+  digest?: string;
+}
+export interface WorkspaceInfo {
+  user: string;
+  project: string;
+  digest: string;
+  files: number;
+  bytes: number;
+  lastSync: string;
+}
+export interface Changes {
+  added: number;
+  changed: number;
+  removed: number;
+  /** A few of the changed paths, for the user. */
+  sample: string[];
+}
+
+export class Workspace {
+  readonly dir: string;
+
+  constructor(
+    root: string,
+    readonly user: string,
+    readonly project: string,
+  ) {
+    this.dir = path.join(root, user, project);
+  }
+
+  /** The tree builds use; undefined before the first sync. */
+  async currentTree(): Promise<string | undefined> {
+    const slot = await this.currentSlot();
+    return slot && path.join(this.dir, slot);
+  }
+
+  async info(): Promise<WorkspaceInfo | undefined> {
+    try {
+      return JSON.parse(await fs.readFile(path.join(this.dir, "info.json"), "utf8")) as WorkspaceInfo;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async currentSlot(): Promise<Slot | undefined> {
+    try {
+      const t = await fs.readlink(path.join(this.dir, "current"));
+      return t === "a" || t === "b" ? t : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The manifest the current tree holds, if that tree is clean. */
+  async currentManifest(): Promise<{ digest: string; entries: Entry[] } | undefined> {
+    const slot = await this.currentSlot();
+    return slot ? this.readSlot(slot) : undefined;
+  }
+
+  private async readSlot(slot: Slot): Promise<{ digest: string; entries: Entry[] } | undefined> {
+    try {
+      const state = JSON.parse(
+        await fs.readFile(path.join(this.dir, `${slot}.state.json`), "utf8"),
+      ) as SlotState;
+      if (!state.clean || !state.digest) return undefined;
+      const entries = JSON.parse(
+        await fs.readFile(path.join(this.dir, `${slot}.manifest.json`), "utf8"),
+      ) as Entry[];
+      return { digest: state.digest, entries };
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async writeSlotState(slot: Slot, state: SlotState) {
+    const file = path.join(this.dir, `${slot}.state.json`);
+    await fs.writeFile(`${file}.tmp`, JSON.stringify(state));
+    await fs.rename(`${file}.tmp`, file);
+  }
+
+  /**
+   * Materializes `entries` (validated, sorted) into the idle tree from the blob store
+   * and makes it current. Returns what changed relative to the previous current tree.
+   */
+  async update(digest: string, entries: Entry[], blobs: BlobStore): Promise<Changes> {
+    await fs.mkdir(this.dir, { recursive: true });
+    const current = await this.currentSlot();
+    const target: Slot = current === "a" ? "b" : "a";
+    const before = current ? await this.readSlot(current) : undefined;
+    const held = await this.readSlot(target);
+    const tree = path.join(this.dir, target);
+
+    await this.writeSlotState(target, { clean: false });
+    if (!held) {
+      await fs.rm(tree, { recursive: true, force: true });
+      await fs.mkdir(tree, { mode: 0o755 });
+    }
+    await applyDiff(tree, held?.entries ?? [], entries, blobs);
+
+    const manifestFile = path.join(this.dir, `${target}.manifest.json`);
+    await fs.writeFile(`${manifestFile}.tmp`, JSON.stringify(entries));
+    await fs.rename(`${manifestFile}.tmp`, manifestFile);
+    await this.writeSlotState(target, { clean: true, digest });
+
+    // The switch: one atomic rename of a fresh symlink over "current".
+    const link = path.join(this.dir, "current");
+    await fs.rm(`${link}.tmp`, { force: true });
+    await fs.symlink(target, `${link}.tmp`);
+    await fs.rename(`${link}.tmp`, link);
+
+    const files = entries.filter((e) => e.type === "file");
+    const info: WorkspaceInfo = {
+      user: this.user,
+      project: this.project,
+      digest,
+      files: files.length,
+      bytes: files.reduce((n, e) => n + e.size, 0),
+      lastSync: new Date().toISOString(),
+    };
+    await fs.writeFile(path.join(this.dir, "info.json"), JSON.stringify(info));
+    return diffSummary(before?.entries ?? [], entries);
+  }
+}
+
+function same(a: Entry, b: Entry): boolean {
+  return (
+    a.type === b.type && a.mode === b.mode && a.hash === b.hash && a.target === b.target && a.size === b.size
+  );
+}
+
+/** Brings `tree` from holding `from` to holding `to`. Both lists sorted by path. */
+async function applyDiff(tree: string, from: Entry[], to: Entry[], blobs: BlobStore): Promise<void> {
+  const want = new Map(to.map((e) => [e.path, e]));
+  const have = new Map(from.map((e) => [e.path, e]));
+  const abs = (p: string) => path.join(tree, p);
+
+  // 1. Remove what goes away or changes type, deepest first. Anything inside a
+  //    removed directory goes with it.
+  for (let i = from.length - 1; i >= 0; i--) {
+    const old = from[i] as Entry;
+    const next = want.get(old.path);
+    if (next && next.type === old.type && (old.type !== "symlink" || next.target === old.target)) continue;
+    await fs.rm(abs(old.path), { recursive: true, force: true });
+    have.delete(old.path);
+  }
+  // 2. Create and update in path order, so parents come before children. Directory
+  //    modes are applied last, so a read-only directory can still be filled.
+  const dirs: Entry[] = [];
+  const queue: Promise<void>[] = [];
+  const flush = async () => {
+    await Promise.all(queue);
+    queue.length = 0;
+  };
+  for (const e of to) {
+    const old = have.get(e.path);
+    if (old && same(old, e)) continue;
+    const dest = abs(e.path);
+    if (e.type === "dir") {
+      await flush();
+      if (!old) await fs.mkdir(dest, { mode: 0o755 });
+      dirs.push(e);
+    } else if (e.type === "symlink") {
+      if (!old) queue.push(fs.symlink(e.target as string, dest));
+    } else {
+      queue.push(placeFile(blobs, e, dest));
+    }
+    if (queue.length >= 32) await flush();
+  }
+  await flush();
+  for (let i = dirs.length - 1; i >= 0; i--) {
+    const d = dirs[i] as Entry;
+    await fs.chmod(abs(d.path), d.mode & 0o777);
+  }
+}
+
+async function placeFile(blobs: BlobStore, e: Entry, dest: string): Promise<void> {
+  const src = blobs.path(e.hash as string);
+  const st = await fs.stat(src).catch(() => undefined);
+  if (!st || st.size !== e.size)
+    throw new Error(`blob ${e.hash} for ${e.path} is missing or damaged in the store`);
+  // A copy, not a hard link: each file needs its own mode, and nothing done to a
+  // workspace can alter the shared store.
+  const tmp = `${dest}.snapdeploy-tmp`;
+  await fs.copyFile(src, tmp, fs.constants.COPYFILE_FICLONE);
+  await fs.chmod(tmp, e.mode & 0o777);
+  await fs.rename(tmp, dest);
+}
+
+function diffSummary(from: Entry[], to: Entry[]): Changes {
+  const before = new Map(from.map((e) => [e.path, e]));
+  const after = new Set(to.map((e) => e.path));
+  const c: Changes = { added: 0, changed: 0, removed: 0, sample: [] };
+  const note = (s: string) => {
+    if (c.sample.length < 10) c.sample.push(s);
+  };
+  for (const e of to) {
+    if (e.type === "dir") continue;
+    const old = before.get(e.path);
+    if (!old) {
+      c.added++;
+      note(`+ ${e.path}`);
+    } else if (!same(old, e)) {
+      c.changed++;
+      note(`~ ${e.path}`);
+    }
+  }
+  for (const e of from) {
+    if (e.type !== "dir" && !after.has(e.path)) {
+      c.removed++;
+      note(`- ${e.path}`);
+    }
+  }
+  return c;
+}
+
+/**
+ * One lock per workspace, held by the agent (the only process that changes
+ * workspaces), so two syncs of the same workspace never interleave.
+ */
+export class WorkspaceLocks {
+  private readonly held = new Map<string, { holder: string; since: number; waiters: (() => void)[] }>();
+
+  /** Resolves with a release function once the lock is ours; onWait is told who holds it. */
+  async acquire(
+    key: string,
+    holder: string,
+    onWait?: (holder: string, since: number) => void,
+  ): Promise<() => void> {
+    for (;;) {
+      const cur = this.held.get(key);
+      if (!cur) break;
+      onWait?.(cur.holder, cur.since);
+      await new Promise<void>((resolve) => cur.waiters.push(resolve));
+    }
+    const entry = { holder, since: Date.now(), waiters: [] as (() => void)[] };
+    this.held.set(key, entry);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.held.delete(key);
+      for (const w of entry.waiters) w();
+    };
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * What every command that talks to the cluster needs, resolved once from the
+ * global flags: kubeconfig, reporter, and the project's config.
+ */
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { Command } from "commander";
+import path from "node:path";
+import { type Config, loadConfig } from "../../config/config.js";
+import { loadKubeConfig } from "../../kube/client.js";
+import { createReporter, type OutputMode, type Reporter } from "../../ui/reporter.js";
+
+export interface GlobalFlags {
+  debug?: boolean;
+  kubeconfig?: string;
+  context?: string;
+  output?: OutputMode;
+  dir?: string;
+}
+
+export interface CommandContext {
+  flags: GlobalFlags;
+  dir: string;
+  config: Config;
+  reporter: Reporter;
+  kube(): KubeConfig;
+}
+
+export function commandContext(cmd: Command): CommandContext {
+  const flags = cmd.optsWithGlobals() as GlobalFlags;
+  const dir = path.resolve(flags.dir ?? ".");
+  let kc: KubeConfig | undefined;
+  return {
+    flags,
+    dir,
+    config: loadConfig(dir),
+    reporter: createReporter({ mode: flags.output ?? "plain" }),
+    kube: () => {
+      kc ??= loadKubeConfig({ kubeconfig: flags.kubeconfig, context: flags.context });
+      return kc;
+    },
+  };
+}

@@ -1,0 +1,114 @@
+/** snapdeploy server install | status | uninstall */
+import { type Command, Option } from "commander";
+import type { BuilderMode } from "../../server/manifests.js";
+import { installServer, serverStatus, uninstallServer } from "../../server/ops.js";
+import { ago, bytes } from "../../ui/format.js";
+import { UserError } from "../errors.js";
+import { commandContext } from "./context.js";
+
+export function registerServer(program: Command) {
+  const server = program
+    .command("server")
+    .description("install, inspect or remove the in-cluster build server");
+
+  server
+    .command("install")
+    .description("create or update the build server (idempotent) and wait until it is ready")
+    .addOption(
+      new Option(
+        "--builder <mode>",
+        "docker-socket: the node's Docker daemon (root on the node); dind: its own privileged daemon",
+      )
+        .choices(["docker-socket", "dind"])
+        .default("docker-socket"),
+    )
+    .option("--image <ref>", "build-server image (default: $SNAPDEPLOY_SERVER_IMAGE)")
+    .option("--size <quantity>", "size of its data volume (blob store, workspaces, dind layer cache)", "50Gi")
+    .option("--storage-class <name>", "storage class of the data volume (default: the cluster's default)")
+    .option("--insecure-registry <host:port...>", "registries the dind daemon may reach over plain HTTP", [])
+    .option("-n, --namespace <ns>", "namespace of the build server")
+    .option("--timeout <seconds>", "how long to wait for it to become ready", "300")
+    .action(async (opts, cmd: Command) => {
+      const c = commandContext(cmd);
+      const image = opts.image ?? process.env.SNAPDEPLOY_SERVER_IMAGE;
+      if (!image) {
+        throw new UserError("usage", "no build-server image given", {
+          hint: "build server/Dockerfile, push it to a registry your cluster can pull from, and pass --image REF (or set SNAPDEPLOY_SERVER_IMAGE)",
+        });
+      }
+      const namespace = opts.namespace ?? c.config.server.namespace;
+      const applied = await installServer(
+        c.kube(),
+        {
+          namespace,
+          image,
+          builder: opts.builder as BuilderMode,
+          size: opts.size,
+          storageClass: opts.storageClass,
+          insecureRegistries: opts.insecureRegistry,
+        },
+        { timeoutMs: Number(opts.timeout) * 1000, onProgress: (s) => c.reporter.info(s) },
+      );
+      for (const a of applied) c.reporter.info(`${a.kind.toLowerCase()}/${a.name} ${a.outcome}`);
+      c.reporter.result(
+        `build server ready in namespace ${namespace} (builder: ${opts.builder}, image: ${image})`,
+        {
+          namespace,
+          builder: opts.builder,
+          image,
+          objects: applied,
+        },
+      );
+    });
+
+  server
+    .command("status")
+    .description("is the build server ready; its agent version, disk, and workspaces")
+    .option("-n, --namespace <ns>", "namespace of the build server")
+    .action(async (opts, cmd: Command) => {
+      const c = commandContext(cmd);
+      const namespace = opts.namespace ?? c.config.server.namespace;
+      const s = await serverStatus(c.kube(), namespace);
+      if (!s.ready || !s.agent) {
+        c.reporter.result(
+          `build server in ${namespace}: not ready${s.pod ? ` (pod ${s.pod}: ${s.phase})` : " (not installed)"}`,
+          s,
+        );
+        throw new UserError("server", `the build server in namespace ${namespace} is not ready`, {
+          hint: s.pod
+            ? `see: kubectl -n ${namespace} describe pod ${s.pod}`
+            : "install it with: snapdeploy server install",
+        });
+      }
+      const a = s.agent;
+      const lines = [
+        `build server in ${namespace}: ready (pod ${s.pod})`,
+        `agent ${a.version}, builder ${a.builder}`,
+        `disk: ${bytes(a.disk.total - a.disk.free)} used, ${bytes(a.disk.free)} free of ${bytes(a.disk.total)}; ${a.blobs} blobs`,
+        `workspaces: ${a.workspaces.length}`,
+        ...a.workspaces.map(
+          (w) =>
+            `  ${w.user}/${w.project}  ${w.files} files, ${bytes(w.bytes)}, last sync ${ago(w.lastSync)}`,
+        ),
+      ];
+      c.reporter.result(lines.join("\n"), s);
+    });
+
+  server
+    .command("uninstall")
+    .description("remove the build server; its data volume is kept unless --purge")
+    .option("-n, --namespace <ns>", "namespace of the build server")
+    .option("--purge", "also delete the data volume (all workspaces and the layer cache) and the namespace")
+    .action(async (opts, cmd: Command) => {
+      const c = commandContext(cmd);
+      const namespace = opts.namespace ?? c.config.server.namespace;
+      const removed = await uninstallServer(c.kube(), namespace, Boolean(opts.purge));
+      for (const r of removed) c.reporter.info(`deleted ${r}`);
+      c.reporter.result(
+        removed.length
+          ? `build server removed from ${namespace}${opts.purge ? " (data purged)" : "; data volume kept (use --purge to delete it)"}`
+          : `no build server in ${namespace}`,
+        { namespace, removed },
+      );
+    });
+}

@@ -1,0 +1,82 @@
+/** snapdeploy sync: scan the working tree and sync it to your workspace on the build server. */
+import type { Command } from "commander";
+import os from "node:os";
+import path from "node:path";
+import { toName } from "../../config/config.js";
+import { resolveUser } from "../../config/identity.js";
+import { manifestDigest } from "../../context/digest.js";
+import { scanTree } from "../../context/scan.js";
+import { withAgent } from "../../server/connect.js";
+import { syncTree } from "../../sync/client.js";
+import { bytes, seconds } from "../../ui/format.js";
+import { UserError } from "../errors.js";
+import { VERSION } from "../version.js";
+import { commandContext } from "./context.js";
+
+export function registerSync(program: Command) {
+  program
+    .command("sync")
+    .description(
+      "sync the working tree (honouring .dockerignore, never .git) to your workspace on the build server",
+    )
+    .option("--project <name>", "project name (default: snapdeploy.yaml, else the folder's name)")
+    .option(
+      "--user <name>",
+      "whose workspace (default: $SNAPDEPLOY_USER, snapdeploy.yaml, your Kubernetes identity)",
+    )
+    .option("-n, --namespace <ns>", "namespace of the build server")
+    .action(async (opts, cmd: Command) => {
+      const c = commandContext(cmd);
+      const t0 = performance.now();
+      const kc = c.kube();
+      const user = resolveUser({ flag: opts.user, config: c.config.user, kc });
+      const project = opts.project ?? c.config.project ?? toName(path.basename(c.dir));
+      if (!project)
+        throw new UserError("usage", `cannot derive a project name from ${c.dir}`, {
+          hint: "pass --project NAME",
+        });
+      const namespace = opts.namespace ?? c.config.server.namespace;
+
+      const scan = await scanTree({ root: c.dir, onWarning: (m) => c.reporter.warn(m) });
+      const digest = manifestDigest(scan.entries);
+      const tScan = performance.now();
+      const r = await withAgent(kc, namespace, (s) =>
+        syncTree(
+          s.conn,
+          {
+            root: scan.root,
+            user,
+            project,
+            digest,
+            entries: scan.entries,
+            client: `${user}@${os.hostname()}`,
+          },
+          {
+            onWaiting: (holder) =>
+              c.reporter.info(`waiting: workspace ${user}/${project} is locked by ${holder}`),
+          },
+        ),
+      );
+      const t1 = performance.now();
+      const where = `${user}/${project}`;
+      const summary = r.noop
+        ? `${where} is up to date (${scan.stats.files} files, snapshot ${digest.slice(0, 12)}) in ${seconds(t1 - t0)}`
+        : `synced ${where}: ${r.added} added, ${r.changed} changed, ${r.removed} removed; sent ${r.blobs} blobs, ${bytes(r.blobBytes)} (${bytes(r.sentBytes)} on the wire) in ${seconds(t1 - t0)} (scan ${seconds(tScan - t0)})`;
+      for (const line of r.sample) c.reporter.info(`  ${line}`);
+      c.reporter.result(summary, {
+        user,
+        project,
+        snapshot: digest,
+        noop: r.noop,
+        added: r.added,
+        changed: r.changed,
+        removed: r.removed,
+        blobs: r.blobs,
+        blobBytes: r.blobBytes,
+        sentBytes: r.sentBytes,
+        files: scan.stats.files,
+        seconds: { total: (t1 - t0) / 1000, scan: (tScan - t0) / 1000 },
+        client: VERSION,
+      });
+    });
+}

@@ -1,0 +1,59 @@
+/**
+ * snapdeploy.yaml: one zod schema is the single source of truth. Every problem is
+ * reported with its location, e.g. `server.namespace: expected string`.
+ * Flags override the file; the file overrides defaults.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { parse } from "yaml";
+import { z } from "zod";
+import { UserError } from "../cli/errors.js";
+import { NAME_PATTERN } from "../protocol/constants.js";
+
+const name = z.string().regex(NAME_PATTERN, "use lowercase letters, digits, '.', '_' or '-' (at most 63)");
+
+export const ConfigSchema = z
+  .object({
+    project: name.optional(),
+    user: name.optional(),
+    server: z
+      .object({
+        namespace: z.string().min(1).default("snapdeploy"),
+      })
+      .strict()
+      .default({ namespace: "snapdeploy" }),
+  })
+  .strict();
+
+export type Config = z.infer<typeof ConfigSchema>;
+export const CONFIG_FILE = "snapdeploy.yaml";
+
+/** Reads <dir>/snapdeploy.yaml if present; an absent file means all defaults. */
+export function loadConfig(dir: string): Config {
+  const file = path.join(dir, CONFIG_FILE);
+  let raw: unknown = {};
+  if (existsSync(file)) {
+    try {
+      raw = parse(readFileSync(file, "utf8")) ?? {};
+    } catch (e) {
+      throw new UserError("usage", `${file} is not valid YAML: ${(e as Error).message}`);
+    }
+  }
+  const r = ConfigSchema.safeParse(raw);
+  if (!r.success) {
+    throw new UserError("usage", `${file} has ${r.error.issues.length} problem(s)`, {
+      details: r.error.issues.map((i) => `${i.path.join(".") || "(top level)"}: ${i.message}`),
+    });
+  }
+  return r.data;
+}
+
+/** Lowercases and replaces what a workspace name cannot hold; "" if nothing is left. */
+export function toName(s: string): string {
+  return s
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, "-")
+    .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, "")
+    .slice(0, 63)
+    .replace(/[^a-z0-9]+$/, "");
+}

@@ -1,0 +1,29 @@
+/** A content address for a scanned tree: equal digests mean equal build contexts. */
+import { createHash } from "node:crypto";
+import type { Entry } from "./scan.js";
+
+/**
+ * Sort order of manifest entries: `path` compared by UTF-16 code units (JavaScript's `<`
+ * on strings), independent of locale. It is a total order on distinct paths, and a
+ * directory sorts before everything inside it (a prefix sorts first), though not
+ * necessarily right before it: "a" < "a-b" < "a/b". It equals UTF-8 byte order except
+ * for characters above U+FFFF against U+E000–U+FFFF.
+ */
+export function compareEntryPaths(a: Pick<Entry, "path">, b: Pick<Entry, "path">): number {
+  return a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
+}
+
+/**
+ * sha256 hex of the canonical encoding of `entries`, in the order given (callers pass
+ * them sorted by `compareEntryPaths`, as `scanTree` returns them). One line per entry:
+ * `${type} ${mode in octal} ${size} ${hash ?? target ?? "-"} ${path}\n`. The encoding is
+ * unambiguous because paths never contain a newline and a symlink's size is the byte
+ * length of its target.
+ */
+export function manifestDigest(entries: readonly Entry[]): string {
+  const hash = createHash("sha256");
+  for (const e of entries) {
+    hash.update(`${e.type} ${e.mode.toString(8)} ${e.size} ${e.hash ?? e.target ?? "-"} ${e.path}\n`);
+  }
+  return hash.digest("hex");
+}

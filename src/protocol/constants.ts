@@ -1,0 +1,26 @@
+/**
+ * What the CLI and the build-server agent agree on. Bump PROTOCOL_VERSION on any
+ * incompatible change; both sides refuse a peer with another version.
+ */
+export const PROTOCOL_VERSION = 1;
+/** The agent's socket inside the build-server pod; the exec relay connects here. */
+export const AGENT_SOCKET = "/run/snapdeploy/agent.sock";
+/**
+ * The exec relay: copies the exec session's stdin/stdout to and from the agent's
+ * socket. `-t 0`: once the agent has closed its side (after its last message, which
+ * socat has already written out), exit at once instead of lingering 0.5 s.
+ */
+export const RELAY_COMMAND = ["socat", "-t", "0", "-", `UNIX-CONNECT:${AGENT_SOCKET}`];
+/** Unacknowledged compressed bytes the client may have in flight while sending blobs. */
+export const SEND_WINDOW = 8 * 1024 * 1024;
+/** The agent acknowledges at least this often (in compressed bytes consumed). */
+export const ACK_EVERY = 1024 * 1024;
+/** Size of the binary data frames the client sends. */
+export const DATA_CHUNK = 256 * 1024;
+/** Blob record header in the blob stream: 32-byte sha256 + 8-byte big-endian size. */
+export const BLOB_HEADER = 40;
+/** Names of users and projects (workspace path segments). */
+export const NAME_PATTERN = /^[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?$/;
+
+/** Error codes the agent reports; the CLI maps them to exit codes. */
+export type AgentErrorCode = "input" | "noSpace" | "protocol" | "internal";

@@ -1,0 +1,123 @@
+/**
+ * The build server's Kubernetes objects. Pure: the same options always give the same
+ * objects, so `server install` can be applied again and change nothing.
+ */
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { AGENT_SOCKET } from "../protocol/constants.js";
+
+export type BuilderMode = "docker-socket" | "dind";
+export const SERVER_NAME = "snapdeploy-build-server";
+export const DATA_CLAIM = "snapdeploy-data";
+export const APP_LABEL = "app.kubernetes.io/name";
+export const SELECTOR = `${APP_LABEL}=${SERVER_NAME}`;
+export const AGENT_CONTAINER = "agent";
+
+export interface ServerOptions {
+  namespace: string;
+  image: string;
+  builder: BuilderMode;
+  size: string;
+  storageClass?: string;
+  /** Registries the dind daemon may use over plain HTTP (e.g. a cluster-local registry). */
+  insecureRegistries: string[];
+}
+
+const labels = { [APP_LABEL]: SERVER_NAME, "app.kubernetes.io/managed-by": "snapdeploy" };
+
+export function serverObjects(o: ServerOptions): KubernetesObject[] {
+  const dind = o.builder === "dind";
+  const volumes: object[] = [
+    { name: "data", persistentVolumeClaim: { claimName: DATA_CLAIM } },
+    { name: "run", emptyDir: {} },
+  ];
+  const agentMounts: object[] = [
+    { name: "data", mountPath: "/data" },
+    { name: "run", mountPath: AGENT_SOCKET.slice(0, AGENT_SOCKET.lastIndexOf("/")) },
+  ];
+  const env = [
+    { name: "SNAPDEPLOY_DATA", value: "/data" },
+    { name: "SNAPDEPLOY_VOLUME", value: `PVC ${o.namespace}/${DATA_CLAIM}` },
+    { name: "SNAPDEPLOY_BUILDER", value: o.builder },
+  ];
+  const containers: object[] = [];
+  if (dind) {
+    // The pod's own Docker daemon: privileged, its layer cache on the data volume so
+    // it survives restarts. Only this container is privileged, not the agent.
+    volumes.push({ name: "dind-socket", emptyDir: {} });
+    agentMounts.push({ name: "dind-socket", mountPath: "/run/dind" });
+    env.push({ name: "DOCKER_HOST", value: "unix:///run/dind/docker.sock" });
+    containers.push({
+      name: "dockerd",
+      image: o.image,
+      command: [
+        "dockerd",
+        "--host=unix:///run/dind/docker.sock",
+        "--data-root=/data/docker",
+        ...o.insecureRegistries.map((r) => `--insecure-registry=${r}`),
+      ],
+      securityContext: { privileged: true },
+      volumeMounts: [
+        { name: "data", mountPath: "/data" },
+        { name: "dind-socket", mountPath: "/run/dind" },
+      ],
+    });
+  } else {
+    // The node's Docker daemon: whoever can exec into this pod is root on the node.
+    volumes.push({ name: "docker-socket", hostPath: { path: "/var/run/docker.sock", type: "Socket" } });
+    agentMounts.push({ name: "docker-socket", mountPath: "/var/run/docker.sock" });
+  }
+  containers.unshift({
+    name: AGENT_CONTAINER,
+    image: o.image,
+    command: ["node", "/opt/snapdeploy/agent.cjs", "serve"],
+    env,
+    volumeMounts: agentMounts,
+    readinessProbe: {
+      exec: { command: ["test", "-S", AGENT_SOCKET] },
+      periodSeconds: 2,
+      failureThreshold: 2,
+    },
+  });
+
+  return [
+    { apiVersion: "v1", kind: "Namespace", metadata: { name: o.namespace, labels } },
+    {
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: { name: SERVER_NAME, namespace: o.namespace, labels },
+      // No token: the agent needs no Kubernetes API rights at all.
+      automountServiceAccountToken: false,
+    } as KubernetesObject,
+    {
+      apiVersion: "v1",
+      kind: "PersistentVolumeClaim",
+      metadata: { name: DATA_CLAIM, namespace: o.namespace, labels },
+      spec: {
+        accessModes: ["ReadWriteOnce"],
+        resources: { requests: { storage: o.size } },
+        ...(o.storageClass !== undefined ? { storageClassName: o.storageClass } : {}),
+      },
+    } as KubernetesObject,
+    {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: SERVER_NAME, namespace: o.namespace, labels },
+      spec: {
+        replicas: 1,
+        // One pod owns the volume and the workspace locks at a time.
+        strategy: { type: "Recreate" },
+        selector: { matchLabels: { [APP_LABEL]: SERVER_NAME } },
+        template: {
+          metadata: { labels },
+          spec: {
+            serviceAccountName: SERVER_NAME,
+            automountServiceAccountToken: false,
+            terminationGracePeriodSeconds: 30,
+            containers,
+            volumes,
+          },
+        },
+      },
+    } as KubernetesObject,
+  ];
+}
