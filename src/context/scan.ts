@@ -231,13 +231,8 @@ export async function hashFile(
 export function checkEntryPath(rel: string): void {
   const hint = "rename it or add it to .dockerignore";
   if (/[\n\r\0]/.test(rel)) {
-    throw new UserError(
-      "input",
-      `unsupported path ${quote(rel)}: it contains a newline, carriage return or NUL`,
-      {
-        hint,
-      },
-    );
+    const message = `unsupported path ${quote(rel)}: it contains a newline, carriage return or NUL`;
+    throw new UserError("input", message, { hint });
   }
   // UTF-8 takes at most 3 bytes per UTF-16 unit, so short paths need no byte count.
   if (rel.length * 3 <= MAX_SEGMENT_BYTES) return;

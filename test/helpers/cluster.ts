@@ -4,6 +4,7 @@
  */
 import { type SpawnOptions, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -96,4 +97,56 @@ export async function eventually<T>(
     await sleep(300);
   }
   throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ""}`);
+}
+
+export const CLI = `${ROOT}/bin/snapdeploy.js`;
+
+/** Runs the real snapdeploy CLI (the built bundle) as a user would. */
+export function snapdeploy(args: string[], opts: SpawnOptions & { input?: string } = {}): Promise<RunResult> {
+  return run(process.execPath, [CLI, ...args], opts);
+}
+
+/** The build-server image the cluster harness built from this checkout. */
+export function serverImage(): string {
+  return readFileSync("/var/lib/snapdeploy-cluster/build-server-image", "utf8").trim();
+}
+
+/** Installs a build server of its own in a fresh namespace; returns the namespace. */
+export async function installServer(prefix: string, extra: string[] = []): Promise<string> {
+  await must(`${ROOT}/cluster/volumes`, ["4"]);
+  const ns = uniqueName(prefix);
+  const r = await snapdeploy(["server", "install", "-n", ns, "--image", serverImage(), ...extra]);
+  if (r.code !== 0) throw new Error(`server install failed (${r.code}): ${r.stderr}`);
+  return ns;
+}
+
+export async function uninstallServer(ns: string): Promise<void> {
+  await snapdeploy(["server", "uninstall", "-n", ns, "--purge"]);
+}
+
+/** The name of the ready build-server pod in a namespace. */
+export async function serverPod(ns: string): Promise<string> {
+  return await eventually(
+    `a ready build server pod in ${ns}`,
+    async () => {
+      const out = await mustKubectl([
+        "-n",
+        ns,
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/name=snapdeploy-build-server",
+        "-o",
+        'jsonpath={range .items[?(@.status.containerStatuses[0].ready==true)]}{.metadata.name}{"\\n"}{end}',
+      ]);
+      return out.trim().split("\n").filter(Boolean)[0];
+    },
+    120_000,
+  );
+}
+
+/** Runs a shell command in the build server's agent container. */
+export async function inServer(ns: string, script: string): Promise<string> {
+  const pod = await serverPod(ns);
+  return await mustKubectl(["-n", ns, "exec", pod, "-c", "agent", "--", "sh", "-c", script]);
 }
