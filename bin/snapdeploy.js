@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-import { main } from "../dist/snapdeploy.mjs";
+import { main } from "../dist/cli/snapdeploy.mjs";
 
 main(process.argv.slice(2));

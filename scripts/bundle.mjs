@@ -3,7 +3,7 @@
 // the CLI starts faster than from hundreds of modules, and the agent image needs
 // nothing but Node.js.
 import { build } from "esbuild";
-import { copyFileSync, mkdirSync, readFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 
 const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
 const define = { SNAPDEPLOY_VERSION: JSON.stringify(version) };
@@ -14,12 +14,19 @@ const common = {
   legalComments: "none",
   logLevel: "warning",
   sourcemap: true,
+  minify: true,
 };
+rmSync("dist", { recursive: true, force: true });
 
 await build({
   ...common,
-  entryPoints: ["src/cli/main.ts"],
-  outfile: "dist/snapdeploy.mjs",
+  // Commands load their heavy modules (the Kubernetes client) on first use, so
+  // --help and --version stay fast: code splitting keeps those in separate chunks.
+  entryPoints: { snapdeploy: "src/cli/main.ts" },
+  outdir: "dist/cli",
+  splitting: true,
+  chunkNames: "chunks/[name]-[hash]",
+  outExtension: { ".js": ".mjs" },
   format: "esm",
   target: "node20",
   // CommonJS dependencies bundled into an ES module still call require().

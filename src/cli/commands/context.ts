@@ -6,7 +6,6 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import type { Command } from "commander";
 import path from "node:path";
 import { type Config, loadConfig } from "../../config/config.js";
-import { loadKubeConfig } from "../../kube/client.js";
 import { createReporter, type OutputMode, type Reporter } from "../../ui/reporter.js";
 
 export interface GlobalFlags {
@@ -22,7 +21,8 @@ export interface CommandContext {
   dir: string;
   config: Config;
   reporter: Reporter;
-  kube(): KubeConfig;
+  /** The user's kubeconfig, loaded on first use (the Kubernetes client is a heavy module). */
+  kube(): Promise<KubeConfig>;
 }
 
 export function commandContext(cmd: Command): CommandContext {
@@ -34,8 +34,11 @@ export function commandContext(cmd: Command): CommandContext {
     dir,
     config: loadConfig(dir),
     reporter: createReporter({ mode: flags.output ?? "plain" }),
-    kube: () => {
-      kc ??= loadKubeConfig({ kubeconfig: flags.kubeconfig, context: flags.context });
+    kube: async () => {
+      if (!kc) {
+        const { loadKubeConfig } = await import("../../kube/client.js");
+        kc = loadKubeConfig({ kubeconfig: flags.kubeconfig, context: flags.context });
+      }
       return kc;
     },
   };

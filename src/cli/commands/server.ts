@@ -1,7 +1,6 @@
 /** snapdeploy server install | status | uninstall */
 import { type Command, Option } from "commander";
 import type { BuilderMode } from "../../server/manifests.js";
-import { installServer, serverStatus, uninstallServer } from "../../server/ops.js";
 import { ago, bytes } from "../../ui/format.js";
 import { UserError } from "../errors.js";
 import { commandContext } from "./context.js";
@@ -30,6 +29,7 @@ export function registerServer(program: Command) {
     .option("--timeout <seconds>", "how long to wait for it to become ready", "300")
     .action(async (opts, cmd: Command) => {
       const c = commandContext(cmd);
+      const { installServer } = await import("../../server/ops.js");
       const image = opts.image ?? process.env.SNAPDEPLOY_SERVER_IMAGE;
       if (!image) {
         throw new UserError("usage", "no build-server image given", {
@@ -38,7 +38,7 @@ export function registerServer(program: Command) {
       }
       const namespace = opts.namespace ?? c.config.server.namespace;
       const applied = await installServer(
-        c.kube(),
+        await c.kube(),
         {
           namespace,
           image,
@@ -68,7 +68,8 @@ export function registerServer(program: Command) {
     .action(async (opts, cmd: Command) => {
       const c = commandContext(cmd);
       const namespace = opts.namespace ?? c.config.server.namespace;
-      const s = await serverStatus(c.kube(), namespace);
+      const { serverStatus } = await import("../../server/ops.js");
+      const s = await serverStatus(await c.kube(), namespace);
       if (!s.ready || !s.agent) {
         c.reporter.result(
           `build server in ${namespace}: not ready${s.pod ? ` (pod ${s.pod}: ${s.phase})` : " (not installed)"}`,
@@ -102,7 +103,8 @@ export function registerServer(program: Command) {
     .action(async (opts, cmd: Command) => {
       const c = commandContext(cmd);
       const namespace = opts.namespace ?? c.config.server.namespace;
-      const removed = await uninstallServer(c.kube(), namespace, Boolean(opts.purge));
+      const { uninstallServer } = await import("../../server/ops.js");
+      const removed = await uninstallServer(await c.kube(), namespace, Boolean(opts.purge));
       for (const r of removed) c.reporter.info(`deleted ${r}`);
       c.reporter.result(
         removed.length

@@ -3,11 +3,8 @@ import type { Command } from "commander";
 import os from "node:os";
 import path from "node:path";
 import { toName } from "../../config/config.js";
-import { resolveUser } from "../../config/identity.js";
 import { manifestDigest } from "../../context/digest.js";
 import { scanTree } from "../../context/scan.js";
-import { withAgent } from "../../server/connect.js";
-import { syncTree } from "../../sync/client.js";
 import { bytes, seconds } from "../../ui/format.js";
 import { UserError } from "../errors.js";
 import { VERSION } from "../version.js";
@@ -28,7 +25,12 @@ export function registerSync(program: Command) {
     .action(async (opts, cmd: Command) => {
       const c = commandContext(cmd);
       const t0 = performance.now();
-      const kc = c.kube();
+      const [{ resolveUser }, { withAgent }, { syncTree }, kc] = await Promise.all([
+        import("../../config/identity.js"),
+        import("../../server/connect.js"),
+        import("../../sync/client.js"),
+        c.kube(),
+      ]);
       const user = resolveUser({ flag: opts.user, config: c.config.user, kc });
       const project = opts.project ?? c.config.project ?? toName(path.basename(c.dir));
       if (!project)
