@@ -84,12 +84,12 @@ start_registry() {
     echo "version: 0.1"
     echo "log: {level: warn}"
     echo "storage: {filesystem: {rootdirectory: $dir}, delete: {enabled: true}}"
-    echo "http: {addr: $addr}"
+    echo "http: {addr: $addr, tls: {certificate: $PKI/registry.crt, key: $PKI/registry.key}}"
     [ -n "$auth" ] && echo "auth: {htpasswd: {realm: snapdeploy-local, path: $auth}}"
   } > "$cfg"
   start_daemon "$name" /usr/bin/docker-registry serve "$cfg"
   start_daemon "$name-loopback" socat "TCP-LISTEN:${alias##*:},bind=${alias%:*},fork,reuseaddr" "TCP:$addr"
-  wait_for "$name" 20 curl -sS -o /dev/null "http://$alias/v2/"
+  wait_for "$name" 20 curl -sS --cacert "$PKI/ca.crt" -o /dev/null "https://$alias/v2/"
 }
 
 start_registries() {
@@ -105,12 +105,23 @@ start_registries() {
   start_registry registry-auth "$AUTH_REGISTRY_NODE" "$AUTH_REGISTRY" "$a/data" "$a/htpasswd"
 }
 
+# The registries serve TLS with a certificate from the cluster CA (BuildKit in this
+# Docker version reaches plain-HTTP registries only on loopback). Docker trusts it
+# through certs.d; containerd through hosts.toml.
+trust_registries() {
+  local r
+  for r in "$REGISTRY" "$REGISTRY_NODE" "$AUTH_REGISTRY" "$AUTH_REGISTRY_NODE"; do
+    mkdir -p "/etc/docker/certs.d/$r"
+    cp "$PKI/ca.crt" "/etc/docker/certs.d/$r/ca.crt"
+  done
+}
+
 start_docker() {
   # The node's Docker daemon on /var/run/docker.sock, as nodes of the original
   # snapshot-deploy design had. It runs its own containerd, apart from the CRI one.
-  mkdir -p /etc/docker
+  trust_registries
   cat > "$STATE/dockerd.json" <<JSON
-{"insecure-registries": ["$REGISTRY_NODE", "$AUTH_REGISTRY_NODE"], "features": {"buildkit": true}}
+{"features": {"buildkit": true}}
 JSON
   start_daemon dockerd dockerd --config-file "$STATE/dockerd.json" -H unix:///var/run/docker.sock
   wait_for dockerd 60 docker version
@@ -120,7 +131,7 @@ start_containerd() {
   local hosts=$STATE/containerd/certs.d r
   for r in "$REGISTRY" "$REGISTRY_NODE" "$AUTH_REGISTRY" "$AUTH_REGISTRY_NODE"; do
     mkdir -p "$hosts/$r"
-    printf 'server = "http://%s"\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' "$r" "$r" > "$hosts/$r/hosts.toml"
+    printf 'server = "https://%s"\n[host."https://%s"]\n  capabilities = ["pull", "resolve"]\n  ca = "%s"\n' "$r" "$r" "$PKI/ca.crt" > "$hosts/$r/hosts.toml"
   done
   cat > "$STATE/containerd.toml" <<TOML
 version = 2

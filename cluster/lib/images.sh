@@ -3,7 +3,7 @@
 # a "tools" variant of it with Node.js, Docker and rsync for the build server.
 # Root filesystems are cached as tarballs in $CACHE/images.
 
-_have_image() { curl -fs -o /dev/null "http://$REGISTRY/v2/$1/manifests/${2}" -H 'Accept: application/vnd.docker.distribution.manifest.v2+json'; }
+_have_image() { curl -fs --cacert "$PKI/ca.crt" -o /dev/null "https://$REGISTRY/v2/$1/manifests/${2}" -H 'Accept: application/vnd.docker.distribution.manifest.v2+json'; }
 
 _push() { # name:tag
   docker tag "$1" "$REGISTRY/$1" && docker push -q "$REGISTRY/$1" >/dev/null

@@ -52,6 +52,7 @@ make_pki() {
   _cert kubelet "system:node:$NODE_NAME" system:nodes
   _cert kube-proxy system:kube-proxy ""
   _cert apiserver-kubelet-client kube-apiserver-kubelet-client system:masters
+  _cert registry snapdeploy-registry "" "DNS:localhost,IP:127.0.0.1,IP:$NODE_IP"
   [ -f "$PKI/sa.key" ] || { openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null; openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null; }
   local s=https://$NODE_IP:6443
   _kubeconfig "$KUBECONFIG_ADMIN" admin "https://127.0.0.1:6443"

@@ -10,7 +10,7 @@ cd "$ROOT"
 npm run --silent build
 tag=$(cat dist/server/agent.cjs dist/server/Dockerfile | sha256sum | cut -c1-12)
 ref=$REGISTRY/snapdeploy/build-server:$tag
-if ! curl -fs -o /dev/null "http://$REGISTRY/v2/snapdeploy/build-server/manifests/$tag" -H 'Accept: application/vnd.docker.distribution.manifest.v2+json'; then
+if ! curl -fs --cacert "$PKI/ca.crt" -o /dev/null "https://$REGISTRY/v2/snapdeploy/build-server/manifests/$tag" -H 'Accept: application/vnd.docker.distribution.manifest.v2+json'; then
   DOCKER_BUILDKIT=1 docker build -q --build-arg "BASE=$REGISTRY/$TOOLS_IMAGE" -t "$ref" dist/server >/dev/null
   docker push -q "$ref" >/dev/null
 fi

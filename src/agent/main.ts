@@ -12,6 +12,8 @@ import path from "node:path";
 import { AGENT_SOCKET } from "../protocol/constants.js";
 import { Connection } from "../transport/framing.js";
 import { BlobStore } from "./blobs.js";
+import { BuildQueue } from "./build.js";
+import { RegistryClient } from "./registry.js";
 import { type AgentContext, serveSession } from "./session.js";
 import { WorkspaceLocks } from "./workspace.js";
 
@@ -35,6 +37,14 @@ export async function serve(opts: { dataDir: string; socket: string; volumeName:
     workspacesDir,
     builder: opts.builder,
     log,
+    registry: new RegistryClient({
+      insecure: (process.env.SNAPDEPLOY_INSECURE_REGISTRIES ?? "").split(",").filter(Boolean),
+      dockerConfigFile: process.env.DOCKER_CONFIG
+        ? path.join(process.env.DOCKER_CONFIG, "config.json")
+        : undefined,
+    }),
+    builds: new BuildQueue(Number(process.env.SNAPDEPLOY_MAX_BUILDS ?? 2)),
+    secretsDir: process.env.SNAPDEPLOY_SECRETS ?? "/run/snapdeploy/secrets",
   };
   await fs.mkdir(path.dirname(opts.socket), { recursive: true });
   await fs.rm(opts.socket, { force: true });

@@ -3,16 +3,24 @@
  * validates everything it receives; errors go back to the client as
  * { t: "error", code, message, hint } before the connection closes.
  */
+import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
+import path from "node:path";
 import { createInflateRaw } from "node:zlib";
 import { manifestDigest } from "../context/digest.js";
 import { type AgentErrorCode, ACK_EVERY, BLOB_HEADER, PROTOCOL_VERSION } from "../protocol/constants.js";
 import { type Connection, FRAME_DATA, type Message, ProtocolError } from "../transport/framing.js";
 import { BlobMismatch, type BlobStore, type BlobWriter } from "./blobs.js";
+import { type BuildQueue, buildImage, pushImage, StepFailed } from "./build.js";
+import { type RegistryClient, RegistryError } from "./registry.js";
 import { InvalidInput, validateManifest, validateName } from "./validate.js";
 import { Workspace, type WorkspaceLocks } from "./workspace.js";
 
 export interface AgentContext {
+  registry: RegistryClient;
+  builds: BuildQueue;
+  /** A memory-backed folder for BuildKit secret files, removed after each build. */
+  secretsDir: string;
   version: string;
   dataDir: string;
   /** How users should name the volume in messages (e.g. "PVC snapdeploy/snapdeploy-data"). */
@@ -35,11 +43,17 @@ export async function serveSession(conn: Connection, ctx: AgentContext): Promise
       );
     }
     await conn.send({ t: "hello", protocol: PROTOCOL_VERSION, agent: ctx.version });
-    const op = await conn.expect();
-    if (op.t === "sync") await sync(conn, ctx, op);
-    else if (op.t === "status") await conn.send(await status(ctx));
-    else if (op.t === "ping") await conn.send({ t: "pong" });
-    else throw new ProtocolError(`unknown operation "${op.t}"`);
+    // Operations run one after another until the client says bye.
+    for (;;) {
+      const op = await conn.expect();
+      if (op.t === "bye") break;
+      if (op.t === "sync") await sync(conn, ctx, op);
+      else if (op.t === "check") await conn.send(await check(ctx, op));
+      else if (op.t === "build") await build(conn, ctx, op);
+      else if (op.t === "status") await conn.send(await status(ctx));
+      else if (op.t === "ping") await conn.send({ t: "pong" });
+      else throw new ProtocolError(`unknown operation "${op.t}"`);
+    }
   } catch (e) {
     await reportError(conn, ctx, e);
   } finally {
@@ -228,6 +242,116 @@ async function receiveBlobs(
   }
 }
 
+/**
+ * Does the registry already have this snapshot's tag? If not, says why the cache
+ * missed when the workspace's last build explains it (same files, other settings).
+ */
+async function check(ctx: AgentContext, op: Message): Promise<Message> {
+  const ref = String(op.ref);
+  const found = await ctx.registry.lookup(ref);
+  if (found) return { t: "check", exists: true, digest: found.digest, labels: found.labels };
+  const user = validateName("user", op.user);
+  const project = validateName("project", op.project);
+  const last = (await new Workspace(ctx.workspacesDir, user, project).info())?.lastBuild;
+  let reason: string | undefined;
+  if (!last) reason = "first build in this workspace";
+  else if (last.manifest === op.manifest) {
+    const now = (op.settings ?? {}) as Record<string, unknown>;
+    const changed = Object.keys({ ...now, ...last.settings }).filter(
+      (k) => JSON.stringify(now[k]) !== JSON.stringify(last.settings[k]),
+    );
+    reason = changed.length
+      ? `same files, but ${changed.join(", ")} changed`
+      : "same files and settings, but the tag is gone from the registry";
+  }
+  return { t: "check", exists: false, reason, lastRef: last?.ref };
+}
+
+/** Builds the workspace's current tree and pushes it; streams the output as { t: "log" }. */
+async function build(conn: Connection, ctx: AgentContext, op: Message) {
+  const user = validateName("user", op.user);
+  const project = validateName("project", op.project);
+  const ws = new Workspace(ctx.workspacesDir, user, project);
+  const ref = String(op.ref);
+  const dockerfile = String(op.dockerfile ?? "Dockerfile");
+  const abort = new AbortController();
+  const onGone = () => abort.abort();
+  conn.stream.once("close", onGone);
+  const release = await ctx.locks.acquire(`${user}/${project}`, `build by ${user}`, (holder, since) => {
+    void conn.send({ t: "waiting", holder, since }).catch(() => {});
+  });
+  let secrets: string | undefined;
+  let leaveQueue: (() => void) | undefined;
+  try {
+    const current = await ws.currentManifest();
+    const tree = await ws.currentTree();
+    if (!current || !tree || current.digest !== op.manifest) {
+      throw new InvalidInput(
+        "the workspace changed since this snapshot was synced (another sync ran); run the command again",
+      );
+    }
+    const inTree = path.posix.normalize(dockerfile);
+    if (
+      inTree.startsWith("../") ||
+      inTree.startsWith("/") ||
+      !current.entries.some((e) => e.path === inTree && e.type === "file")
+    ) {
+      throw new InvalidInput(
+        `Dockerfile ${dockerfile} is not a file in the synced tree (is it excluded by .dockerignore?)`,
+      );
+    }
+    leaveQueue = await ctx.builds.acquire((position) => {
+      void conn.send({ t: "queued", position }).catch(() => {});
+    });
+    if (abort.signal.aborted) return;
+    secrets = path.join(ctx.secretsDir, randomBytes(8).toString("hex"));
+    await fs.mkdir(secrets, { recursive: true, mode: 0o700 });
+    const secretFiles: Record<string, string> = {};
+    for (const s of (op.secrets ?? []) as { id: string; data: string }[]) {
+      if (!/^[A-Za-z0-9._-]{1,64}$/.test(String(s.id)))
+        throw new InvalidInput(`invalid secret id ${JSON.stringify(s.id)}`);
+      const file = path.join(secrets, s.id);
+      await fs.writeFile(file, Buffer.from(String(s.data), "base64"), { mode: 0o600 });
+      secretFiles[s.id] = file;
+    }
+    const send = (line: string) => void conn.send({ t: "log", line }).catch(() => {});
+    const t0 = Date.now();
+    await conn.send({ t: "phase", phase: "build" });
+    await buildImage(
+      {
+        contextDir: tree,
+        dockerfile: path.join(tree, inTree),
+        ref,
+        buildArgs: (op.buildArgs ?? {}) as Record<string, string>,
+        labels: (op.labels ?? {}) as Record<string, string>,
+        target: op.target ? String(op.target) : undefined,
+        platform: op.platform ? String(op.platform) : undefined,
+        secrets: secretFiles,
+      },
+      send,
+      abort.signal,
+    );
+    const t1 = Date.now();
+    await conn.send({ t: "phase", phase: "push" });
+    const digest = await pushImage(ref, send, abort.signal);
+    const t2 = Date.now();
+    await ws.recordBuild({
+      ref,
+      digest,
+      manifest: current.digest,
+      settings: (op.settings ?? {}) as Record<string, unknown>,
+      time: new Date().toISOString(),
+    });
+    ctx.log(`build ${user}/${project}: ${ref}@${digest} (build ${t1 - t0} ms, push ${t2 - t1} ms)`);
+    await conn.send({ t: "built", ref, digest, buildMs: t1 - t0, pushMs: t2 - t1 });
+  } finally {
+    conn.stream.off("close", onGone);
+    if (secrets) await fs.rm(secrets, { recursive: true, force: true });
+    leaveQueue?.();
+    release();
+  }
+}
+
 async function status(ctx: AgentContext): Promise<Message> {
   const disk = await fs.statfs(ctx.dataDir);
   const workspaces = [];
@@ -252,8 +376,15 @@ async function reportError(conn: Connection, ctx: AgentContext, e: unknown) {
   let code: AgentErrorCode = "internal";
   let message = err?.message ?? String(e);
   let hint: string | undefined;
+  let extra: Record<string, unknown> = {};
   if (e instanceof InvalidInput || e instanceof BlobMismatch) code = "input";
-  else if (e instanceof ProtocolError) code = "protocol";
+  else if (e instanceof StepFailed) {
+    code = e.phase;
+    extra = { step: e.step, tail: e.tail, kind: e.kind };
+  } else if (e instanceof RegistryError) {
+    code = "registry";
+    extra = { kind: e.kind };
+  } else if (e instanceof ProtocolError) code = "protocol";
   else if (e instanceof ClientAbort) {
     ctx.log(`client aborted: ${message}`);
     return;
@@ -268,5 +399,5 @@ async function reportError(conn: Connection, ctx: AgentContext, e: unknown) {
       "grow it (snapdeploy server install --size <bigger>, where the storage class allows expansion) or free space (snapdeploy server prune)";
   }
   if (code === "internal" || code === "protocol") ctx.log(`error: ${err?.stack ?? message}`);
-  await conn.send({ t: "error", code, message, hint }).catch(() => {});
+  await conn.send({ t: "error", code, message, hint, ...extra }).catch(() => {});
 }

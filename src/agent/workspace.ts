@@ -23,6 +23,15 @@ export interface WorkspaceInfo {
   files: number;
   bytes: number;
   lastSync: string;
+  lastBuild?: LastBuild;
+}
+/** What the workspace's last successful build was made from. */
+export interface LastBuild {
+  ref: string;
+  digest: string;
+  manifest: string;
+  settings: Record<string, unknown>;
+  time: string;
 }
 export interface Changes {
   added: number;
@@ -124,7 +133,9 @@ export class Workspace {
     await fs.rename(`${link}.tmp`, link);
 
     const files = entries.filter((e) => e.type === "file");
+    const previous = await this.info();
     const info: WorkspaceInfo = {
+      ...(previous?.lastBuild ? { lastBuild: previous.lastBuild } : {}),
       user: this.user,
       project: this.project,
       digest,
@@ -132,8 +143,19 @@ export class Workspace {
       bytes: files.reduce((n, e) => n + e.size, 0),
       lastSync: new Date().toISOString(),
     };
-    await fs.writeFile(path.join(this.dir, "info.json"), JSON.stringify(info));
+    await this.writeInfo(info);
     return diffSummary(before?.entries ?? [], entries);
+  }
+
+  async recordBuild(build: LastBuild): Promise<void> {
+    const info = await this.info();
+    if (info) await this.writeInfo({ ...info, lastBuild: build });
+  }
+
+  private async writeInfo(info: WorkspaceInfo) {
+    const file = path.join(this.dir, "info.json");
+    await fs.writeFile(`${file}.tmp`, JSON.stringify(info));
+    await fs.rename(`${file}.tmp`, file);
   }
 }
 

@@ -3,6 +3,7 @@
  * message and an exit code in one place.
  */
 import { Command, CommanderError, Option } from "commander";
+import { registerBuild } from "./commands/build.js";
 import { registerServer } from "./commands/server.js";
 import { registerSync } from "./commands/sync.js";
 import { ExitCode, isUserError } from "./errors.js";
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerServer(program);
   registerSync(program);
+  registerBuild(program);
   for (const c of program.commands) inheritExitOverride(c);
   return program;
 }

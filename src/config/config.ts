@@ -16,6 +16,32 @@ export const ConfigSchema = z
   .object({
     project: name.optional(),
     user: name.optional(),
+    image: z
+      .object({
+        /** Where snapshots are pushed, e.g. registry.example.com/team/app. */
+        repository: z.string().min(1).optional(),
+        dockerfile: z.string().min(1).default("Dockerfile"),
+        target: z.string().min(1).optional(),
+        platform: z.string().min(1).optional(),
+        buildArgs: z.record(z.string(), z.string()).default({}),
+        tagPrefix: z
+          .string()
+          .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,40}$/)
+          .default("snap-"),
+        secrets: z
+          .array(
+            z
+              .object({
+                id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
+                secret: z.string().min(1),
+                key: z.string().min(1).optional(),
+              })
+              .strict(),
+          )
+          .default([]),
+      })
+      .strict()
+      .default({ dockerfile: "Dockerfile", buildArgs: {}, tagPrefix: "snap-", secrets: [] }),
     server: z
       .object({
         namespace: z.string().min(1).default("snapdeploy"),

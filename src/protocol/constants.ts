@@ -23,4 +23,12 @@ export const BLOB_HEADER = 40;
 export const NAME_PATTERN = /^[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?$/;
 
 /** Error codes the agent reports; the CLI maps them to exit codes. */
-export type AgentErrorCode = "input" | "noSpace" | "protocol" | "internal";
+export type AgentErrorCode =
+  | "input"
+  | "noSpace"
+  | "protocol"
+  | "internal"
+  | "build"
+  | "push"
+  | "registry"
+  | "busy";

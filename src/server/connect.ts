@@ -79,6 +79,7 @@ export async function connectAgent(kc: KubeConfig, namespace: string): Promise<A
       pod: name,
       agentVersion: String(hello.agent),
       async finish() {
+        await conn.send({ t: "bye" }).catch(() => {});
         conn.close();
         const st = await within(exec.status, 10_000, null);
         exec.destroy();

@@ -18,17 +18,29 @@ export interface ServerOptions {
   builder: BuilderMode;
   size: string;
   storageClass?: string;
-  /** Registries the dind daemon may use over plain HTTP (e.g. a cluster-local registry). */
+  /** Registries reached over plain HTTP (e.g. a cluster-local registry): by the dind daemon and the agent's tag checks. */
   insecureRegistries: string[];
+  /** A Secret of type kubernetes.io/dockerconfigjson with push (and pull) credentials. */
+  registrySecret?: string;
+  /** How many builds may run at once; more wait in a queue. */
+  maxBuilds: number;
+  /** CA certificates (PEM) of registries with private TLS, by host[:port]. */
+  registryCAs: Record<string, string>;
 }
+
+export const REGISTRY_CA_CONFIGMAP = "snapdeploy-registry-ca";
+/** ConfigMap keys allow only [-._a-zA-Z0-9]. */
+export const caKey = (host: string) => `${host.replace(/[^-._a-zA-Z0-9]/g, "_")}.crt`;
 
 const labels = { [APP_LABEL]: SERVER_NAME, "app.kubernetes.io/managed-by": "snapdeploy" };
 
 export function serverObjects(o: ServerOptions): KubernetesObject[] {
   const dind = o.builder === "dind";
+  const caHosts = Object.keys(o.registryCAs).sort();
   const volumes: object[] = [
     { name: "data", persistentVolumeClaim: { claimName: DATA_CLAIM } },
-    { name: "run", emptyDir: {} },
+    // Memory-backed: BuildKit secret files pass through here and never touch a disk.
+    { name: "run", emptyDir: { medium: "Memory" } },
   ];
   const agentMounts: object[] = [
     { name: "data", mountPath: "/data" },
@@ -38,12 +50,39 @@ export function serverObjects(o: ServerOptions): KubernetesObject[] {
     { name: "SNAPDEPLOY_DATA", value: "/data" },
     { name: "SNAPDEPLOY_VOLUME", value: `PVC ${o.namespace}/${DATA_CLAIM}` },
     { name: "SNAPDEPLOY_BUILDER", value: o.builder },
+    { name: "SNAPDEPLOY_MAX_BUILDS", value: String(o.maxBuilds) },
+    { name: "SNAPDEPLOY_INSECURE_REGISTRIES", value: o.insecureRegistries.join(",") },
+    { name: "SNAPDEPLOY_SECRETS", value: `${AGENT_SOCKET.slice(0, AGENT_SOCKET.lastIndexOf("/"))}/secrets` },
   ];
+  if (caHosts.length) {
+    // The agent's tag checks trust them via NODE_EXTRA_CA_CERTS (one bundle); a
+    // Docker daemon via certs.d/<host>/ca.crt.
+    volumes.push({ name: "registry-ca", configMap: { name: REGISTRY_CA_CONFIGMAP } });
+    agentMounts.push({ name: "registry-ca", mountPath: "/etc/snapdeploy/registry-ca", readOnly: true });
+    env.push({ name: "NODE_EXTRA_CA_CERTS", value: "/etc/snapdeploy/registry-ca/bundle.crt" });
+  }
+  if (o.registrySecret) {
+    volumes.push({
+      name: "registry-credentials",
+      secret: { secretName: o.registrySecret, items: [{ key: ".dockerconfigjson", path: "config.json" }] },
+    });
+    agentMounts.push({ name: "registry-credentials", mountPath: "/etc/snapdeploy/docker", readOnly: true });
+    env.push({ name: "DOCKER_CONFIG", value: "/etc/snapdeploy/docker" });
+  }
   const containers: object[] = [];
   if (dind) {
     // The pod's own Docker daemon: privileged, its layer cache on the data volume so
     // it survives restarts. Only this container is privileged, not the agent.
     volumes.push({ name: "dind-socket", emptyDir: {} });
+    if (caHosts.length) {
+      volumes.push({
+        name: "registry-ca-certsd",
+        configMap: {
+          name: REGISTRY_CA_CONFIGMAP,
+          items: caHosts.map((h) => ({ key: caKey(h), path: `${h}/ca.crt` })),
+        },
+      });
+    }
     agentMounts.push({ name: "dind-socket", mountPath: "/run/dind" });
     env.push({ name: "DOCKER_HOST", value: "unix:///run/dind/docker.sock" });
     containers.push({
@@ -59,6 +98,9 @@ export function serverObjects(o: ServerOptions): KubernetesObject[] {
       volumeMounts: [
         { name: "data", mountPath: "/data" },
         { name: "dind-socket", mountPath: "/run/dind" },
+        ...(caHosts.length
+          ? [{ name: "registry-ca-certsd", mountPath: "/etc/docker/certs.d", readOnly: true }]
+          : []),
       ],
     });
   } else {
@@ -79,8 +121,22 @@ export function serverObjects(o: ServerOptions): KubernetesObject[] {
     },
   });
 
+  const caConfigMap = caHosts.length
+    ? [
+        {
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          metadata: { name: REGISTRY_CA_CONFIGMAP, namespace: o.namespace, labels },
+          data: {
+            ...Object.fromEntries(caHosts.map((h) => [caKey(h), o.registryCAs[h] as string])),
+            "bundle.crt": caHosts.map((h) => o.registryCAs[h]).join("\n"),
+          },
+        } as KubernetesObject,
+      ]
+    : [];
   return [
     { apiVersion: "v1", kind: "Namespace", metadata: { name: o.namespace, labels } },
+    ...caConfigMap,
     {
       apiVersion: "v1",
       kind: "ServiceAccount",

@@ -182,13 +182,15 @@ export class Connection {
   }
 }
 
-/** An error the other side reported with { t: "error", code, message, hint }. */
+/** An error the other side reported with { t: "error", code, message, hint, ...details }. */
 export class RemoteError extends Error {
   override name = "RemoteError";
   constructor(
     readonly code: string,
     message: string,
     readonly hint?: string,
+    /** The whole error message, for operation-specific details (failing step, output tail). */
+    readonly detail: Message = { t: "error" },
   ) {
     super(message);
   }
@@ -199,5 +201,6 @@ export function remoteError(msg: Message): RemoteError {
     String(msg.code ?? "internal"),
     String(msg.message ?? "unknown error"),
     msg.hint ? String(msg.hint) : undefined,
+    msg,
   );
 }

@@ -1,9 +1,35 @@
 /** snapdeploy server install | status | uninstall */
 import { type Command, Option } from "commander";
+import { readFileSync } from "node:fs";
 import type { BuilderMode } from "../../server/manifests.js";
 import { ago, bytes } from "../../ui/format.js";
 import { UserError } from "../errors.js";
 import { commandContext } from "./context.js";
+
+function positiveInt(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UserError("usage", `${flag} must be a positive integer, got "${v}"`);
+  return n;
+}
+
+function readCAs(specs: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const spec of specs) {
+    const eq = spec.indexOf("=");
+    if (eq <= 0) throw new UserError("usage", `--registry-ca "${spec}" must look like HOST[:PORT]=FILE`);
+    const file = spec.slice(eq + 1);
+    let pem: string;
+    try {
+      pem = readFileSync(file, "utf8");
+    } catch (e) {
+      throw new UserError("usage", `cannot read CA certificate ${file}: ${(e as Error).message}`);
+    }
+    if (!pem.includes("BEGIN CERTIFICATE")) throw new UserError("usage", `${file} is not a PEM certificate`);
+    out[spec.slice(0, eq)] = pem;
+  }
+  return out;
+}
 
 export function registerServer(program: Command) {
   const server = program
@@ -24,7 +50,21 @@ export function registerServer(program: Command) {
     .option("--image <ref>", "build-server image (default: $SNAPDEPLOY_SERVER_IMAGE)")
     .option("--size <quantity>", "size of its data volume (blob store, workspaces, dind layer cache)", "50Gi")
     .option("--storage-class <name>", "storage class of the data volume (default: the cluster's default)")
-    .option("--insecure-registry <host:port...>", "registries the dind daemon may reach over plain HTTP", [])
+    .option(
+      "--insecure-registry <host:port...>",
+      "registries reached over plain HTTP (dind daemon and tag checks)",
+      [],
+    )
+    .option(
+      "--registry-secret <name>",
+      "Secret (type kubernetes.io/dockerconfigjson, in the server's namespace) with registry credentials",
+    )
+    .option("--max-builds <n>", "builds that may run at once; more wait in a queue", "2")
+    .option(
+      "--registry-ca <host=file...>",
+      "trust this CA certificate (PEM file) for a registry with private TLS",
+      [],
+    )
     .option("-n, --namespace <ns>", "namespace of the build server")
     .option("--timeout <seconds>", "how long to wait for it to become ready", "300")
     .action(async (opts, cmd: Command) => {
@@ -46,6 +86,9 @@ export function registerServer(program: Command) {
           size: opts.size,
           storageClass: opts.storageClass,
           insecureRegistries: opts.insecureRegistry,
+          registrySecret: opts.registrySecret,
+          maxBuilds: positiveInt(opts.maxBuilds, "--max-builds"),
+          registryCAs: readCAs(opts.registryCa),
         },
         { timeoutMs: Number(opts.timeout) * 1000, onProgress: (s) => c.reporter.info(s) },
       );

@@ -1,0 +1,114 @@
+/** snapdeploy build: scan, registry check, sync, remote build, push. */
+import type { Command } from "commander";
+import path from "node:path";
+import { toName } from "../../config/config.js";
+import { bytes, seconds } from "../../ui/format.js";
+import { UserError } from "../errors.js";
+import { type CommandContext, commandContext } from "./context.js";
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+/** Flags shared by every command that builds a snapshot (build, deploy, run). */
+export function addBuildOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      "-r, --repository <repo>",
+      "image repository to push to (default: image.repository in snapdeploy.yaml)",
+    )
+    .option("-f, --dockerfile <path>", "Dockerfile, relative to the project folder (default: Dockerfile)")
+    .option("--build-arg <KEY=VALUE>", "build argument (repeatable)", collect, [])
+    .option("--target <stage>", "target stage")
+    .option("--platform <platform>", "target platform, e.g. linux/amd64")
+    .option("--tag-prefix <prefix>", "prefix of snapshot tags (default: snap-)")
+    .option(
+      "--secret <id=ID,secret=NAME[,key=KEY]>",
+      "BuildKit secret from a Kubernetes Secret (repeatable)",
+      collect,
+      [],
+    )
+    .option("--project <name>", "project name (default: snapdeploy.yaml, else the folder's name)")
+    .option(
+      "--user <name>",
+      "whose workspace (default: $SNAPDEPLOY_USER, snapdeploy.yaml, your Kubernetes identity)",
+    )
+    .option("-n, --namespace <ns>", "namespace of the build server");
+}
+
+function parseKeyValues(list: string[], what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of list) {
+    const eq = item.indexOf("=");
+    if (eq <= 0) throw new UserError("usage", `${what} "${item}" must look like KEY=VALUE`);
+    out[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return out;
+}
+
+function parseSecret(spec: string): { id: string; secret: string; key?: string } {
+  const kv = parseKeyValues(spec.split(","), "--secret part");
+  if (!kv.id || !kv.secret)
+    throw new UserError("usage", `--secret "${spec}" needs id=ID and secret=NAME (and optionally key=KEY)`);
+  return { id: kv.id, secret: kv.secret, key: kv.key };
+}
+
+/** Resolves flags + snapdeploy.yaml into a build request and runs it. */
+export async function runBuild(c: CommandContext, opts: Record<string, unknown>) {
+  const [{ resolveUser }, { buildSnapshot }, kc] = await Promise.all([
+    import("../../config/identity.js"),
+    import("../../pipeline/build.js"),
+    c.kube(),
+  ]);
+  const image = c.config.image;
+  const repository = (opts.repository as string | undefined) ?? image.repository;
+  if (!repository) {
+    throw new UserError("usage", "no image repository given", {
+      hint: "pass --repository registry.example.com/team/app, or set image.repository in snapdeploy.yaml",
+    });
+  }
+  const project = (opts.project as string | undefined) ?? c.config.project ?? toName(path.basename(c.dir));
+  const user = resolveUser({ flag: opts.user as string | undefined, config: c.config.user, kc });
+  const buildArgs = { ...image.buildArgs, ...parseKeyValues(opts.buildArg as string[], "--build-arg") };
+  const secrets = [...image.secrets, ...(opts.secret as string[]).map(parseSecret)];
+  const context = kc.getContextObject(kc.getCurrentContext());
+  return await buildSnapshot(
+    kc,
+    {
+      dir: c.dir,
+      user,
+      project,
+      serverNamespace: (opts.namespace as string | undefined) ?? c.config.server.namespace,
+      repository,
+      tagPrefix: (opts.tagPrefix as string | undefined) ?? image.tagPrefix,
+      settings: {
+        dockerfile: (opts.dockerfile as string | undefined) ?? image.dockerfile,
+        buildArgs,
+        target: (opts.target as string | undefined) ?? image.target,
+        platform: (opts.platform as string | undefined) ?? image.platform,
+      },
+      secrets,
+      secretsNamespace: context?.namespace ?? "default",
+    },
+    c.reporter,
+  );
+}
+
+export function registerBuild(program: Command) {
+  addBuildOptions(
+    program
+      .command("build")
+      .description("build the working tree on the build server and push it (skipped if the snapshot exists)"),
+  ).action(async (opts, cmd: Command) => {
+    const c = commandContext(cmd);
+    const t0 = performance.now();
+    const r = await runBuild(c, opts);
+    const phases = Object.entries(r.timings)
+      .map(([k, v]) => `${k} ${v.toFixed(2)}s`)
+      .join(", ");
+    c.reporter.info(
+      `${r.skipped ? "skipped build (snapshot exists)" : "built and pushed"} in ${seconds(performance.now() - t0)}: ${phases}${
+        r.sync && !r.sync.noop ? `; sent ${bytes(r.sync.sentBytes)}` : ""
+      }`,
+    );
+    c.reporter.result(`${r.ref}@${r.digest}`, r);
+  });
+}

@@ -1,0 +1,212 @@
+/**
+ * scan → snapshot id → registry check → (miss) sync → remote build → push.
+ * One session with the build server carries all of it. The result names the image
+ * by tag and digest; on a hit, nothing is synced or built.
+ */
+import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
+import os from "node:os";
+import { UserError } from "../cli/errors.js";
+import { manifestDigest } from "../context/digest.js";
+import { scanTree } from "../context/scan.js";
+import { apiError } from "../kube/client.js";
+import { withAgent } from "../server/connect.js";
+import { type BuildSettings, snapshotId, snapshotTag } from "../snapshot/identity.js";
+import { type SyncResult, syncTree } from "../sync/client.js";
+import { RemoteError } from "../transport/framing.js";
+import type { Reporter } from "../ui/reporter.js";
+import { ago } from "../ui/format.js";
+
+export interface BuildRequest {
+  dir: string;
+  user: string;
+  project: string;
+  serverNamespace: string;
+  repository: string;
+  tagPrefix: string;
+  settings: BuildSettings;
+  /** BuildKit secrets taken from Kubernetes Secrets (read with the user's credentials). */
+  secrets: { id: string; secret: string; key?: string }[];
+  secretsNamespace: string;
+}
+
+export interface BuildResult {
+  ref: string;
+  digest: string;
+  snapshot: string;
+  skipped: boolean;
+  builtBy?: string;
+  builtAt?: string;
+  sync?: SyncResult;
+  timings: Record<string, number>;
+}
+
+export async function buildSnapshot(
+  kc: KubeConfig,
+  req: BuildRequest,
+  reporter: Reporter,
+): Promise<BuildResult> {
+  const timings: Record<string, number> = {};
+  let t = performance.now();
+  const lap = (name: string) => {
+    const now = performance.now();
+    timings[name] = (now - t) / 1000;
+    t = now;
+  };
+  const scan = await scanTree({ root: req.dir, onWarning: (m) => reporter.warn(m) });
+  const manifest = manifestDigest(scan.entries);
+  const id = snapshotId(manifest, req.settings);
+  const ref = `${req.repository}:${snapshotTag(id, req.tagPrefix)}`;
+  lap("scan");
+  const secrets = await readSecrets(kc, req);
+
+  return await withAgent(kc, req.serverNamespace, async (s) => {
+    const settings = { ...req.settings } as Record<string, unknown>;
+    await s.conn.send({ t: "check", ref, user: req.user, project: req.project, manifest, settings });
+    const check = await s.conn.expect("check").catch((e) => {
+      throw registryError(e, ref);
+    });
+    lap("check");
+    if (check.exists) {
+      const labels = (check.labels ?? {}) as Record<string, string>;
+      const by = labels["dev.snapdeploy.user"];
+      const at = labels["dev.snapdeploy.created"];
+      reporter.info(`already built${at ? ` ${ago(at)}` : ""}${by ? ` by ${by}` : ""}: ${ref}`);
+      return {
+        ref,
+        digest: String(check.digest),
+        snapshot: id,
+        skipped: true,
+        builtBy: by,
+        builtAt: at,
+        timings,
+      };
+    }
+    const sync = await syncTree(
+      s.conn,
+      {
+        root: scan.root,
+        user: req.user,
+        project: req.project,
+        digest: manifest,
+        entries: scan.entries,
+        client: `${req.user}@${os.hostname()}`,
+      },
+      {
+        onWaiting: (holder) =>
+          reporter.info(`waiting: workspace ${req.user}/${req.project} is locked by ${holder}`),
+      },
+    );
+    lap("sync");
+    const why =
+      check.reason ??
+      (sync.noop
+        ? "no earlier build of these files"
+        : `${sync.added} added, ${sync.changed} changed, ${sync.removed} removed since this workspace's last snapshot${
+            sync.sample.length ? ` (${sync.sample.slice(0, 5).join(", ")})` : ""
+          }`);
+    reporter.info(`not built yet: ${why}`);
+
+    await s.conn.send({
+      t: "build",
+      user: req.user,
+      project: req.project,
+      manifest,
+      ref,
+      dockerfile: req.settings.dockerfile,
+      buildArgs: req.settings.buildArgs,
+      target: req.settings.target,
+      platform: req.settings.platform,
+      settings,
+      labels: {
+        "dev.snapdeploy.user": req.user,
+        "dev.snapdeploy.created": new Date().toISOString(),
+        "dev.snapdeploy.snapshot": id,
+      },
+      secrets,
+    });
+    for (;;) {
+      const m = await s.conn.expect().catch((e) => {
+        throw buildError(e, ref);
+      });
+      if (m.t === "log") reporter.remote(String(m.line));
+      else if (m.t === "queued") reporter.info(`queued: ${m.position} build(s) ahead of yours`);
+      else if (m.t === "waiting")
+        reporter.info(`waiting: workspace ${req.user}/${req.project} is locked by ${m.holder}`);
+      else if (m.t === "phase") reporter.info(`${m.phase === "push" ? "pushing" : "building"} ${ref}`);
+      else if (m.t === "built") {
+        timings.build = Number(m.buildMs) / 1000;
+        timings.push = Number(m.pushMs) / 1000;
+        return { ref, digest: String(m.digest), snapshot: id, skipped: false, sync, timings };
+      }
+    }
+  });
+}
+
+async function readSecrets(kc: KubeConfig, req: BuildRequest) {
+  const out: { id: string; data: string }[] = [];
+  for (const s of req.secrets) {
+    let secret: Awaited<ReturnType<CoreV1Api["readNamespacedSecret"]>>;
+    try {
+      secret = await kc
+        .makeApiClient(CoreV1Api)
+        .readNamespacedSecret({ name: s.secret, namespace: req.secretsNamespace });
+    } catch (e) {
+      throw apiError(e, `read Secret ${req.secretsNamespace}/${s.secret} for build secret "${s.id}"`);
+    }
+    const keys = Object.keys(secret.data ?? {});
+    const key = s.key ?? (keys.length === 1 ? keys[0] : s.id);
+    const data = key ? secret.data?.[key] : undefined;
+    if (!data) {
+      throw new UserError(
+        "notFound",
+        `Secret ${req.secretsNamespace}/${s.secret} has no key "${key}" for build secret "${s.id}"`,
+        {
+          hint: `its keys: ${keys.join(", ") || "(none)"}; name one with key=`,
+        },
+      );
+    }
+    out.push({ id: s.id, data });
+  }
+  return out;
+}
+
+const PUSH_HINTS: Record<string, string> = {
+  auth: "give the build server credentials: kubectl -n <server namespace> create secret docker-registry NAME --docker-server=HOST --docker-username=U --docker-password=P, then snapdeploy server install --registry-secret NAME",
+  notFound: "check the image repository name, or create the repository in the registry",
+  unreachable:
+    "check the registry host and port; a plain-HTTP registry must be listed with snapdeploy server install --insecure-registry HOST:PORT",
+  noSpace: "the registry is out of space: free some or grow its storage",
+};
+
+function registryError(e: unknown, ref: string): unknown {
+  if (!(e instanceof RemoteError) || e.code !== "registry") return e;
+  const kind = String(e.detail.kind ?? "");
+  return new UserError("push", `cannot check ${ref} in the registry: ${e.message}`, {
+    hint: PUSH_HINTS[kind],
+  });
+}
+
+function buildError(e: unknown, ref: string): unknown {
+  if (!(e instanceof RemoteError)) return e;
+  const tail = Array.isArray(e.detail.tail) ? (e.detail.tail as string[]) : [];
+  if (e.code === "build") {
+    return new UserError("build", `the build failed: ${e.message}`, {
+      details: tail.map((l) => `| ${l}`),
+      hint: "nothing was pushed or deployed; fix the error and run again",
+    });
+  }
+  if (e.code === "push") {
+    const kind = String(e.detail.kind ?? "");
+    const what = {
+      auth: "authentication was denied",
+      notFound: "the repository was not found",
+      unreachable: "the registry is unreachable",
+      noSpace: "the registry has no space left",
+    }[kind];
+    return new UserError("push", `pushing ${ref} failed${what ? `: ${what}` : ""}`, {
+      details: tail.map((l) => `| ${l}`),
+      hint: PUSH_HINTS[kind],
+    });
+  }
+  return registryError(e, ref);
+}
