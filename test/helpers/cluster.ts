@@ -150,3 +150,33 @@ export async function inServer(ns: string, script: string): Promise<string> {
   const pod = await serverPod(ns);
   return await mustKubectl(["-n", ns, "exec", pod, "-c", "agent", "--", "sh", "-c", script]);
 }
+
+export const CLUSTER_CA = "/var/lib/snapdeploy-cluster/pki/ca.crt";
+/** Flags that let a build server trust the local registries' TLS. */
+export const REGISTRY_CA_FLAGS = [
+  "--registry-ca",
+  `${REGISTRY_NODE}=${CLUSTER_CA}`,
+  "--registry-ca",
+  `10.245.0.1:5001=${CLUSTER_CA}`,
+];
+
+/** Asks the local registry (over TLS, from this machine) whether a tag exists. */
+export async function registryHasTag(
+  repository: string,
+  tag: string,
+  host = "127.0.0.1:5000",
+): Promise<boolean> {
+  const r = await run("curl", [
+    "-s",
+    "-o",
+    "/dev/null",
+    "-w",
+    "%{http_code}",
+    "--cacert",
+    CLUSTER_CA,
+    "-H",
+    "Accept: application/vnd.docker.distribution.manifest.v2+json",
+    `https://${host}/v2/${repository}/manifests/${tag}`,
+  ]);
+  return r.stdout === "200";
+}

@@ -1,0 +1,312 @@
+/**
+ * snapdeploy build against a real build server, the node's real Docker daemon (and a
+ * dind daemon), and the local registries (one open, one with htpasswd auth).
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { promises as fs } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import {
+  CLI,
+  eventually,
+  installServer,
+  kubectl,
+  mustKubectl,
+  REGISTRY_CA_FLAGS,
+  REGISTRY_NODE,
+  registryHasTag,
+  run,
+  snapdeploy,
+  uninstallServer,
+  uniqueName,
+} from "../helpers/cluster.js";
+
+let ns = "";
+const dirs: string[] = [];
+before(async () => {
+  ns = await installServer("e2e-build", [...REGISTRY_CA_FLAGS, "--max-builds", "2"]);
+});
+after(async () => {
+  await uninstallServer(ns);
+  for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
+});
+
+const BASE = `${REGISTRY_NODE}/snapdeploy/debian:bookworm`;
+
+/** An app whose dependency layer is slow to build and separate from its code. */
+async function app(files: Record<string, string> = {}): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "snapdeploy-build-"));
+  dirs.push(dir);
+  const all: Record<string, string> = {
+    Dockerfile: [
+      `FROM ${BASE}`,
+      "COPY deps.txt /deps.txt",
+      "RUN echo installing dependencies && sleep 2 && cp /deps.txt /installed.txt",
+      "COPY app.txt /app.txt",
+      'CMD ["cat", "/app.txt"]',
+      "",
+    ].join("\n"),
+    "deps.txt": "dep-a==1\n",
+    "app.txt": "version 1\n",
+    ...files,
+  };
+  for (const [p, c] of Object.entries(all)) await fs.writeFile(path.join(dir, p), c);
+  return dir;
+}
+
+const build = (dir: string, user: string, repo: string, extra: string[] = [], server = ns) =>
+  snapdeploy(["build", "-n", server, "--user", user, "--project", "app", "-r", repo, "-C", dir, ...extra]);
+
+const refOf = (stdout: string) => {
+  const m = /^(\S+):(snap-[0-9a-f]{32})@(sha256:[0-9a-f]{64})$/m.exec(stdout);
+  assert.ok(m, `no image reference in: ${stdout}`);
+  return { repo: m[1] as string, tag: m[2] as string, digest: m[3] as string };
+};
+
+describe("build", () => {
+  const repo = `${REGISTRY_NODE}/e2e/${uniqueName("app")}`;
+  let dir = "";
+
+  test("a cold build streams remote output, pushes, and prints repo:tag@digest", async () => {
+    dir = await app();
+    const r = await build(dir, "alice", repo);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /not built yet: first build in this workspace/);
+    assert.match(r.stderr, /^REMOTE: .*installing dependencies/m);
+    const ref = refOf(r.stdout);
+    assert.ok(await registryHasTag(ref.repo.replace(`${REGISTRY_NODE}/`, ""), ref.tag));
+  });
+
+  test("a rebuild after a one-file change reuses the cached dependency layer", async () => {
+    await fs.writeFile(path.join(dir, "app.txt"), "version 2\n");
+    const r = await build(dir, "alice", repo);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      /0 added, 1 changed, 0 removed since this workspace's last snapshot \(~ app\.txt\)/,
+    );
+    assert.match(r.stderr, /REMOTE: #\d+ \[3\/4\] RUN echo installing dependencies/);
+    assert.match(r.stderr, /REMOTE: #\d+ CACHED/);
+    assert.doesNotMatch(
+      r.stderr,
+      /REMOTE: .*\binstalling dependencies\s*$/m,
+      "the dependency step must not run again",
+    );
+  });
+
+  test("an identical tree from a second user skips sync and build", async () => {
+    const copy = await app({ "app.txt": "version 2\n" });
+    const r = await build(copy, "bob", repo, ["-o", "json"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /already built \d+s ago by alice/);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.skipped, true);
+    assert.equal(j.sync, undefined, "nothing may be synced on a hit");
+  });
+
+  test("changed build args are named as the reason for a cache miss", async () => {
+    const r = await build(dir, "alice", repo, ["--build-arg", "MODE=debug"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /not built yet: same files, but buildArgs changed/);
+  });
+
+  test("a broken Dockerfile fails with the step named and its last lines; nothing is pushed", async () => {
+    const broken = await app({
+      Dockerfile: `FROM ${BASE}\nCOPY app.txt /app.txt\nRUN echo about to fail && echo oh no >&2 && exit 3\n`,
+    });
+    const r = await build(broken, "carol", repo);
+    assert.equal(r.code, 8, r.stderr);
+    assert.match(r.stderr, /error: the build failed: step \[3\/3\] RUN echo about to fail/);
+    assert.match(r.stderr, /exit code: 3/);
+    assert.match(r.stderr, /\| oh no/);
+    assert.match(r.stderr, /nothing was pushed or deployed/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+    const tag = /building \S+:(snap-[0-9a-f]{32})/.exec(r.stderr)?.[1] as string;
+    assert.equal(await registryHasTag(repo.replace(`${REGISTRY_NODE}/`, ""), tag), false);
+  });
+
+  test("BuildKit secrets come from a Kubernetes Secret and never enter a layer", async () => {
+    const secretName = uniqueName("token");
+    await mustKubectl([
+      "-n",
+      "default",
+      "create",
+      "secret",
+      "generic",
+      secretName,
+      "--from-literal=token=s3cr3t-value",
+    ]);
+    try {
+      const d = await app({
+        Dockerfile: [
+          `FROM ${BASE}`,
+          // The Dockerfile names only the value's hash: build output shows RUN lines.
+          `RUN --mount=type=secret,id=token test "$(sha256sum < /run/secrets/token | cut -c1-64)" = ${createHash("sha256").update("s3cr3t-value").digest("hex")} && echo secret seen > /proof`,
+          "",
+        ].join("\n"),
+      });
+      const r = await build(d, "dana", repo, ["--secret", `id=token,secret=${secretName}`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.doesNotMatch(r.stderr + r.stdout, /s3cr3t-value/);
+      const ref = refOf(r.stdout);
+      const img = `${ref.repo.replace(REGISTRY_NODE, "127.0.0.1:5000")}@${ref.digest}`;
+      const out = await run("/usr/bin/docker", [
+        "run",
+        "--rm",
+        img,
+        "sh",
+        "-c",
+        "cat /proof; grep -r s3cr3t-value / --exclude-dir=proc --exclude-dir=sys -l 2>/dev/null | head -1",
+      ]);
+      assert.equal(out.stdout.trim(), "secret seen");
+    } finally {
+      await kubectl(["-n", "default", "delete", "secret", secretName]);
+    }
+  });
+
+  test("Ctrl-C stops the remote build", async () => {
+    const marker = 1000 + Math.floor(Math.random() * 8000);
+    const d = await app({ Dockerfile: `FROM ${BASE}\nRUN sleep ${marker}\n` });
+    const child = spawn(
+      process.execPath,
+      [CLI, "build", "-n", ns, "--user", "erin", "--project", "app", "-r", repo, "-C", d],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let stderr = "";
+    child.stderr.on("data", (x) => {
+      stderr += x;
+    });
+    await eventually(
+      "the build step to run",
+      async () => (await run("pgrep", ["-f", `sleep ${marker}`])).code === 0,
+      60_000,
+    );
+    child.kill("SIGINT");
+    const code = await new Promise<number | null>((r) => child.on("exit", r));
+    assert.equal(code, 130, stderr);
+    await eventually(
+      "the remote build to stop",
+      async () => (await run("pgrep", ["-f", `sleep ${marker}`])).code !== 0,
+      30_000,
+    );
+  });
+
+  test("four users building at once: no interference, shared cache, a visible queue", async () => {
+    const trees = await Promise.all([
+      app({ "app.txt": "frank\n" }),
+      app({ "app.txt": "gina\n" }),
+      app({ "app.txt": "same\n" }),
+      app({ "app.txt": "same\n" }),
+    ]);
+    const users = ["frank", "gina", "hank", "ivy"];
+    const results = await Promise.all(trees.map((t, i) => build(t, users[i] as string, repo)));
+    for (const r of results) assert.equal(r.code, 0, r.stderr);
+    const all = results.map((r) => r.stderr).join("\n");
+    assert.match(all, /queued: \d+ build\(s\) ahead of yours/);
+    // The dependency layer was built once (earlier) and shared by everyone.
+    for (const r of results.filter((x) => !/already built/.test(x.stderr))) {
+      assert.doesNotMatch(r.stderr, /REMOTE: .*\binstalling dependencies\s*$/m);
+    }
+    const refs = results.map((r) => refOf(r.stdout));
+    assert.equal(refs[2]?.tag, refs[3]?.tag, "identical trees give the same snapshot");
+    assert.notEqual(refs[0]?.tag, refs[1]?.tag);
+  });
+});
+
+describe("push credentials", () => {
+  const authRepo = `10.245.0.1:5001/e2e/${uniqueName("private")}`;
+
+  test("without credentials: a clear authentication error (exit 9)", async () => {
+    const d = await app();
+    const r = await build(d, "kim", authRepo);
+    assert.equal(r.code, 9, r.stderr);
+    assert.match(r.stderr, /denied access/);
+    assert.match(r.stderr, /--registry-secret/);
+  });
+
+  test("with a dockerconfigjson Secret mounted into the build server: pushed", async () => {
+    const password = (await fs.readFile("/var/lib/snapdeploy-cluster/registry-auth/password", "utf8")).trim();
+    await mustKubectl([
+      "-n",
+      ns,
+      "create",
+      "secret",
+      "docker-registry",
+      "regcred",
+      "--docker-server=10.245.0.1:5001",
+      "--docker-username=snapdeploy",
+      `--docker-password=${password}`,
+    ]);
+    const reinstall = await snapdeploy([
+      "server",
+      "install",
+      "-n",
+      ns,
+      "--image",
+      (await import("../helpers/cluster.js")).serverImage(),
+      ...REGISTRY_CA_FLAGS,
+      "--max-builds",
+      "2",
+      "--registry-secret",
+      "regcred",
+    ]);
+    assert.equal(reinstall.code, 0, reinstall.stderr);
+    const d = await app();
+    const r = await build(d, "kim", authRepo);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr + r.stdout, new RegExp(password));
+    refOf(r.stdout);
+  });
+});
+
+describe("dind builder", () => {
+  let dindNs = "";
+  before(async () => {
+    dindNs = await installServer("e2e-dind", ["--builder", "dind", ...REGISTRY_CA_FLAGS]);
+  });
+  after(async () => uninstallServer(dindNs));
+
+  test("builds and pushes with the pod's own Docker daemon", async () => {
+    const repo = `${REGISTRY_NODE}/e2e/${uniqueName("dind")}`;
+    const d = await app({ "app.txt": "built in dind\n" });
+    const r = await build(d, "lee", repo, [], dindNs);
+    assert.equal(r.code, 0, r.stderr);
+    const ref = refOf(r.stdout);
+    assert.ok(await registryHasTag(ref.repo.replace(`${REGISTRY_NODE}/`, ""), ref.tag));
+    // The build ran on the pod's daemon, whose data lives on the volume: its image
+    // store knows the image, the node's does not.
+    const pod = (
+      await mustKubectl([
+        "-n",
+        dindNs,
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/name=snapdeploy-build-server",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+      ])
+    ).trim();
+    const images = await mustKubectl([
+      "-n",
+      dindNs,
+      "exec",
+      pod,
+      "-c",
+      "agent",
+      "--",
+      "docker",
+      "images",
+      "--format",
+      "{{.Repository}}:{{.Tag}}",
+    ]);
+    assert.match(images, new RegExp(`${ref.repo}:${ref.tag}`));
+    const node = await run("/usr/bin/docker", ["image", "inspect", `${ref.repo}:${ref.tag}`]);
+    assert.notEqual(node.code, 0);
+  });
+});
