@@ -5,12 +5,31 @@
  * its marker file matches; the files the scenarios edit are restored before each run.
  */
 import { execFileSync } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const FIXTURES = fileURLToPath(new URL("./.fixtures", import.meta.url));
+
+/**
+ * Creates the fixtures folder. Its nested Biome configuration keeps the linter out of the
+ * generated trees (the project's biome.json covers bench/**, and Biome does not read .gitignore).
+ */
+export function fixturesDir(): string {
+  mkdirSync(FIXTURES, { recursive: true });
+  writeFileSync(join(FIXTURES, "biome.json"), '{ "root": false, "files": { "includes": ["!**"] } }\n');
+  return FIXTURES;
+}
 
 export interface Fixture {
   name: string;
@@ -42,7 +61,13 @@ interface Spec {
 const VERSION = 1;
 const SPECS: Record<string, Spec> = {
   // 9,940 text files of 1-20 KB (~62 MB) and 60 binaries of 100 KB-2 MB (~38 MB).
-  "10k": { seed: 10, files: 10_000, text: [1 << 10, 20 << 10], binary: { every: 166, size: [100 << 10, 2 << 20] }, perDir: 20 },
+  "10k": {
+    seed: 10,
+    files: 10_000,
+    text: [1 << 10, 20 << 10],
+    binary: { every: 166, size: [100 << 10, 2 << 20] },
+    perDir: 20,
+  },
   // 100,000 text files of 0.5-2 KB (~108 MB).
   "100k": { seed: 100, files: 100_000, text: [512, 2 << 10], perDir: 20 },
 };
@@ -75,7 +100,13 @@ function generatedFile(spec: Spec, i: number): { path: string; data: Buffer } {
   const logUniform = ([min, max]: [number, number]) => Math.round(min * (max / min) ** rnd());
   const binary = spec.binary !== undefined && i % spec.binary.every === spec.binary.every >> 1;
   // Directories nest by the base-8 digits of the directory number: src/d1, src/d1/d5, ...
-  const dir = ["src", ...Math.floor(i / spec.perDir).toString(8).split("").map((d) => `d${d}`)];
+  const dir = [
+    "src",
+    ...Math.floor(i / spec.perDir)
+      .toString(8)
+      .split("")
+      .map((d) => `d${d}`),
+  ];
   const ext = binary ? BINARY_EXT[i % BINARY_EXT.length] : TEXT_EXT[i % TEXT_EXT.length];
   const path = `${dir.join("/")}/f${i}${ext}`;
   if (binary && spec.binary) {
@@ -88,7 +119,10 @@ function generatedFile(spec: Spec, i: number): { path: string; data: Buffer } {
   const lines: string[] = [];
   let n = 0;
   while (n < size) {
-    const words = Array.from({ length: 3 + Math.floor(rnd() * 10) }, () => WORDS[Math.floor(rnd() * WORDS.length)]);
+    const words = Array.from(
+      { length: 3 + Math.floor(rnd() * 10) },
+      () => WORDS[Math.floor(rnd() * WORDS.length)],
+    );
     const line = `${" ".repeat(2 * Math.floor(rnd() * 4))}${words.join(" ")}\n`;
     lines.push(line);
     n += line.length;
@@ -109,7 +143,7 @@ function writeFile(root: string, rel: string, data: Buffer | string) {
 export function generatedFixture(name: string, log: (line: string) => void): Fixture {
   const spec = SPECS[name];
   if (!spec) throw new Error(`no fixture "${name}"; known: ${Object.keys(SPECS).join(", ")}`);
-  const dir = join(FIXTURES, name);
+  const dir = join(fixturesDir(), name);
   const marker = `${dir}.json`;
   // One file of about 10 KB (or the largest near the start), and every 100th file.
   const near10k = Array.from({ length: Math.min(500, spec.files) }, (_, i) => ({
@@ -169,10 +203,9 @@ export function generatedFixture(name: string, log: (line: string) => void): Fix
  */
 export async function realFixture(log: (line: string) => void): Promise<Fixture | undefined> {
   const pkg = "typescript@5.9.3";
-  const tgz = join(FIXTURES, "typescript-5.9.3.tgz");
+  const tgz = join(fixturesDir(), "typescript-5.9.3.tgz");
   const dir = join(FIXTURES, "real");
   try {
-    mkdirSync(FIXTURES, { recursive: true });
     if (!existsSync(tgz)) {
       execFileSync("npm", ["pack", pkg, "--prefer-offline", "--pack-destination", FIXTURES], {
         stdio: ["ignore", "ignore", "pipe"],

@@ -131,7 +131,10 @@ start_containerd() {
   local hosts=$STATE/containerd/certs.d r
   for r in "$REGISTRY" "$REGISTRY_NODE" "$AUTH_REGISTRY" "$AUTH_REGISTRY_NODE"; do
     mkdir -p "$hosts/$r"
-    printf 'server = "https://%s"\n[host."https://%s"]\n  capabilities = ["pull", "resolve"]\n  ca = "%s"\n' "$r" "$r" "$PKI/ca.crt" > "$hosts/$r/hosts.toml"
+    # containerd 1.6 wants a [host] table (without one the file is rejected) and
+    # applies the CA from it; the top-level one covers the server entry.
+    printf 'server = "https://%s"\nca = "%s"\n\n[host."https://%s"]\n  capabilities = ["pull", "resolve"]\n  ca = "%s"\n' \
+      "$r" "$PKI/ca.crt" "$r" "$PKI/ca.crt" > "$hosts/$r/hosts.toml"
   done
   cat > "$STATE/containerd.toml" <<TOML
 version = 2
@@ -158,6 +161,7 @@ TOML
 
 start_kubelet() {
   mkdir -p "$STATE/kubelet"
+  : > "$STATE/pod-resolv.conf"
   cat > "$STATE/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -177,7 +181,9 @@ imageGCLowThresholdPercent: 99
 evictionHard: {"nodefs.available": "1%", "imagefs.available": "1%", "memory.available": "100Mi"}
 serializeImagePulls: false
 maxPods: 60
-resolvConf: /etc/resolv.conf
+# Pods get an empty resolv.conf: no cluster DNS runs here, and no pod query may
+# leave this machine through the host's resolver.
+resolvConf: $STATE/pod-resolv.conf
 YAML
   start_daemon kubelet "$BIN/kubelet" --config "$STATE/kubelet.yaml" --kubeconfig "$STATE/kubelet.kubeconfig" \
     --root-dir "$STATE/kubelet" --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" \

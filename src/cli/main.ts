@@ -4,6 +4,8 @@
  */
 import { Command, CommanderError, Option } from "commander";
 import { registerBuild } from "./commands/build.js";
+import { registerRun } from "./commands/run.js";
+import { registerDeploy } from "./commands/deploy.js";
 import { registerServer } from "./commands/server.js";
 import { registerSync } from "./commands/sync.js";
 import { ExitCode, isUserError } from "./errors.js";
@@ -30,6 +32,8 @@ export function buildProgram(): Command {
   registerServer(program);
   registerSync(program);
   registerBuild(program);
+  registerDeploy(program);
+  registerRun(program);
   for (const c of program.commands) inheritExitOverride(c);
   return program;
 }

@@ -42,6 +42,27 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ dockerfile: "Dockerfile", buildArgs: {}, tagPrefix: "snap-", secrets: [] }),
+    deploy: z
+      .object({
+        /** Namespace of the targets (default: the kubeconfig context's namespace, else "default"). */
+        namespace: z.string().min(1).optional(),
+        targets: z
+          .array(
+            z
+              .object({
+                kind: z.enum(["Deployment", "StatefulSet"]).default("Deployment"),
+                name: z.string().min(1),
+                /** Containers to point at the snapshot (default: the first container). */
+                containers: z.array(z.string().min(1)).optional(),
+              })
+              .strict(),
+          )
+          .default([]),
+        /** Seconds to wait for each rollout. */
+        timeout: z.number().int().positive().default(300),
+      })
+      .strict()
+      .default({ targets: [], timeout: 300 }),
     server: z
       .object({
         namespace: z.string().min(1).default("snapdeploy"),

@@ -35,6 +35,7 @@ after(async () => {
 });
 
 const BASE = `${REGISTRY_NODE}/snapdeploy/debian:bookworm`;
+const RUN_ID = `${uniqueName("run")}\n`;
 
 /** An app whose dependency layer is slow to build and separate from its code. */
 async function app(files: Record<string, string> = {}): Promise<string> {
@@ -51,6 +52,7 @@ async function app(files: Record<string, string> = {}): Promise<string> {
     ].join("\n"),
     "deps.txt": "dep-a==1\n",
     "app.txt": "version 1\n",
+    "run-id.txt": RUN_ID,
     ...files,
   };
   for (const [p, c] of Object.entries(all)) await fs.writeFile(path.join(dir, p), c);
@@ -67,7 +69,9 @@ const refOf = (stdout: string) => {
 };
 
 describe("build", () => {
-  const repo = `${REGISTRY_NODE}/e2e/${uniqueName("app")}`;
+  // One repository for every run (its base layers are then pushed once); each run's
+  // trees carry RUN_ID, so their snapshots are new.
+  const repo = `${REGISTRY_NODE}/e2e/app`;
   let dir = "";
 
   test("a cold build streams remote output, pushes, and prints repo:tag@digest", async () => {
@@ -219,7 +223,7 @@ describe("build", () => {
 });
 
 describe("push credentials", () => {
-  const authRepo = `10.245.0.1:5001/e2e/${uniqueName("private")}`;
+  const authRepo = "10.245.0.1:5001/e2e/private";
 
   test("without credentials: a clear authentication error (exit 9)", async () => {
     const d = await app();
@@ -272,7 +276,7 @@ describe("dind builder", () => {
   after(async () => uninstallServer(dindNs));
 
   test("builds and pushes with the pod's own Docker daemon", async () => {
-    const repo = `${REGISTRY_NODE}/e2e/${uniqueName("dind")}`;
+    const repo = `${REGISTRY_NODE}/e2e/dind`;
     const d = await app({ "app.txt": "built in dind\n" });
     const r = await build(d, "lee", repo, [], dindNs);
     assert.equal(r.code, 0, r.stderr);

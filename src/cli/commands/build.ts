@@ -17,7 +17,7 @@ export function addBuildOptions(cmd: Command): Command {
     )
     .option("-f, --dockerfile <path>", "Dockerfile, relative to the project folder (default: Dockerfile)")
     .option("--build-arg <KEY=VALUE>", "build argument (repeatable)", collect, [])
-    .option("--target <stage>", "target stage")
+    .option("--build-target <stage>", "Dockerfile stage to build (docker build --target)")
     .option("--platform <platform>", "target platform, e.g. linux/amd64")
     .option("--tag-prefix <prefix>", "prefix of snapshot tags (default: snap-)")
     .option(
@@ -82,7 +82,7 @@ export async function runBuild(c: CommandContext, opts: Record<string, unknown>)
       settings: {
         dockerfile: (opts.dockerfile as string | undefined) ?? image.dockerfile,
         buildArgs,
-        target: (opts.target as string | undefined) ?? image.target,
+        target: (opts.buildTarget as string | undefined) ?? image.target,
         platform: (opts.platform as string | undefined) ?? image.platform,
       },
       secrets,

@@ -1,0 +1,131 @@
+/**
+ * snapdeploy run: build the snapshot (or take --image), then run one command in a Job made
+ * from a workload's pod template, so it sees the workload's data and settings. Follows the
+ * output and exits with the command's exit code, or with --detach prints the Job's name.
+ */
+import type { Command } from "commander";
+import { randomBytes } from "node:crypto";
+import type { TargetSpec } from "../../deploy/targets.js";
+import { buildRunJob, checkQuantity, parseEnv, runJobName } from "../../run/job.js";
+import { UserError } from "../errors.js";
+import { addBuildOptions, runBuild } from "./build.js";
+import { commandContext } from "./context.js";
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+function seconds(v: string, flag: string, min: number): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < min)
+    throw new UserError("usage", `${flag} must be a whole number ≥ ${min}, got "${v}"`);
+  return n;
+}
+
+export function registerRun(program: Command) {
+  const cmd = program
+    .command("run")
+    .usage("[options] -- COMMAND [ARGS...]")
+    .description(
+      "run a command once with the snapshot, in a Job made from a workload's pod template " +
+        "(same env, volumes, service account, scheduling); exits with the command's exit code",
+    )
+    .argument("[command...]", "the command and its arguments, after --")
+    .option(
+      "-t, --target <workload>",
+      "[deployment/|statefulset/]NAME[:container] whose pod template to use (default: the first of deploy.targets)",
+    )
+    .option(
+      "--target-namespace <ns>",
+      "namespace of the workload and the Job (default: deploy.namespace, the context's)",
+    )
+    .option("--image <ref>", "run this image instead of building the working tree")
+    .option("--cpu <quantity>", "CPU request and limit, e.g. 2 or 500m")
+    .option("--memory <quantity>", "memory request and limit, e.g. 4Gi")
+    .option(
+      "--env <KEY=VALUE>",
+      "set an environment variable, replacing the workload's (repeatable)",
+      collect,
+      [],
+    )
+    .option("--detach", "print the Job's name and return instead of following it")
+    .option("--ttl <seconds>", "keep the finished Job and its logs this long", "3600")
+    .option("--start-timeout <seconds>", "how long the pod may take to start (default: deploy.timeout)");
+  addBuildOptions(cmd).action(async (command: string[], opts, self: Command) => {
+    const c = commandContext(self);
+    if (!command.length) {
+      throw new UserError("usage", "no command given", {
+        hint: "put it after --, e.g. snapdeploy run -- python backtest.py --days 30",
+      });
+    }
+    const env = parseEnv(opts.env as string[]);
+    const cpu = opts.cpu === undefined ? undefined : checkQuantity(opts.cpu, "--cpu");
+    const memory = opts.memory === undefined ? undefined : checkQuantity(opts.memory, "--memory");
+    const ttlSeconds = seconds(opts.ttl, "--ttl", 0);
+    const startTimeoutSeconds =
+      opts.startTimeout === undefined
+        ? c.config.deploy.timeout
+        : seconds(opts.startTimeout, "--start-timeout", 1);
+
+    const [{ ensureNamespace, parseTarget, resolveTarget, targetLabel, targetNamespace }, { resolveUser }] =
+      await Promise.all([import("../../deploy/targets.js"), import("../../config/identity.js")]);
+    const spec: TargetSpec | undefined = opts.target ? parseTarget(opts.target) : c.config.deploy.targets[0];
+    if (!spec) {
+      throw new UserError("usage", "no target given: the Job is made from a workload's pod template", {
+        hint: "pass --target deployment/NAME, or list it under deploy.targets in snapdeploy.yaml",
+      });
+    }
+    const kc = await c.kube();
+    const namespace = targetNamespace(kc, opts.targetNamespace, c.config.deploy.namespace);
+    await ensureNamespace(kc, namespace).catch((e) => {
+      if (e instanceof UserError && e.code === "notFound") {
+        throw new UserError("notFound", e.message, {
+          hint: "pass --target-namespace, or set deploy.namespace in snapdeploy.yaml",
+        });
+      }
+      throw e;
+    });
+    // Before building: a wrong target should not cost a build.
+    const target = await resolveTarget(kc, namespace, spec);
+    const container = target.containers[0] as string;
+
+    let image = opts.image as string | undefined;
+    if (!image) {
+      const built = await runBuild(c, opts);
+      image = `${built.ref.replace(/:[^:/]+$/, "")}@${built.digest}`;
+    }
+    const name = runJobName(target.name, randomBytes(3).toString("hex"));
+    const template = target.object.spec?.template;
+    if (!template) throw new UserError("input", `${targetLabel(target)} has no pod template`);
+    const { job, warnings } = buildRunJob({
+      name,
+      template,
+      container,
+      image,
+      command,
+      user: resolveUser({ flag: opts.user, config: c.config.user, kc }),
+      target: `${targetLabel(target)}:${container}`,
+      cpu,
+      memory,
+      env,
+      ttlSeconds,
+    });
+    for (const w of warnings) c.reporter.warn(w);
+
+    const { runJob } = await import("../../run/run.js");
+    const detach = Boolean(opts.detach);
+    const exit = await runJob(
+      kc,
+      { namespace, job, container, detach, startTimeoutSeconds, output: process.stdout },
+      c.reporter,
+    );
+    if (detach) {
+      c.reporter.result(name, { job: name, namespace, image });
+      return;
+    }
+    if (exit && exit.code !== 0) {
+      // Not a snapdeploy failure: the command's own code is passed on, with one line saying whose it is.
+      const why = exit.reason ? ` (${exit.reason}${exit.message ? `: ${exit.message}` : ""})` : "";
+      c.reporter.info(`job ${name}: command exited with code ${exit.code}${why}`);
+      process.exitCode = exit.code;
+    }
+  });
+}

@@ -1,0 +1,310 @@
+/**
+ * Waits for a rollout the way `kubectl rollout status` decides it (observed
+ * generation, updated/ready/available replicas, the Progressing condition), driven
+ * by watches rather than polling. While it waits it looks at the pods of the *new*
+ * revision and fails fast with the reason when one cannot come up.
+ */
+import {
+  AppsV1Api,
+  CoreV1Api,
+  type KubeConfig,
+  type V1Deployment,
+  type V1Pod,
+  type V1StatefulSet,
+  Watch,
+} from "@kubernetes/client-node";
+import { UserError } from "../cli/errors.js";
+import { type TargetKind, targetLabel } from "./targets.js";
+
+export interface RolloutTarget {
+  kind: TargetKind;
+  name: string;
+  namespace: string;
+}
+
+type Workload = V1Deployment | V1StatefulSet;
+
+/** Where a rollout stands: done, or a line saying what it waits for. */
+export function rolloutState(
+  kind: TargetKind,
+  w: Workload,
+): { done: boolean; message: string; failed?: string } {
+  const gen = w.metadata?.generation ?? 0;
+  const observed = w.status?.observedGeneration ?? 0;
+  const want = w.spec?.replicas ?? 1;
+  if (observed < gen) return { done: false, message: "waiting for the controller to see the new spec" };
+  if (kind === "Deployment") {
+    const s = (w as V1Deployment).status ?? {};
+    const progressing = s.conditions?.find((c) => c.type === "Progressing");
+    if (progressing?.reason === "ProgressDeadlineExceeded") {
+      return {
+        done: false,
+        message: "progress deadline exceeded",
+        failed: progressing.message ?? "progress deadline exceeded",
+      };
+    }
+    const updated = s.updatedReplicas ?? 0;
+    if (updated < want) return { done: false, message: `${updated} of ${want} updated replicas` };
+    if ((s.replicas ?? 0) > updated)
+      return { done: false, message: `${(s.replicas ?? 0) - updated} old replicas pending termination` };
+    if ((s.availableReplicas ?? 0) < updated)
+      return { done: false, message: `${s.availableReplicas ?? 0} of ${updated} updated replicas available` };
+    return { done: true, message: `${updated} of ${want} updated replicas available` };
+  }
+  const st = w as V1StatefulSet;
+  const s = st.status ?? { replicas: 0 };
+  if (st.spec?.updateStrategy?.type === "OnDelete")
+    return { done: true, message: "OnDelete strategy: pods update when deleted" };
+  if ((s.readyReplicas ?? 0) < want)
+    return { done: false, message: `${s.readyReplicas ?? 0} of ${want} pods ready` };
+  if (s.updateRevision !== s.currentRevision) {
+    return { done: false, message: `${s.updatedReplicas ?? 0} of ${want} pods at the new revision` };
+  }
+  return { done: true, message: `${want} of ${want} pods ready at the new revision` };
+}
+
+export interface PodProblem {
+  pod: string;
+  reason: string;
+  message: string;
+  details: string[];
+}
+
+const IMAGE_PULL = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"];
+const CONFIG = ["CreateContainerConfigError", "CreateContainerError"];
+
+/** Why a pod of the new revision cannot come up, if it cannot. */
+export async function diagnosePod(kc: KubeConfig, pod: V1Pod): Promise<PodProblem | undefined> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const name = pod.metadata?.name ?? "?";
+  const ns = pod.metadata?.namespace ?? "default";
+  for (const cs of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
+    const waiting = cs.state?.waiting;
+    if (waiting?.reason && IMAGE_PULL.includes(waiting.reason)) {
+      const events = await core
+        .listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })
+        .catch(() => undefined);
+      const failed = (events?.items ?? [])
+        .filter((e) => e.type === "Warning" && /pull|image/i.test(e.message ?? ""))
+        .at(-1);
+      return {
+        pod: name,
+        reason: waiting.reason,
+        message: `container ${cs.name} cannot pull image ${cs.image}`,
+        details: [failed?.message ?? waiting.message ?? waiting.reason],
+      };
+    }
+    if (waiting?.reason && CONFIG.includes(waiting.reason)) {
+      return {
+        pod: name,
+        reason: waiting.reason,
+        message: `container ${cs.name} cannot be created`,
+        details: [waiting.message ?? waiting.reason],
+      };
+    }
+    const term = cs.state?.terminated ?? (cs.restartCount > 0 ? cs.lastState?.terminated : undefined);
+    if (term && (term.exitCode !== 0 || term.reason === "OOMKilled")) {
+      const previous = !cs.state?.terminated;
+      const logs = await core
+        .readNamespacedPodLog({ name, namespace: ns, container: cs.name, previous, tailLines: 20 })
+        .catch(() => "");
+      const oom = term.reason === "OOMKilled";
+      const limit = pod.spec?.containers.find((c) => c.name === cs.name)?.resources?.limits?.memory;
+      return {
+        pod: name,
+        reason: oom
+          ? "OOMKilled"
+          : cs.state?.waiting?.reason === "CrashLoopBackOff"
+            ? "CrashLoopBackOff"
+            : "Error",
+        message: oom
+          ? `container ${cs.name} was killed for using too much memory (OOMKilled${limit ? `, limit ${limit}` : ""})`
+          : `container ${cs.name} exited with code ${term.exitCode}${cs.restartCount ? ` (restarted ${cs.restartCount} times)` : ""}`,
+        details: String(logs ?? "")
+          .split("\n")
+          .filter((l, i, a) => l !== "" || i < a.length - 1)
+          .slice(-20)
+          .map((l) => `| ${l}`),
+      };
+    }
+  }
+  const sched = pod.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False");
+  if (sched?.reason === "Unschedulable") {
+    return {
+      pod: name,
+      reason: "Unschedulable",
+      message: "the pod cannot be scheduled",
+      details: [sched.message ?? ""],
+    };
+  }
+  return undefined;
+}
+
+/** Why pods of the new revision are running but not ready (for the timeout message). */
+async function readinessProblem(kc: KubeConfig, pods: V1Pod[]): Promise<string[]> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const out: string[] = [];
+  for (const p of pods) {
+    const ready = p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
+    if (ready || p.status?.phase !== "Running") continue;
+    const events = await core
+      .listNamespacedEvent({
+        namespace: p.metadata?.namespace ?? "",
+        fieldSelector: `involvedObject.name=${p.metadata?.name}`,
+      })
+      .catch(() => undefined);
+    const unhealthy = (events?.items ?? []).filter((e) => e.reason === "Unhealthy").at(-1);
+    out.push(
+      `pod ${p.metadata?.name}: running but not ready${unhealthy?.message ? `: ${unhealthy.message}` : ""}`,
+    );
+  }
+  return out;
+}
+
+/** Label selector of the pods of the workload's newest revision, once it is known. */
+async function newRevisionSelector(
+  kc: KubeConfig,
+  t: RolloutTarget,
+  w: Workload,
+): Promise<string | undefined> {
+  const base = Object.entries(w.spec?.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
+  if (t.kind === "StatefulSet") {
+    const rev = (w as V1StatefulSet).status?.updateRevision;
+    return rev ? [...base, `controller-revision-hash=${rev}`].join(",") : undefined;
+  }
+  const revision = w.metadata?.annotations?.["deployment.kubernetes.io/revision"];
+  const rsList = await kc
+    .makeApiClient(AppsV1Api)
+    .listNamespacedReplicaSet({ namespace: t.namespace, labelSelector: base.join(",") });
+  const rs = rsList.items.find(
+    (r) =>
+      r.metadata?.ownerReferences?.some((o) => o.uid === w.metadata?.uid) &&
+      r.metadata?.annotations?.["deployment.kubernetes.io/revision"] === revision,
+  );
+  const hash = rs?.metadata?.labels?.["pod-template-hash"];
+  return hash ? [...base, `pod-template-hash=${hash}`].join(",") : undefined;
+}
+
+export async function waitForRollout(
+  kc: KubeConfig,
+  t: RolloutTarget,
+  opts: { timeoutMs: number; onProgress: (message: string) => void; signal?: AbortSignal },
+): Promise<void> {
+  const label = targetLabel(t);
+  const plural = t.kind === "Deployment" ? "deployments" : "statefulsets";
+  const watch = new Watch(kc);
+  const aborts: AbortController[] = [];
+  let latest: Workload | undefined;
+  let podSelector: string | undefined;
+  let podWatchFor: string | undefined;
+  const pods = new Map<string, V1Pod>();
+
+  return await new Promise<void>((resolve, reject) => {
+    let settled = false;
+    const finish = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      for (const a of aborts) a.abort();
+      opts.signal?.removeEventListener("abort", onAbort);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onAbort = () => finish(new UserError("interrupted", `interrupted while waiting for ${label}`));
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+
+    const checkPod = async (p: V1Pod) => {
+      const problem = await diagnosePod(kc, p).catch(() => undefined);
+      if (problem && !settled) {
+        finish(
+          new UserError(
+            "rollout",
+            `${label} failed to roll out: pod ${problem.pod}: ${problem.message} (${problem.reason})`,
+            {
+              details: problem.details,
+            },
+          ),
+        );
+      }
+    };
+
+    const watchPods = (selector: string) => {
+      if (podWatchFor === selector) return;
+      podWatchFor = selector;
+      pods.clear();
+      void watch
+        .watch(
+          `/api/v1/namespaces/${t.namespace}/pods`,
+          { labelSelector: selector },
+          (type, obj: V1Pod) => {
+            const name = obj.metadata?.name ?? "";
+            if (type === "DELETED") pods.delete(name);
+            else {
+              pods.set(name, obj);
+              void checkPod(obj);
+            }
+          },
+          () => {
+            // The watch ended (server timeout): start it again while still waiting.
+            if (!settled) {
+              podWatchFor = undefined;
+              watchPods(selector);
+            }
+          },
+        )
+        .then((a) => aborts.push(a))
+        .catch(() => {});
+    };
+
+    const evaluate = async (w: Workload) => {
+      latest = w;
+      const state = rolloutState(t.kind, w);
+      if (state.failed) {
+        const details = await readinessProblem(kc, [...pods.values()]);
+        finish(new UserError("rollout", `${label} failed to roll out: ${state.failed}`, { details }));
+        return;
+      }
+      opts.onProgress(`${label}: ${state.message}`);
+      if (state.done) {
+        finish();
+        return;
+      }
+      podSelector = await newRevisionSelector(kc, t, w).catch(() => undefined);
+      if (podSelector) watchPods(podSelector);
+    };
+
+    const watchWorkload = () => {
+      void watch
+        .watch(
+          `/apis/apps/v1/namespaces/${t.namespace}/${plural}`,
+          { fieldSelector: `metadata.name=${t.name}` },
+          (type, obj: Workload) => {
+            if (type === "DELETED")
+              finish(new UserError("rollout", `${label} was deleted during the rollout`));
+            else void evaluate(obj);
+          },
+          () => {
+            if (!settled) watchWorkload();
+          },
+        )
+        .then((a) => aborts.push(a))
+        .catch((e) => finish(e as Error));
+    };
+
+    const timer = setTimeout(async () => {
+      const state = latest ? rolloutState(t.kind, latest) : undefined;
+      const details = await readinessProblem(kc, [...pods.values()]).catch(() => []);
+      finish(
+        new UserError(
+          "rollout",
+          `${label} did not finish rolling out within ${Math.round(opts.timeoutMs / 1000)}s${state ? `: ${state.message}` : ""}`,
+          {
+            details,
+            hint: `see: kubectl -n ${t.namespace} describe ${t.kind.toLowerCase()} ${t.name}`,
+          },
+        ),
+      );
+    }, opts.timeoutMs);
+    watchWorkload();
+  });
+}

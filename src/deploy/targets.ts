@@ -1,0 +1,106 @@
+/**
+ * Deploy targets: which workloads (Deployments, StatefulSets) and which of their
+ * containers a snapshot feeds. Resolution reads the live objects and fails with the
+ * list of what exists when a name is wrong.
+ */
+import {
+  AppsV1Api,
+  CoreV1Api,
+  type KubeConfig,
+  type V1Deployment,
+  type V1StatefulSet,
+} from "@kubernetes/client-node";
+import { UserError } from "../cli/errors.js";
+import { apiError } from "../kube/client.js";
+
+export type TargetKind = "Deployment" | "StatefulSet";
+
+export interface TargetSpec {
+  kind: TargetKind;
+  name: string;
+  containers?: string[];
+}
+
+export interface ResolvedTarget {
+  kind: TargetKind;
+  name: string;
+  namespace: string;
+  containers: string[];
+  object: V1Deployment | V1StatefulSet;
+}
+
+/** Parses "web", "deployment/web", "statefulset/db:main,sidecar". */
+export function parseTarget(text: string): TargetSpec {
+  const m =
+    /^(?:(deployment|deploy|statefulset|sts)\/)?([a-z0-9]([-a-z0-9.]*[a-z0-9])?)(?::([A-Za-z0-9_,.-]+))?$/i.exec(
+      text,
+    );
+  if (!m)
+    throw new UserError(
+      "usage",
+      `target "${text}" must look like [deployment/|statefulset/]NAME[:container,...]`,
+    );
+  const kind: TargetKind = /^(statefulset|sts)$/i.test(m[1] ?? "") ? "StatefulSet" : "Deployment";
+  return { kind, name: m[2] as string, containers: m[4]?.split(",").filter(Boolean) };
+}
+
+export function targetLabel(t: { kind: TargetKind; name: string }): string {
+  return `${t.kind.toLowerCase()}/${t.name}`;
+}
+
+export async function ensureNamespace(kc: KubeConfig, namespace: string): Promise<void> {
+  try {
+    await kc.makeApiClient(CoreV1Api).readNamespace({ name: namespace });
+  } catch (e) {
+    if ((e as { code?: number }).code === 404) {
+      throw new UserError("notFound", `namespace ${namespace} does not exist`, {
+        hint: "pass --namespace, or set deploy.namespace in snapdeploy.yaml",
+      });
+    }
+    // Reading namespaces may be forbidden while the namespace exists: go on and let the target lookup tell.
+    if ((e as { code?: number }).code !== 403) throw apiError(e, `read namespace ${namespace}`);
+  }
+}
+
+export async function resolveTarget(
+  kc: KubeConfig,
+  namespace: string,
+  spec: TargetSpec,
+): Promise<ResolvedTarget> {
+  const apps = kc.makeApiClient(AppsV1Api);
+  let object: V1Deployment | V1StatefulSet;
+  try {
+    object =
+      spec.kind === "Deployment"
+        ? await apps.readNamespacedDeployment({ name: spec.name, namespace })
+        : await apps.readNamespacedStatefulSet({ name: spec.name, namespace });
+  } catch (e) {
+    if ((e as { code?: number }).code === 404) {
+      const list =
+        spec.kind === "Deployment"
+          ? await apps.listNamespacedDeployment({ namespace }).catch(() => undefined)
+          : await apps.listNamespacedStatefulSet({ namespace }).catch(() => undefined);
+      const names = (list?.items ?? []).map((i) => i.metadata?.name).filter(Boolean);
+      throw new UserError("notFound", `${targetLabel(spec)} not found in namespace ${namespace}`, {
+        hint: names.length
+          ? `${spec.kind}s there: ${names.join(", ")}`
+          : `there are no ${spec.kind}s in namespace ${namespace}`,
+      });
+    }
+    throw apiError(e, `read ${targetLabel(spec)} in namespace ${namespace}`, kc.getCurrentCluster()?.server);
+  }
+  const all = (object.spec?.template.spec?.containers ?? []).map((c) => c.name);
+  const containers = spec.containers?.length ? spec.containers : all.slice(0, 1);
+  const wrong = containers.filter((c) => !all.includes(c));
+  if (wrong.length) {
+    throw new UserError("notFound", `${targetLabel(spec)} has no container named ${wrong.join(", ")}`, {
+      hint: `its containers: ${all.join(", ")}`,
+    });
+  }
+  return { kind: spec.kind, name: spec.name, namespace, containers, object };
+}
+
+/** The namespace for targets: flag, then snapdeploy.yaml, then the kubeconfig context, then "default". */
+export function targetNamespace(kc: KubeConfig, flag?: string, configured?: string): string {
+  return flag ?? configured ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
+}

@@ -1,0 +1,153 @@
+/**
+ * Rolling targets to an image: record history, patch (or apply personal copies),
+ * watch every rollout, and on failure explain it and optionally put the previous
+ * images back. Ctrl-C marks the history entries "interrupted".
+ */
+import type { KubeConfig } from "@kubernetes/client-node";
+import { UserError } from "../cli/errors.js";
+import { applyPersonalCopy, currentImages, pointTargets, type Stamp } from "../deploy/apply.js";
+import { History, type HistoryEntry } from "../deploy/history.js";
+import { waitForRollout } from "../deploy/rollout.js";
+import { type ResolvedTarget, resolveTarget, targetLabel } from "../deploy/targets.js";
+import type { Reporter } from "../ui/reporter.js";
+
+export interface RolloutRequest {
+  targets: ResolvedTarget[];
+  image: string;
+  stamp: Stamp;
+  action: HistoryEntry["action"];
+  personal: boolean;
+  rollbackOnFailure: boolean;
+  timeoutMs: number;
+}
+
+export interface RolloutReport {
+  target: string;
+  revision: number;
+  image: string;
+  outcome: string;
+}
+
+export async function rollTargets(
+  kc: KubeConfig,
+  req: RolloutRequest,
+  reporter: Reporter,
+): Promise<RolloutReport[]> {
+  const abort = new AbortController();
+  const onSigint = () => abort.abort();
+  process.once("SIGINT", onSigint);
+  const started: { target: ResolvedTarget; history: History; entry: HistoryEntry }[] = [];
+  try {
+    let targets = req.targets;
+    const images = (t: ResolvedTarget) => Object.fromEntries(t.containers.map((c) => [c, req.image]));
+    const begin = async (t: ResolvedTarget) => {
+      const history = new History(kc, t.namespace, t);
+      const entry = await history.begin({
+        action: req.action,
+        snapshot: req.stamp.snapshot,
+        image: req.image,
+        previous: currentImages(t),
+        user: req.stamp.user,
+        commit: req.stamp.commit,
+        dirty: req.stamp.dirty,
+        time: new Date().toISOString(),
+      });
+      started.push({ target: t, history, entry });
+    };
+    if (req.personal) {
+      const copies: ResolvedTarget[] = [];
+      for (const t of targets) {
+        const name = `${t.name}-${req.stamp.user}`.slice(0, 63);
+        // The copy may not exist yet: its history starts with no previous image.
+        const existing = await resolveTarget(kc, t.namespace, {
+          kind: t.kind,
+          name,
+          containers: t.containers,
+        }).catch(() => undefined);
+        await begin(existing ?? { ...t, name, object: {} as ResolvedTarget["object"] });
+        copies.push(await applyPersonalCopy(kc, t, images(t), req.stamp));
+        reporter.info(`applied personal copy ${targetLabel({ kind: t.kind, name })}`);
+      }
+      targets = copies;
+    } else {
+      await pointTargets(
+        kc,
+        targets.map((t) => ({ target: t, images: images(t) })),
+        req.stamp,
+        begin,
+      );
+      for (const t of targets)
+        reporter.info(`updated ${targetLabel(t)} (${t.containers.join(", ")}) to ${req.image}`);
+    }
+
+    const results = await Promise.allSettled(
+      targets.map((t) =>
+        waitForRollout(kc, t, {
+          timeoutMs: req.timeoutMs,
+          onProgress: (m) => reporter.info(m),
+          signal: abort.signal,
+        }),
+      ),
+    );
+    const failures = results.flatMap((r, i) =>
+      r.status === "rejected" ? [{ i, error: r.reason as Error }] : [],
+    );
+    if (!failures.length) {
+      for (const s of started) await s.history.finish(s.entry.revision, "succeeded");
+      return started.map((s) => ({
+        target: targetLabel(s.target),
+        revision: s.entry.revision,
+        image: req.image,
+        outcome: "succeeded",
+      }));
+    }
+    const interrupted = abort.signal.aborted;
+    const first = failures[0]?.error as Error;
+    for (const s of started) {
+      await s.history
+        .finish(
+          s.entry.revision,
+          interrupted ? "interrupted" : "failed",
+          interrupted
+            ? "interrupted while waiting for the rollout; the new spec stays applied"
+            : first.message,
+        )
+        .catch(() => {});
+    }
+    if (interrupted) {
+      throw new UserError(
+        "interrupted",
+        "interrupted: the targets were updated but their rollout was not awaited",
+        {
+          hint: "see: snapdeploy history; undo with: snapdeploy rollback",
+        },
+      );
+    }
+    if (req.rollbackOnFailure && !req.personal) {
+      reporter.warn(`rolling back: ${first.message}`);
+      for (const s of started) {
+        const previous = s.entry.previous;
+        if (!Object.keys(previous).length) continue;
+        await pointTargets(kc, [{ target: s.target, images: previous }], {
+          ...req.stamp,
+          cause: `snapdeploy rollback after failed deploy of ${req.image}`,
+        });
+        await waitForRollout(kc, s.target, {
+          timeoutMs: req.timeoutMs,
+          onProgress: (m) => reporter.info(m),
+        }).catch((e) =>
+          reporter.warn(`rollback of ${targetLabel(s.target)} did not settle: ${(e as Error).message}`),
+        );
+        await s.history.finish(s.entry.revision, "rolled back", first.message);
+      }
+      const u = first instanceof UserError ? first : undefined;
+      throw new UserError("rollout", `${first.message}; the previous images were restored`, {
+        details: u?.details,
+        hint: u?.hint,
+      });
+    }
+    throw first;
+  } finally {
+    process.off("SIGINT", onSigint);
+  }
+}

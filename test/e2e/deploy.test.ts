@@ -1,0 +1,473 @@
+/**
+ * snapdeploy deploy / history / rollback / personal against real workloads in the
+ * local cluster: what gets served, how failures are explained, and what the
+ * history records.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { promises as fs } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import {
+  CLI,
+  DOCKER,
+  eventually,
+  installServer,
+  kubectl,
+  must,
+  mustKubectl,
+  REGISTRY_CA_FLAGS,
+  REGISTRY_NODE,
+  ROOT,
+  snapdeploy,
+  tempNamespace,
+  TOOLS_IMAGE,
+  uninstallServer,
+  uniqueName,
+} from "../helpers/cluster.js";
+
+let server = "";
+let ns = "";
+let dropNs = async () => {};
+const dirs: string[] = [];
+// One repository for every run (base layers pushed once); RUN_ID makes each run's snapshots new.
+const repo = `${REGISTRY_NODE}/e2e/web`;
+const RUN_ID = `${uniqueName("run")}\n`;
+const PLACEHOLDER = `${REGISTRY_NODE}/e2e/web:${uniqueName("placeholder")}`;
+
+before(async () => {
+  server = await installServer("e2e-deploy", REGISTRY_CA_FLAGS);
+  ({ ns, cleanup: dropNs } = await tempNamespace("e2e-apps"));
+  // The workloads start on an image of the same app that answers "placeholder".
+  const dir = await webApp("placeholder\n");
+  await must(DOCKER, ["build", "-q", "-t", PLACEHOLDER, dir]);
+  await must(DOCKER, ["push", "-q", PLACEHOLDER]);
+  await mustKubectl([
+    "-n",
+    ns,
+    "run",
+    "client",
+    `--image=${TOOLS_IMAGE}`,
+    "--command",
+    "--",
+    "sleep",
+    "3600",
+  ]);
+});
+after(async () => {
+  await dropNs();
+  await uninstallServer(server);
+  for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
+});
+
+/** A copy of examples/hello-http with its own greeting. */
+async function webApp(greeting: string, extra: Record<string, string> = {}): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "snapdeploy-web-"));
+  dirs.push(dir);
+  for (const f of ["Dockerfile", "server.js"])
+    await fs.copyFile(path.join(ROOT, "examples/hello-http", f), path.join(dir, f));
+  await fs.writeFile(path.join(dir, "greeting.txt"), greeting);
+  await fs.writeFile(path.join(dir, "run-id.txt"), RUN_ID);
+  for (const [p, c] of Object.entries(extra)) await fs.writeFile(path.join(dir, p), c);
+  return dir;
+}
+
+/** A Deployment (and Service) that snapdeploy will point at snapshots. */
+async function workload(name: string, opts: { containers?: string[]; replicas?: number } = {}) {
+  const containers = (opts.containers ?? ["web"]).map((c) => ({
+    name: c,
+    image: PLACEHOLDER,
+    ports: [{ containerPort: 8080 }],
+    readinessProbe: { httpGet: { path: "/", port: 8080 }, periodSeconds: 1 },
+  }));
+  await mustKubectl(
+    ["-n", ns, "apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "List",
+      items: [
+        {
+          apiVersion: "apps/v1",
+          kind: "Deployment",
+          metadata: { name },
+          spec: {
+            replicas: opts.replicas ?? 1,
+            selector: { matchLabels: { app: name } },
+            template: {
+              metadata: { labels: { app: name } },
+              spec: { containers, terminationGracePeriodSeconds: 1 },
+            },
+          },
+        },
+        {
+          apiVersion: "v1",
+          kind: "Service",
+          metadata: { name },
+          spec: { selector: { app: name }, ports: [{ port: 80, targetPort: 8080 }] },
+        },
+      ],
+    }),
+  );
+  await mustKubectl(["-n", ns, "rollout", "status", `deployment/${name}`, "--timeout=120s"]);
+}
+
+/**
+ * Waits (briefly) until the Service answers `expected`: a finished rollout can still
+ * have old pods terminating, and kube-proxy follows endpoint changes within seconds.
+ */
+async function servedSoon(name: string, expected: string): Promise<void> {
+  let last = "";
+  await eventually(
+    `service ${name} to answer ${JSON.stringify(expected)}`,
+    async () => {
+      last = await served(name);
+      return last === expected;
+    },
+    15_000,
+  ).catch(() => assert.equal(last, expected));
+}
+
+/** The app's answer through its Service, from another pod. */
+async function served(name: string): Promise<string> {
+  const ip = (await mustKubectl(["-n", ns, "get", "svc", name, "-o", "jsonpath={.spec.clusterIP}"])).trim();
+  const out = await mustKubectl([
+    "-n",
+    ns,
+    "exec",
+    "client",
+    "--",
+    "node",
+    "-e",
+    `fetch("http://${ip}/").then(r=>r.text()).then(t=>process.stdout.write(t))`,
+  ]);
+  return out;
+}
+
+const deploy = (dir: string, args: string[]) =>
+  snapdeploy([
+    "deploy",
+    "-n",
+    server,
+    "--user",
+    "alice",
+    "--project",
+    "web",
+    "-r",
+    repo,
+    "--target-namespace",
+    ns,
+    "-C",
+    dir,
+    ...args,
+  ]);
+
+const image = async (name: string, container = "web") =>
+  (
+    await mustKubectl([
+      "-n",
+      ns,
+      "get",
+      "deploy",
+      name,
+      "-o",
+      `jsonpath={.spec.template.spec.containers[?(@.name=="${container}")].image}`,
+    ])
+  ).trim();
+
+describe("deploy", () => {
+  test("deploy, change a file, deploy again: the new content is served and history shows both", async () => {
+    await workload("hello");
+    const dir = await webApp("first version\n");
+    const r1 = await deploy(dir, ["-t", "hello"]);
+    assert.equal(r1.code, 0, r1.stderr);
+    // The command returns only once the rollout is really done.
+    await servedSoon("hello", "first version\n");
+    await fs.writeFile(path.join(dir, "greeting.txt"), "second version\n");
+    const r2 = await deploy(dir, ["-t", "hello"]);
+    assert.equal(r2.code, 0, r2.stderr);
+    await servedSoon("hello", "second version\n");
+    assert.match(await image("hello"), new RegExp(`^${repo}@sha256:[0-9a-f]{64}$`));
+    const tmpl = JSON.parse(await mustKubectl(["-n", ns, "get", "deploy", "hello", "-o", "json"]));
+    const ann = tmpl.spec.template.metadata.annotations;
+    assert.equal(ann["snapdeploy.dev/user"], "alice");
+    assert.match(ann["snapdeploy.dev/snapshot"], /^[0-9a-f]{64}$/);
+    assert.ok(
+      "snapdeploy.dev/commit" in ann && "snapdeploy.dev/dirty" in ann && "snapdeploy.dev/time" in ann,
+    );
+    assert.match(
+      tmpl.metadata.annotations["kubernetes.io/change-cause"],
+      /snapdeploy deploy snapshot [0-9a-f]{12} by alice/,
+    );
+
+    const h = await snapdeploy(["history", "-t", "hello", "--target-namespace", ns]);
+    assert.equal(h.code, 0, h.stderr);
+    assert.match(h.stdout, /^\s+2\s+deploy\s+[0-9a-f]{12}\s+alice .* succeeded$/m);
+    assert.match(h.stdout, /^\s+1\s+deploy\s+[0-9a-f]{12}\s+alice .* succeeded$/m);
+  });
+
+  test("a bad image fails fast with the ImagePullBackOff diagnosis", async () => {
+    await workload("pull");
+    const t0 = Date.now();
+    const r = await snapdeploy([
+      "deploy",
+      "-t",
+      "pull",
+      "--target-namespace",
+      ns,
+      "--image",
+      `${REGISTRY_NODE}/e2e/does-not-exist:v1`,
+      "--user",
+      "alice",
+    ]);
+    assert.ok(Date.now() - t0 < 30_000, `took ${Date.now() - t0} ms`);
+    assert.equal(r.code, 10, r.stderr);
+    assert.match(
+      r.stderr,
+      /deployment\/pull failed to roll out: pod pull-\S+: container web cannot pull image \S+does-not-exist:v1 \((ErrImagePull|ImagePullBackOff)\)/,
+    );
+    assert.match(r.stderr, /not found|failed to pull/i);
+    const h = await snapdeploy(["history", "-t", "pull", "--target-namespace", ns]);
+    assert.match(h.stdout, /failed: /);
+  });
+
+  test("a crashing app shows its exit code and last log lines; --rollback-on-failure restores the old image", async () => {
+    await workload("crash");
+    const good = await webApp("stable\n");
+    assert.equal((await deploy(good, ["-t", "crash"])).code, 0);
+    const before = await image("crash");
+    const crashing = await webApp("unused\n", {
+      "server.js": [
+        "for (let i = 1; i <= 30; i++) console.log('boot line ' + i);",
+        "console.error('fatal: no database');",
+        "process.exit(4);",
+        "",
+      ].join("\n"),
+    });
+    const r = await deploy(crashing, ["-t", "crash", "--rollback-on-failure", "--timeout", "90"]);
+    assert.equal(r.code, 10, r.stderr);
+    assert.match(r.stderr, /container web exited with code 4/);
+    assert.match(r.stderr, /\| fatal: no database/);
+    assert.match(r.stderr, /\| boot line 30/);
+    assert.doesNotMatch(r.stderr, /\| boot line 5\n/, "only the last 20 lines");
+    assert.match(r.stderr, /the previous images were restored/);
+    assert.equal(await image("crash"), before);
+    await mustKubectl(["-n", ns, "rollout", "status", "deployment/crash", "--timeout=60s"]);
+    await servedSoon("crash", "stable\n");
+    const h = await snapdeploy(["history", "-t", "crash", "--target-namespace", ns]);
+    assert.match(h.stdout, /rolled back/);
+  });
+
+  test("one snapshot feeds two targets (a scheduler and its workers)", async () => {
+    await workload("scheduler");
+    await workload("workers", { replicas: 2 });
+    const dir = await webApp("shared image\n");
+    const r = await deploy(dir, ["-t", "scheduler", "-t", "deployment/workers:web"]);
+    assert.equal(r.code, 0, r.stderr);
+    const a = await image("scheduler");
+    assert.equal(await image("workers"), a);
+    await servedSoon("workers", "shared image\n");
+  });
+
+  test("--personal deploys to the user's own copy and leaves the shared Deployment and Service alone", async () => {
+    await workload("shared");
+    const sharedBefore = JSON.parse(await mustKubectl(["-n", ns, "get", "deploy", "shared", "-o", "json"]));
+    const dir = await webApp("my prototype\n");
+    const r = await deploy(dir, ["-t", "shared", "--personal"]);
+    assert.equal(r.code, 0, r.stderr);
+    const sharedAfter = JSON.parse(await mustKubectl(["-n", ns, "get", "deploy", "shared", "-o", "json"]));
+    assert.equal(sharedAfter.metadata.generation, sharedBefore.metadata.generation);
+    assert.equal(sharedAfter.spec.template.spec.containers[0].image, PLACEHOLDER);
+    const copy = JSON.parse(await mustKubectl(["-n", ns, "get", "deploy", "shared-alice", "-o", "json"]));
+    assert.equal(copy.metadata.labels["snapdeploy.dev/owner"], "alice");
+    assert.match(copy.spec.template.spec.containers[0].image, new RegExp(`^${repo}@`));
+    // The shared Service keeps serving only the shared pods.
+    const endpoints = await mustKubectl([
+      "-n",
+      ns,
+      "get",
+      "endpointslices",
+      "-l",
+      "kubernetes.io/service-name=shared",
+      "-o",
+      "jsonpath={.items[*].endpoints[*].targetRef.name}",
+    ]);
+    assert.doesNotMatch(endpoints, /shared-alice/);
+    for (let i = 0; i < 5; i++) assert.equal(await served("shared"), "placeholder\n");
+    const del = await snapdeploy(["personal", "delete", "--target-namespace", ns, "--user", "alice"]);
+    assert.equal(del.code, 0, del.stderr);
+    assert.match(del.stdout, /deleted deployment\/shared-alice/);
+    assert.notEqual((await kubectl(["-n", ns, "get", "deploy", "shared-alice"])).code, 0);
+  });
+
+  test("Ctrl-C during a rollout leaves a history entry that explains the state", async () => {
+    await workload("slow");
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        "deploy",
+        "-t",
+        "slow",
+        "--target-namespace",
+        ns,
+        "--image",
+        `${REGISTRY_NODE}/e2e/never:there`,
+        "--user",
+        "alice",
+        "--timeout",
+        "120",
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    await eventually("the deploy to start", async () => /updated deployment\/slow/.test(stderr), 30_000);
+    child.kill("SIGINT");
+    const code = await new Promise<number | null>((r) => child.on("exit", r));
+    // Either the interrupt or an already-diagnosed pull failure ends it; both are recorded.
+    assert.ok(code === 130 || code === 10, `exit ${code}: ${stderr}`);
+    const h = await snapdeploy(["history", "-t", "slow", "--target-namespace", ns]);
+    assert.match(h.stdout, /interrupted|failed/);
+    assert.doesNotMatch(h.stdout, /in progress/);
+  });
+});
+
+describe("bad input", () => {
+  test("a missing target lists the Deployments in the namespace (exit 5)", async () => {
+    const r = await snapdeploy([
+      "deploy",
+      "-t",
+      "nope",
+      "--target-namespace",
+      ns,
+      "--image",
+      `x.example/y@sha256:${"0".repeat(64)}`,
+    ]);
+    assert.equal(r.code, 5, r.stderr);
+    assert.match(r.stderr, /deployment\/nope not found in namespace/);
+    assert.match(r.stderr, /Deployments there: .*hello/);
+  });
+
+  test("a wrong container name lists the containers (exit 5)", async () => {
+    const r = await snapdeploy([
+      "deploy",
+      "-t",
+      "hello:nope",
+      "--target-namespace",
+      ns,
+      "--image",
+      "x.example/y:1",
+    ]);
+    assert.equal(r.code, 5, r.stderr);
+    assert.match(r.stderr, /has no container named nope/);
+    assert.match(r.stderr, /its containers: web/);
+  });
+
+  test("a missing namespace is named (exit 5)", async () => {
+    const r = await snapdeploy([
+      "deploy",
+      "-t",
+      "hello",
+      "--target-namespace",
+      "no-such-ns",
+      "--image",
+      "x.example/y:1",
+    ]);
+    assert.equal(r.code, 5, r.stderr);
+    assert.match(r.stderr, /namespace no-such-ns does not exist/);
+  });
+
+  test("no permission to patch names the verb and resource (exit 4), and nothing changes", async () => {
+    const sa = uniqueName("viewer");
+    await mustKubectl(["-n", ns, "create", "serviceaccount", sa]);
+    await mustKubectl([
+      "-n",
+      ns,
+      "create",
+      "role",
+      sa,
+      "--verb=get,list,watch",
+      "--resource=deployments,namespaces,configmaps,pods",
+    ]);
+    await mustKubectl([
+      "-n",
+      ns,
+      "create",
+      "rolebinding",
+      sa,
+      `--role=${sa}`,
+      `--serviceaccount=${ns}:${sa}`,
+    ]);
+    const token = (await mustKubectl(["-n", ns, "create", "token", sa])).trim();
+    const kubeconfig = path.join(await fs.mkdtemp(path.join(os.tmpdir(), "snapdeploy-kc-")), "config");
+    const ca = (
+      await mustKubectl([
+        "config",
+        "view",
+        "--minify",
+        "--raw",
+        "-o",
+        "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+      ])
+    ).trim();
+    await fs.writeFile(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        clusters: [
+          { name: "c", cluster: { server: "https://127.0.0.1:6443", "certificate-authority-data": ca } },
+        ],
+        users: [{ name: sa, user: { token } }],
+        contexts: [{ name: "c", context: { cluster: "c", user: sa, namespace: ns } }],
+        "current-context": "c",
+      }),
+    );
+    const before = await image("hello");
+    const r = await snapdeploy([
+      "deploy",
+      "--kubeconfig",
+      kubeconfig,
+      "-t",
+      "hello",
+      "--image",
+      `${REGISTRY_NODE}/e2e/x:1`,
+    ]);
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(r.stderr, /not allowed to (patch deployments\/hello|write the deploy history)/);
+    assert.equal(await image("hello"), before);
+  });
+
+  test("an unreachable cluster and a missing context are clear errors (exit 3)", async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "snapdeploy-kc-"));
+    const kubeconfig = path.join(dir, "config");
+    await fs.writeFile(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        clusters: [{ name: "c", cluster: { server: "https://127.0.0.1:1" } }],
+        users: [{ name: "u", user: { token: "x" } }],
+        contexts: [{ name: "c", context: { cluster: "c", user: "u" } }],
+        "current-context": "c",
+      }),
+    );
+    const r = await snapdeploy([
+      "deploy",
+      "--kubeconfig",
+      kubeconfig,
+      "-t",
+      "hello",
+      "--image",
+      "x.example/y:1",
+    ]);
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /cannot reach the Kubernetes API server/);
+    const r2 = await snapdeploy(["deploy", "--context", "nope", "-t", "hello", "--image", "x.example/y:1"]);
+    assert.equal(r2.code, 3, r2.stderr);
+    assert.match(r2.stderr, /context "nope" is not in the kubeconfig/);
+  });
+});
