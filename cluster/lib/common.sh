@@ -49,6 +49,15 @@ step() {
 }
 print_steps() { local l; for l in "${STEP_REPORT[@]}"; do printf '  %s\n' "$l" >&2; done; }
 
+# write_config FILE: writes stdin to FILE only if the content differs, so a running
+# daemon that watches its config (kube-proxy exits when the file is rewritten) is
+# left alone by an idempotent `up`.
+write_config() {
+  local file=$1 tmp; tmp=$(mktemp "$file.XXXX")
+  cat > "$tmp"
+  if cmp -s "$tmp" "$file"; then rm -f "$tmp"; else mv "$tmp" "$file"; fi
+}
+
 pid_alive() { local f=$RUN/$1.pid; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; }
 
 # start_daemon NAME CMD...: starts CMD in its own session, logs to $LOGS/NAME.log,

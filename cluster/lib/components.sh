@@ -6,7 +6,7 @@ PACKAGES=(containerd runc containernetworking-plugins docker.io docker-registry 
 
 install_packages() {
   local missing=() p
-  for p in "${PACKAGES[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
+  for p in "${PACKAGES[@]}"; do [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == *'ok installed'* ]] || missing+=("$p"); done
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing Debian packages: ${missing[*]}"
   apt-get update -qq >/dev/null
@@ -25,9 +25,11 @@ setup_network() {
     ip link add "$NODE_IF" type bridge
   fi
   ip link set "$NODE_IF" up
-  ip addr show dev "$NODE_IF" | grep -q " $NODE_IP/" || ip addr add "$NODE_IP/32" dev "$NODE_IF"
+  # (Captured first: with pipefail, `grep -q` closing the pipe early would read as "absent".)
+  local addrs; addrs=$(ip addr show dev "$NODE_IF")
+  [[ $addrs == *" $NODE_IP/"* ]] || ip addr add "$NODE_IP/32" dev "$NODE_IF"
   mkdir -p "$STATE/cni"
-  cat > "$STATE/cni/10-snapdeploy.conflist" <<CNI
+  write_config "$STATE/cni/10-snapdeploy.conflist" <<CNI
 {
   "cniVersion": "1.0.0",
   "name": "snapdeploy",
@@ -85,8 +87,8 @@ start_registry() {
     echo "log: {level: warn}"
     echo "storage: {filesystem: {rootdirectory: $dir}, delete: {enabled: true}}"
     echo "http: {addr: $addr, tls: {certificate: $PKI/registry.crt, key: $PKI/registry.key}}"
-    [ -n "$auth" ] && echo "auth: {htpasswd: {realm: snapdeploy-local, path: $auth}}"
-  } > "$cfg"
+    if [ -n "$auth" ]; then echo "auth: {htpasswd: {realm: snapdeploy-local, path: $auth}}"; fi
+  } | write_config "$cfg"
   start_daemon "$name" /usr/bin/docker-registry serve "$cfg"
   start_daemon "$name-loopback" socat "TCP-LISTEN:${alias##*:},bind=${alias%:*},fork,reuseaddr" "TCP:$addr"
   wait_for "$name" 20 curl -sS --cacert "$PKI/ca.crt" -o /dev/null "https://$alias/v2/"
@@ -120,7 +122,7 @@ start_docker() {
   # The node's Docker daemon on /var/run/docker.sock, as nodes of the original
   # snapshot-deploy design had. It runs its own containerd, apart from the CRI one.
   trust_registries
-  cat > "$STATE/dockerd.json" <<JSON
+  write_config "$STATE/dockerd.json" <<JSON
 {"features": {"buildkit": true}}
 JSON
   start_daemon dockerd dockerd --config-file "$STATE/dockerd.json" -H unix:///var/run/docker.sock
@@ -136,7 +138,7 @@ start_containerd() {
     printf 'server = "https://%s"\nca = "%s"\n\n[host."https://%s"]\n  capabilities = ["pull", "resolve"]\n  ca = "%s"\n' \
       "$r" "$PKI/ca.crt" "$r" "$PKI/ca.crt" > "$hosts/$r/hosts.toml"
   done
-  cat > "$STATE/containerd.toml" <<TOML
+  write_config "$STATE/containerd.toml" <<TOML
 version = 2
 root = "$STATE/containerd/root"
 state = "$RUN/containerd/state"
@@ -161,8 +163,10 @@ TOML
 
 start_kubelet() {
   mkdir -p "$STATE/kubelet"
-  : > "$STATE/pod-resolv.conf"
-  cat > "$STATE/kubelet.yaml" <<YAML
+  # Loopback inside the pod: lookups fail fast and never leave it (an empty file
+  # would make containerd hand pods the host's resolver instead).
+  printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' | write_config "$STATE/pod-resolv.conf"
+  write_config "$STATE/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 # cgroups are v1 on this machine.
@@ -181,8 +185,8 @@ imageGCLowThresholdPercent: 99
 evictionHard: {"nodefs.available": "1%", "imagefs.available": "1%", "memory.available": "100Mi"}
 serializeImagePulls: false
 maxPods: 60
-# Pods get an empty resolv.conf: no cluster DNS runs here, and no pod query may
-# leave this machine through the host's resolver.
+# Pods resolve through their own loopback: no cluster DNS runs here, and no pod
+# query may leave this machine through the host's resolver.
 resolvConf: $STATE/pod-resolv.conf
 YAML
   start_daemon kubelet "$BIN/kubelet" --config "$STATE/kubelet.yaml" --kubeconfig "$STATE/kubelet.kubeconfig" \
@@ -191,7 +195,7 @@ YAML
 }
 
 start_proxy() {
-  cat > "$STATE/kube-proxy.yaml" <<YAML
+  write_config "$STATE/kube-proxy.yaml" <<YAML
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: $STATE/kube-proxy.kubeconfig}

@@ -81,12 +81,24 @@ export async function diagnosePod(kc: KubeConfig, pod: V1Pod): Promise<PodProble
   for (const cs of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
     const waiting = cs.state?.waiting;
     if (waiting?.reason && IMAGE_PULL.includes(waiting.reason)) {
-      const events = await core
-        .listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })
-        .catch(() => undefined);
-      const failed = (events?.items ?? [])
-        .filter((e) => e.type === "Warning" && /pull|image/i.test(e.message ?? ""))
-        .at(-1);
+      const warningsNow = async () =>
+        (
+          (
+            await core
+              .listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })
+              .catch(() => undefined)
+          )?.items ?? []
+        ).filter((e) => e.type === "Warning");
+      let warnings = await warningsNow();
+      // The status can change before the kubelet's event is written: look once more.
+      if (!warnings.some((e) => /failed to pull/i.test(e.message ?? ""))) {
+        await new Promise((r) => setTimeout(r, 1000));
+        warnings = await warningsNow();
+      }
+      // The kubelet's "Failed to pull image ..." event carries the registry's answer.
+      const failed =
+        warnings.filter((e) => /failed to pull/i.test(e.message ?? "")).at(-1) ??
+        warnings.filter((e) => /pull|image/i.test(e.message ?? "")).at(-1);
       return {
         pod: name,
         reason: waiting.reason,
@@ -214,6 +226,8 @@ export async function waitForRollout(
     opts.signal?.addEventListener("abort", onAbort, { once: true });
 
     const checkPod = async (p: V1Pod) => {
+      // A pod being deleted (scaled down, replaced) is not a failure of the new revision.
+      if (p.metadata?.deletionTimestamp) return;
       const problem = await diagnosePod(kc, p).catch(() => undefined);
       if (problem && !settled) {
         finish(
@@ -269,6 +283,8 @@ export async function waitForRollout(
         finish();
         return;
       }
+      // Until the controller has seen the new spec, "newest revision" still means the old one.
+      if ((w.status?.observedGeneration ?? 0) < (w.metadata?.generation ?? 0)) return;
       podSelector = await newRevisionSelector(kc, t, w).catch(() => undefined);
       if (podSelector) watchPods(podSelector);
     };

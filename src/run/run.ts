@@ -3,12 +3,14 @@
  * cannot), stream its output, and report the command's exit code.
  *
  * Exit codes of failures here (see src/cli/errors.ts):
+ * - input (6): the API server refused the Job as invalid (e.g. a bad --env name);
  * - rollout (10): the pod will not start without a fix (image cannot be pulled, missing
- *   ConfigMap/Secret, the Job's pod is refused, an init container failed, the pod vanished),
+ *   ConfigMap/Secret, the Job's pod is refused, an init container failed) or vanished,
  *   the same code as a deploy whose pods do not come up;
  * - timeout (11): not started within the start timeout (e.g. unschedulable all along);
- * - interrupted (130): Ctrl-C, after which the Job is deleted.
- * In each of these cases the Job is deleted, so nothing is left pending in the cluster.
+ * - interrupted (130): Ctrl-C.
+ * A Job that cannot start, or is interrupted, is deleted: nothing is left pending in the
+ * cluster. Once its command runs, a failure to watch it leaves it running.
  * The command's own exit code is returned, not thrown: it is the caller's to pass on.
  */
 import {
@@ -55,41 +57,58 @@ export async function runJob(
   const abort = new AbortController();
   const onSigint = () => abort.abort();
   if (!req.detach) process.once("SIGINT", onSigint);
-  let started = false;
   try {
-    try {
-      await kc.makeApiClient(BatchV1Api).createNamespacedJob({ namespace, body: req.job });
-    } catch (e) {
-      throw apiError(e, `create job ${name} in namespace ${namespace}`, kc.getCurrentCluster()?.server);
-    }
+    await createJob(kc, namespace, req.job);
     if (req.detach) return undefined;
     reporter.info(`job ${name} created in namespace ${namespace}`);
-    const pod = await waitForStart(kc, req, reporter, abort.signal);
-    started = true;
-    return await follow(kc, req, pod, reporter, abort.signal);
-  } catch (e) {
-    if (abort.signal.aborted) {
-      const deleted = await deleteJob(kc, namespace, name);
-      throw new UserError(
-        "interrupted",
-        `interrupted: ${deleted ? "deleted" : "could not delete"} job ${name}`,
-      );
+    let started = false;
+    try {
+      const pod = await waitForStart(kc, req, reporter, abort.signal);
+      started = true;
+      return await follow(kc, req, pod, reporter, abort.signal);
+    } catch (e) {
+      if (abort.signal.aborted) {
+        const deleted = await deleteJob(kc, namespace, name);
+        throw new UserError(
+          "interrupted",
+          `interrupted: ${deleted ? "deleted" : "could not delete"} job ${name}`,
+        );
+      }
+      if (!started) {
+        // A Job that cannot start would sit there pending; nothing of it is worth keeping.
+        const deleted = await deleteJob(kc, namespace, name);
+        if (!(e instanceof UserError)) throw e;
+        const note = deleted ? `job ${name} deleted` : `could not delete job ${name}`;
+        throw new UserError(e.code, e.message, {
+          details: [...(e.details ?? []), `(${note})`],
+          hint: e.hint,
+        });
+      }
+      if (!(e instanceof UserError)) throw e;
+      // The command may still be running fine: it is not stopped because watching it failed.
+      throw new UserError(e.code, e.message, {
+        details: e.details,
+        hint:
+          e.hint ?? `job ${name} was left alone; follow it with: kubectl -n ${namespace} logs -f job/${name}`,
+      });
     }
-    if (!(e instanceof UserError)) throw e;
-    if (!started) {
-      // A Job that cannot start would sit there pending; nothing of it is worth keeping.
-      const deleted = await deleteJob(kc, namespace, name);
-      const note = deleted ? `job ${name} deleted` : `could not delete job ${name}`;
-      throw new UserError(e.code, e.message, { details: [...(e.details ?? []), `(${note})`], hint: e.hint });
-    }
-    // The command may still be running fine: it is not stopped because watching it failed.
-    throw new UserError(e.code, e.message, {
-      details: e.details,
-      hint:
-        e.hint ?? `job ${name} was left alone; follow it with: kubectl -n ${namespace} logs -f job/${name}`,
-    });
   } finally {
     process.off("SIGINT", onSigint);
+  }
+}
+
+async function createJob(kc: KubeConfig, namespace: string, job: V1Job): Promise<void> {
+  try {
+    await kc.makeApiClient(BatchV1Api).createNamespacedJob({ namespace, body: job });
+  } catch (e) {
+    const err = apiError(
+      e,
+      `create job ${job.metadata?.name} in namespace ${namespace}`,
+      kc.getCurrentCluster()?.server,
+    );
+    // Invalid: something given on the command line (or taken from the template) does not fit a Job.
+    if ((e as { code?: number }).code === 422) throw new UserError("input", err.message, { cause: e });
+    throw err;
   }
 }
 
@@ -223,7 +242,7 @@ async function waitForStart(
       if (state.kind === "started") return pod.metadata.name;
       if (state.kind === "failed") {
         throw new UserError("rollout", `job ${name}: the command cannot start: ${state.message}`, {
-          details: await startWarnings(core, namespace, "Pod", pod.metadata.name),
+          details: await startWarnings(core, namespace, "Pod", pod.metadata.name, state.message),
         });
       }
       // E.g. a volume that cannot be mounted keeps the pod in ContainerCreating, told only by events.
@@ -243,7 +262,9 @@ async function waitForStart(
         `job ${name}: the command did not start within ${req.startTimeoutSeconds}s`,
         {
           details: lastNote ? [lastNote] : undefined,
-          hint: "pass a longer --start-timeout, or fewer resources with --cpu/--memory",
+          hint: lastNote?.startsWith("unschedulable")
+            ? "ask for fewer resources with --cpu/--memory, or pass a longer --start-timeout"
+            : "pass a longer --start-timeout if it is only slow",
         },
       );
     }
@@ -267,6 +288,8 @@ async function startWarnings(
   namespace: string,
   kind: string,
   name: string,
+  /** Leaves out events that only repeat this. */
+  known = "",
 ): Promise<string[]> {
   let events: CoreV1Event[];
   try {
@@ -282,8 +305,14 @@ async function startWarnings(
   const when = (e: CoreV1Event) =>
     (e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp)?.valueOf() ?? 0;
   const lines = events
-    .filter((e) => START_EVENTS.has(e.reason ?? "") && !/^Error: \w+$/.test(e.message?.trim() ?? ""))
+    .filter((e) => START_EVENTS.has(e.reason ?? "") && !repeats(e.message ?? "", known))
     .sort((a, b) => Number(when(a)) - Number(when(b)))
     .map((e) => `${e.reason}: ${e.message?.trim()}`);
   return [...new Set(lines)].slice(-3);
+}
+
+/** An event message that says no more than `known` or than a bare reason ("Error: ImagePullBackOff"). */
+function repeats(message: string, known: string): boolean {
+  const core = message.trim().replace(/^(Error: |Failed to pull image "[^"]*": )/, "");
+  return /^\w+$/.test(core) || known.includes(core);
 }

@@ -15,6 +15,10 @@ test("a second cluster/up with everything running returns quickly", async () => 
   assert.equal(r.code, 0, r.stderr);
   assert.ok(Date.now() - t0 < 20_000, `warm up took ${Date.now() - t0} ms`);
   assert.match(r.stderr, /cluster is up/);
+  // Nothing was restarted or knocked over by rewriting its configuration.
+  await new Promise((res) => setTimeout(res, 2000));
+  const status = await run(script("status"), []);
+  assert.equal(status.code, 0, status.stdout);
 });
 
 test("cluster/down stops everything and cleans up; cluster/up brings it back", async () => {
