@@ -22,6 +22,7 @@ import {
   snapdeploy,
   uninstallServer,
   uniqueName,
+  exitOf,
 } from "../helpers/cluster.js";
 
 let ns = "";
@@ -191,7 +192,7 @@ describe("build", () => {
       60_000,
     );
     child.kill("SIGINT");
-    const code = await new Promise<number | null>((r) => child.on("exit", r));
+    const code = await exitOf(child);
     assert.equal(code, 130, stderr);
     await eventually(
       "the remote build to stop",

@@ -324,9 +324,11 @@ describe("deploy", () => {
     child.stderr.on("data", (d) => {
       stderr += d;
     });
+    // Listen for the exit now: a fast pull-failure diagnosis may end it before the interrupt.
+    const exited = new Promise<number | null>((r) => child.on("exit", r));
     await eventually("the deploy to start", async () => /updated deployment\/slow/.test(stderr), 30_000);
     child.kill("SIGINT");
-    const code = await new Promise<number | null>((r) => child.on("exit", r));
+    const code = await exited;
     // Either the interrupt or an already-diagnosed pull failure ends it; both are recorded.
     assert.ok(code === 130 || code === 10, `exit ${code}: ${stderr}`);
     const h = await snapdeploy(["history", "-t", "slow", "--target-namespace", ns]);
@@ -336,6 +338,8 @@ describe("deploy", () => {
 });
 
 describe("bad input", () => {
+  before(async () => workload("hello"));
+
   test("a missing target lists the Deployments in the namespace (exit 5)", async () => {
     const r = await snapdeploy([
       "deploy",

@@ -20,6 +20,7 @@ import {
   sleep,
   snapdeploy,
   uninstallServer,
+  exitOf,
 } from "../helpers/cluster.js";
 
 let ns = "";
@@ -229,7 +230,7 @@ describe("sync", () => {
       30_000,
     );
     child.kill("SIGKILL");
-    await new Promise((r) => child.on("exit", r));
+    await exitOf(child);
     assert.deepEqual(
       (await remoteListing("frank", "app")).map((l) => l.split(" ")[0]),
       ["old.txt"],
@@ -271,7 +272,7 @@ describe("sync", () => {
       30_000,
     );
     child.kill("SIGINT");
-    const code = await new Promise<number | null>((r) => child.on("exit", r));
+    const code = await exitOf(child);
     assert.equal(code, 130, stderr);
     assert.match(stderr, /interrupted/);
     assert.deepEqual(

@@ -180,3 +180,9 @@ export async function registryHasTag(
   ]);
   return r.stdout === "200";
 }
+
+/** A child's exit code, also when it has already exited (no lost "exit" event). */
+export function exitOf(child: import("node:child_process").ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((r) => child.once("exit", (code) => r(code)));
+}
