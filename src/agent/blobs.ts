@@ -24,6 +24,12 @@ export class BlobStore {
     await fs.rm(this.tmp, { recursive: true, force: true });
     await fs.mkdir(this.tmp, { recursive: true });
     await fs.mkdir(this.dir, { recursive: true });
+    // All 256 fan-out folders up front: no mkdir per received blob.
+    await Promise.all(
+      Array.from({ length: 256 }, (_, i) =>
+        fs.mkdir(path.join(this.dir, i.toString(16).padStart(2, "0")), { recursive: true }),
+      ),
+    );
     for (const sub of await fs.readdir(this.dir)) {
       for (const name of await fs.readdir(path.join(this.dir, sub))) this.known.add(name);
     }
@@ -101,9 +107,7 @@ export class BlobWriter {
     }
     if (this.file) await this.file.close();
     else await fs.writeFile(this.tmpPath, Buffer.concat(this.chunks), { mode: 0o644 });
-    const dest = this.store.path(this.hash);
-    await fs.mkdir(path.dirname(dest), { recursive: true });
-    await fs.rename(this.tmpPath, dest);
+    await fs.rename(this.tmpPath, this.store.path(this.hash));
     this.store.added(this.hash);
   }
 

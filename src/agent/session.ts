@@ -90,12 +90,14 @@ async function sync(conn: Connection, ctx: AgentContext, op: Message) {
       });
       return;
     }
+    const t0 = Date.now();
     await conn.send({ t: "send-manifest", have: current?.digest ?? null });
     const entries = validateManifest(await receiveManifest(conn));
     const actual = manifestDigest(entries);
     if (actual !== digest)
       throw new InvalidInput(`manifest digest mismatch: announced ${digest}, received ${actual}`);
 
+    const tManifest = Date.now();
     const need = [
       ...new Set(
         entries
@@ -111,9 +113,11 @@ async function sync(conn: Connection, ctx: AgentContext, op: Message) {
     if (missing.length)
       throw new InvalidInput(`the client did not send ${missing.length} needed blobs (e.g. ${missing[0]})`);
 
+    const tBlobs = Date.now();
     const changes = await ws.update(digest, entries, ctx.blobs);
     ctx.log(
-      `sync ${key}: +${changes.added} ~${changes.changed} -${changes.removed}, ${need.length} blobs, ${received} bytes`,
+      `sync ${key}: +${changes.added} ~${changes.changed} -${changes.removed}, ${need.length} blobs, ${received} bytes; ` +
+        `manifest ${tManifest - t0} ms, blobs ${tBlobs - tManifest} ms, workspace ${Date.now() - tBlobs} ms`,
     );
     await conn.send({
       t: "synced",
@@ -170,13 +174,14 @@ async function receiveBlobs(
   wanted: Set<string>,
   sizes: Map<string, number>,
 ): Promise<number> {
-  const inflate = createInflateRaw();
+  const inflate = createInflateRaw({ chunkSize: 256 * 1024 });
   let header = Buffer.alloc(0);
   let current: BlobWriter | undefined;
   let consumed = 0;
   let acked = 0;
   let raw = 0;
 
+  const finishing = new Set<Promise<void>>();
   const handle = async (chunk: Buffer) => {
     raw += chunk.length;
     let buf = chunk;
@@ -199,9 +204,15 @@ async function receiveBlobs(
       if (take) await current.write(buf.subarray(0, take));
       buf = buf.subarray(take);
       if (current.remaining === 0) {
-        const w = current;
+        // Finishing (verify, write, rename) overlaps with parsing the next blobs.
+        const done = current.finish();
         current = undefined;
-        await w.finish();
+        finishing.add(done);
+        void done.then(
+          () => finishing.delete(done),
+          () => finishing.delete(done),
+        );
+        if (finishing.size >= 64) await Promise.race(finishing);
       }
     }
   };
@@ -209,6 +220,7 @@ async function receiveBlobs(
   const pump = (async () => {
     for await (const chunk of inflate) await handle(chunk as Buffer);
     if (current) throw new BlobMismatch(`the blob stream ended inside blob ${current.hash}`);
+    await Promise.all(finishing);
   })();
   let failed: unknown;
   pump.catch((e) => {

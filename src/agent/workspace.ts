@@ -199,9 +199,9 @@ async function applyDiff(tree: string, from: Entry[], to: Entry[], blobs: BlobSt
     } else if (e.type === "symlink") {
       if (!old) queue.push(fs.symlink(e.target as string, dest));
     } else {
-      queue.push(placeFile(blobs, e, dest));
+      queue.push(placeFile(blobs, e, dest, Boolean(old)));
     }
-    if (queue.length >= 32) await flush();
+    if (queue.length >= 64) await flush();
   }
   await flush();
   for (let i = dirs.length - 1; i >= 0; i--) {
@@ -210,17 +210,22 @@ async function applyDiff(tree: string, from: Entry[], to: Entry[], blobs: BlobSt
   }
 }
 
-async function placeFile(blobs: BlobStore, e: Entry, dest: string): Promise<void> {
+async function placeFile(blobs: BlobStore, e: Entry, dest: string, replacing: boolean): Promise<void> {
   const src = blobs.path(e.hash as string);
   const st = await fs.stat(src).catch(() => undefined);
   if (!st || st.size !== e.size)
     throw new Error(`blob ${e.hash} for ${e.path} is missing or damaged in the store`);
-  // A copy, not a hard link: each file needs its own mode, and nothing done to a
-  // workspace can alter the shared store.
-  const tmp = `${dest}.snapdeploy-tmp`;
-  await fs.copyFile(src, tmp, fs.constants.COPYFILE_FICLONE);
-  await fs.chmod(tmp, e.mode & 0o777);
-  await fs.rename(tmp, dest);
+  // Written in place: this tree is not the current one, so nobody reads it until
+  // the switch. Files with the store's mode (0644, most of them) are hard links to
+  // their blob: one metadata operation and no data copied. Workspaces are read-only
+  // by contract (only this agent writes them; builds only read), so the store stays
+  // intact. Other modes need a copy of their own.
+  if (replacing) await fs.rm(dest, { force: true });
+  if ((e.mode & 0o777) === 0o644) await fs.link(src, dest);
+  else {
+    await fs.copyFile(src, dest, fs.constants.COPYFILE_FICLONE);
+    await fs.chmod(dest, e.mode & 0o777);
+  }
 }
 
 function diffSummary(from: Entry[], to: Entry[]): Changes {

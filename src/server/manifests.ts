@@ -51,6 +51,8 @@ export function serverObjects(o: ServerOptions): KubernetesObject[] {
     { name: "SNAPDEPLOY_VOLUME", value: `PVC ${o.namespace}/${DATA_CLAIM}` },
     { name: "SNAPDEPLOY_BUILDER", value: o.builder },
     { name: "SNAPDEPLOY_MAX_BUILDS", value: String(o.maxBuilds) },
+    // Syncs do many small file operations at once: more libuv threads than the default 4.
+    { name: "UV_THREADPOOL_SIZE", value: "16" },
     { name: "SNAPDEPLOY_INSECURE_REGISTRIES", value: o.insecureRegistries.join(",") },
     { name: "SNAPDEPLOY_SECRETS", value: `${AGENT_SOCKET.slice(0, AGENT_SOCKET.lastIndexOf("/"))}/secrets` },
   ];

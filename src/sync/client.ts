@@ -163,9 +163,22 @@ async function sendBlobs(conn: Connection, root: string, files: Entry[]) {
   })();
   pump.catch(() => {});
 
-  const put = async (buf: Buffer) => {
+  // Small writes are gathered into one compressor call each 256 KiB: every call
+  // is a trip through the thread pool, and most files are small.
+  let gathered: Buffer[] = [];
+  let gatheredBytes = 0;
+  const flushGathered = async () => {
+    if (!gatheredBytes) return;
+    const buf = gathered.length === 1 ? (gathered[0] as Buffer) : Buffer.concat(gathered);
+    gathered = [];
+    gatheredBytes = 0;
     if (failure) throw failure;
     if (!z.write(buf)) await Promise.race([new Promise((r) => z.once("drain", r)), pump]);
+  };
+  const put = async (buf: Buffer) => {
+    gathered.push(buf);
+    gatheredBytes += buf.length;
+    if (gatheredBytes >= DATA_CHUNK) await flushGathered();
   };
 
   let blobBytes = 0;
@@ -204,6 +217,7 @@ async function sendBlobs(conn: Connection, root: string, files: Entry[]) {
       if (n !== e.size || h.digest("hex") !== e.hash) throw changedDuringSync(e.path);
       blobBytes += n;
     }
+    await flushGathered();
     z.end();
     await pump;
     if (failure) throw failure;
