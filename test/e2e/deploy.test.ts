@@ -25,6 +25,7 @@ import {
   TOOLS_IMAGE,
   uninstallServer,
   uniqueName,
+  restrictedKubeconfig,
 } from "../helpers/cluster.js";
 
 let server = "";
@@ -385,50 +386,10 @@ describe("bad input", () => {
   });
 
   test("no permission to patch names the verb and resource (exit 4), and nothing changes", async () => {
-    const sa = uniqueName("viewer");
-    await mustKubectl(["-n", ns, "create", "serviceaccount", sa]);
-    await mustKubectl([
-      "-n",
+    const kubeconfig = await restrictedKubeconfig(
       ns,
-      "create",
-      "role",
-      sa,
-      "--verb=get,list,watch",
-      "--resource=deployments,namespaces,configmaps,pods",
-    ]);
-    await mustKubectl([
-      "-n",
-      ns,
-      "create",
-      "rolebinding",
-      sa,
-      `--role=${sa}`,
-      `--serviceaccount=${ns}:${sa}`,
-    ]);
-    const token = (await mustKubectl(["-n", ns, "create", "token", sa])).trim();
-    const kubeconfig = path.join(await fs.mkdtemp(path.join(os.tmpdir(), "snapdeploy-kc-")), "config");
-    const ca = (
-      await mustKubectl([
-        "config",
-        "view",
-        "--minify",
-        "--raw",
-        "-o",
-        "jsonpath={.clusters[0].cluster.certificate-authority-data}",
-      ])
-    ).trim();
-    await fs.writeFile(
-      kubeconfig,
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        clusters: [
-          { name: "c", cluster: { server: "https://127.0.0.1:6443", "certificate-authority-data": ca } },
-        ],
-        users: [{ name: sa, user: { token } }],
-        contexts: [{ name: "c", context: { cluster: "c", user: sa, namespace: ns } }],
-        "current-context": "c",
-      }),
+      "get,list,watch",
+      "deployments,namespaces,configmaps,pods",
     );
     const before = await image("hello");
     const r = await snapdeploy([

@@ -20,6 +20,7 @@ import {
   snapdeploy,
   uninstallServer,
   uniqueName,
+  restrictedKubeconfig,
 } from "../helpers/cluster.js";
 
 let ns = "";
@@ -127,45 +128,7 @@ describe("a full volume", () => {
 
 describe("RBAC", () => {
   test("a user who may not exec into the build server is told the missing permission", async () => {
-    const sa = uniqueName("no-exec");
-    await mustKubectl(["-n", ns, "create", "serviceaccount", sa]);
-    await mustKubectl(["-n", ns, "create", "role", sa, "--verb=get,list,watch", "--resource=pods"]);
-    await mustKubectl([
-      "-n",
-      ns,
-      "create",
-      "rolebinding",
-      sa,
-      `--role=${sa}`,
-      `--serviceaccount=${ns}:${sa}`,
-    ]);
-    const token = (await mustKubectl(["-n", ns, "create", "token", sa])).trim();
-    const server = (
-      await mustKubectl(["config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"])
-    ).trim();
-    const ca = (
-      await mustKubectl([
-        "config",
-        "view",
-        "--minify",
-        "--raw",
-        "-o",
-        "jsonpath={.clusters[0].cluster.certificate-authority-data}",
-      ])
-    ).trim();
-    const dir = await tempDir();
-    const kubeconfig = path.join(dir, "kubeconfig");
-    await fs.writeFile(
-      kubeconfig,
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        clusters: [{ name: "c", cluster: { server, "certificate-authority-data": ca } }],
-        users: [{ name: sa, user: { token } }],
-        contexts: [{ name: "c", context: { cluster: "c", user: sa } }],
-        "current-context": "c",
-      }),
-    );
+    const kubeconfig = await restrictedKubeconfig(ns, "get,list,watch", "pods");
     const tree = await tempDir();
     await fs.writeFile(path.join(tree, "a.txt"), "a\n");
     const r = await snapdeploy(["sync", "-n", ns, "--kubeconfig", kubeconfig, "-C", tree, "--project", "p"]);

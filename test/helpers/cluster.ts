@@ -186,3 +186,42 @@ export function exitOf(child: import("node:child_process").ChildProcess): Promis
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
   return new Promise((r) => child.once("exit", (code) => r(code)));
 }
+
+/**
+ * A kubeconfig for a fresh service account in `ns` that may do only `verbs` on
+ * `resources` there: how tests act as a user with limited RBAC rights.
+ */
+export async function restrictedKubeconfig(ns: string, verbs: string, resources: string): Promise<string> {
+  const sa = uniqueName("limited");
+  await mustKubectl(["-n", ns, "create", "serviceaccount", sa]);
+  await mustKubectl(["-n", ns, "create", "role", sa, `--verb=${verbs}`, `--resource=${resources}`]);
+  await mustKubectl(["-n", ns, "create", "rolebinding", sa, `--role=${sa}`, `--serviceaccount=${ns}:${sa}`]);
+  const token = (await mustKubectl(["-n", ns, "create", "token", sa])).trim();
+  const ca = (
+    await mustKubectl([
+      "config",
+      "view",
+      "--minify",
+      "--raw",
+      "-o",
+      "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+    ])
+  ).trim();
+  const { mkdtemp, writeFile } = await import("node:fs/promises");
+  const { tmpdir } = await import("node:os");
+  const file = `${await mkdtemp(`${tmpdir()}/snapdeploy-kc-`)}/config`;
+  await writeFile(
+    file,
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [
+        { name: "c", cluster: { server: "https://127.0.0.1:6443", "certificate-authority-data": ca } },
+      ],
+      users: [{ name: sa, user: { token } }],
+      contexts: [{ name: "c", context: { cluster: "c", user: sa, namespace: ns } }],
+      "current-context": "c",
+    }),
+  );
+  return file;
+}
