@@ -408,7 +408,7 @@ async function reportError(conn: Connection, ctx: AgentContext, e: unknown) {
       disk ? `: ${gib(disk.bavail * disk.bsize)} free of ${gib(disk.blocks * disk.bsize)}` : ""
     }`;
     hint =
-      "grow it (snapdeploy server install --size <bigger>, where the storage class allows expansion) or free space (snapdeploy server prune)";
+      "grow it (snapdeploy server install --size <bigger>, where the storage class allows expansion) or free space: see the workspaces and their sizes with snapdeploy server status, and delete old ones under /data/workspaces on the build server";
   }
   if (code === "internal" || code === "protocol") ctx.log(`error: ${err?.stack ?? message}`);
   await conn.send({ t: "error", code, message, hint, ...extra }).catch(() => {});
