@@ -306,22 +306,40 @@ async function main() {
     if (f) trees.push(f);
   }
   const rows: Row[] = [];
+  let stopped: string | undefined;
+  let finishing: Promise<void> | undefined;
+  // Uninstalls the bench's build server and reports what was measured, once: at the end, on a
+  // failure, or when the bench is stopped with a signal.
+  const finish = () =>
+    (finishing ??= (async () => {
+      log(`uninstalling the build server in ${NS}`);
+      await uninstallServer();
+      rmSync(join(FIXTURES, `rss-${process.pid}`), { force: true });
+      load.push(os.loadavg()[0] as number);
+      if (rows.length) report(started, trees, rows, load, stopped);
+    })());
+  for (const [signal, code] of [
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const) {
+    process.once(signal, () => {
+      stopped = signal;
+      log(`${signal}: stopping`);
+      void finish().finally(() => process.exit(code));
+    });
+  }
   try {
     for (const f of trees) await benchTree(f, rows);
   } finally {
-    log(`uninstalling the build server in ${NS}`);
-    await uninstallServer();
-    rmSync(join(FIXTURES, `rss-${process.pid}`), { force: true });
+    await finish();
   }
-  load.push(os.loadavg()[0] as number);
-  report(started, trees, rows, load);
 }
 
 /** The Markdown table and targets on stdout; everything measured, as JSON, in bench/results/. */
-function report(started: Date, trees: Fixture[], rows: Row[], load: number[]) {
+function report(started: Date, trees: Fixture[], rows: Row[], load: number[], stopped?: string) {
   const results = targets(rows);
   const out = [
-    `## snapdeploy sync benchmark (${started.toISOString()})`,
+    `## snapdeploy sync benchmark (${started.toISOString()})${stopped ? `, stopped by ${stopped}` : ""}`,
     "",
     ...trees.map((f) => `- ${f.name}: ${f.files} files, ${fmtB(f.bytes)} sent by a full copy; ${f.dir}`),
     `- ${os.cpus().length} CPUs; 1-minute load average ${load[0]?.toFixed(2)} at the start, ${load[1]?.toFixed(2)} at the end`,
@@ -341,6 +359,7 @@ function report(started: Date, trees: Fixture[], rows: Row[], load: number[]) {
 
   const json = {
     started,
+    stopped,
     commit: execFileSync("git", ["-C", ROOT, "describe", "--always", "--dirty"], { encoding: "utf8" }).trim(),
     image: IMAGE,
     host: { cpus: os.cpus().length, node: process.version, loadavg: load },

@@ -17,7 +17,6 @@ import {
   mustKubectl,
   serverImage,
   serverPod,
-  sleep,
   snapdeploy,
   uninstallServer,
   exitOf,
@@ -185,11 +184,17 @@ describe("sync", () => {
   });
 
   test("the same workspace synced twice at once: the second waits for the first, both succeed", async () => {
+    // Two different trees for one workspace (the first is not touched while it is sent).
     const dir = await tree({ "big.bin": { data: randomBytes(48 * 1024 * 1024) }, "x.txt": "x\n" });
+    const other = await tree({ "x.txt": "second\n" });
     const first = sync(dir, "erin");
-    await sleep(400);
-    await fs.writeFile(path.join(dir, "x.txt"), "second\n");
-    const second = await sync(dir, "erin");
+    // The first holds the lock once its upload is under way.
+    await eventually(
+      "the first upload in progress",
+      async () => (await inServer(ns, "ls /data/tmp | wc -l")).trim() !== "0",
+      30_000,
+    );
+    const second = await sync(other, "erin");
     const r1 = await first;
     assert.equal(r1.code, 0, r1.stderr);
     assert.equal(second.code, 0, second.stderr);

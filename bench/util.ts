@@ -1,0 +1,52 @@
+/** Helpers shared by the benchmarks: running a timed process, medians, formatting. */
+import { spawn } from "node:child_process";
+
+export type Proc = { code: number; stdout: string; stderr: string; seconds: number };
+
+/** Runs a command to completion; `seconds` is the wall time from spawn to exit. Throws on failure. */
+export function run(cmd: string, args: string[], opts: { check?: boolean } = {}): Promise<Proc> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => {
+      const p = { code: code ?? -1, stdout, stderr, seconds: (performance.now() - t0) / 1000 };
+      if (p.code !== 0 && opts.check !== false)
+        reject(new Error(`${cmd} ${args.join(" ")} exited ${p.code}\n${stderr.slice(-2000)}`));
+      else resolve(p);
+    });
+  });
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Quotes a word for sh. */
+export const shq = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
+/** The median; NaN for no values. */
+export const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0
+    ? Number.NaN
+    : s.length % 2
+      ? (s[m] as number)
+      : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+
+export const fmtS = (s: number) => (Number.isNaN(s) ? "–" : `${s.toFixed(2)} s`);
+export const fmtX = (a: number, b: number) => (Number.isNaN(a / b) ? "–" : `${(a / b).toFixed(2)}×`);
+export const fmtB = (n: number) =>
+  Number.isNaN(n)
+    ? "–"
+    : n === 0
+      ? "0"
+      : n < 1e6
+        ? `${(n / 1e3).toFixed(1)} KB`
+        : `${(n / 1e6).toFixed(1)} MB`;
