@@ -223,6 +223,12 @@ export async function waitForRollout(
       else resolve();
     };
     const onAbort = () => finish(new UserError("interrupted", `interrupted while waiting for ${label}`));
+    // A watch that connects after we finished is closed at once: an open watch
+    // would keep the process alive.
+    const keep = (a: AbortController) => {
+      if (settled) a.abort();
+      else aborts.push(a);
+    };
     opts.signal?.addEventListener("abort", onAbort, { once: true });
 
     const checkPod = async (p: V1Pod) => {
@@ -266,7 +272,7 @@ export async function waitForRollout(
             }
           },
         )
-        .then((a) => aborts.push(a))
+        .then(keep)
         .catch(() => {});
     };
 
@@ -303,7 +309,7 @@ export async function waitForRollout(
             if (!settled) watchWorkload();
           },
         )
-        .then((a) => aborts.push(a))
+        .then(keep)
         .catch((e) => finish(e as Error));
     };
 

@@ -26,6 +26,7 @@ import {
   uninstallServer,
   uniqueName,
   restrictedKubeconfig,
+  sleep,
 } from "../helpers/cluster.js";
 
 let server = "";
@@ -329,7 +330,9 @@ describe("deploy", () => {
     const exited = new Promise<number | null>((r) => child.on("exit", r));
     await eventually("the deploy to start", async () => /updated deployment\/slow/.test(stderr), 30_000);
     child.kill("SIGINT");
-    const code = await exited;
+    // It must exit by itself (nothing left open keeps it alive).
+    const code = await Promise.race([exited, sleep(30_000).then(() => "still running after 30 s")]);
+    if (typeof code === "string") child.kill("SIGKILL");
     // Either the interrupt or an already-diagnosed pull failure ends it; both are recorded.
     assert.ok(code === 130 || code === 10, `exit ${code}: ${stderr}`);
     const h = await snapdeploy(["history", "-t", "slow", "--target-namespace", ns]);
