@@ -10,13 +10,14 @@
  *   eval "$(cluster/env)" && npm run bench -- sync [10k] [100k] [real]
  */
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { defaultCacheFile } from "../src/context/scan.js";
-import { fmtB, fmtS, fmtX, median, run, shq, sleep } from "./util.js";
 import { editFiles, FIXTURES, type Fixture, fixturesDir, generatedFixture, realFixture } from "./fixtures.js";
+import { report, type Row, type Sample } from "./sync-report.js";
+import { run, shq, sleep } from "./util.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const NS = "bench-sync";
@@ -30,26 +31,6 @@ const RACY_MS = 2000;
 const RUN_ID = Date.now().toString(36);
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
-interface Sample {
-  seconds: number;
-  /** Bytes on the wire: snapdeploy's sentBytes, rsync's "Total bytes sent". */
-  sent?: number;
-  /** Peak resident set size of the process, in MB (10^6 bytes). */
-  rssMB?: number;
-  scanSeconds?: number;
-  changes?: number;
-  /** How often the measurement was repeated after a failure. */
-  retried?: number;
-}
-interface Row {
-  tree: string;
-  scenario: string;
-  snapdeploy: Sample[];
-  tar: Sample[];
-  rsync: Sample[];
-  /** The baselines were not run again: the no-op's are shown. */
-  baselinesFrom?: string;
-}
 /** A private copy of the built CLI, so a rebuild while the bench runs cannot change what it measures. */
 function snapshotCli(): string {
   if (!existsSync(join(ROOT, "dist/cli/snapdeploy.mjs")))
@@ -61,6 +42,29 @@ function snapshotCli(): string {
   return join(dir, "bin/snapdeploy.js");
 }
 
+/** One sync benchmark at a time on a machine: runs share the namespace, the fixtures and the CLI copy. */
+function lockBench() {
+  const file = join(fixturesDir(), "sync.lock");
+  try {
+    writeFileSync(file, String(process.pid), { flag: "wx" });
+  } catch {
+    const holder = Number(readFileSync(file, "utf8"));
+    let alive = true;
+    try {
+      process.kill(holder, 0);
+    } catch {
+      alive = false;
+    }
+    if (alive && holder !== process.pid)
+      throw new Error(
+        `another sync benchmark (pid ${holder}) is running: it uses namespace ${NS} and ${FIXTURES}`,
+      );
+    writeFileSync(file, String(process.pid));
+  }
+  process.on("exit", () => rmSync(file, { force: true }));
+}
+
+lockBench();
 const CLI = snapshotCli();
 const IMAGE =
   process.env.SNAPDEPLOY_SERVER_IMAGE ??
@@ -84,11 +88,11 @@ async function freshServer() {
   pod = await readyPod();
 }
 
-/** The ready build-server pod, waiting up to two minutes for one (the node may be restarting). */
+/** The ready build-server pod, waiting up to five minutes for one (the cluster may be restarting). */
 async function readyPod(): Promise<string> {
   const ready = '{range .items[?(@.status.containerStatuses[0].ready==true)]}{.metadata.name}{"\\n"}{end}';
   const get = ["-n", NS, "get", "pods", "-l", SELECTOR, "-o", `jsonpath=${ready}`];
-  for (let i = 0; i < 120; i++) {
+  for (let i = 0; i < 300; i++) {
     const names = (await run("kubectl", get, { check: false })).stdout.split("\n").filter(Boolean);
     if (names.length === 1) return names[0] as string;
     await sleep(1000);
@@ -230,66 +234,6 @@ async function benchTree(f: Fixture, rows: Row[]) {
   log(`${f.name}: done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
 
-const secs = (xs: Sample[]) => median(xs.map((s) => s.seconds));
-const peakRss = (r: Row) => Math.max(...r.snapdeploy.map((s) => s.rssMB ?? 0));
-function table(rows: Row[]): string {
-  const head =
-    "tree|scenario|runs|snapdeploy|(scan)|tar|rsync|sd/tar|sd/rsync|sd sent|rsync sent|sd peak RSS";
-  const lines = [`| ${head.replaceAll("|", " | ")} |`, `|${head.replace(/[^|]+/g, "---")}|`];
-  for (const r of rows) {
-    const [sd, tar, rsync] = [secs(r.snapdeploy), secs(r.tar), secs(r.rsync)];
-    const star = r.baselinesFrom ? "*" : "";
-    const cells = [
-      r.tree,
-      r.scenario,
-      r.snapdeploy.length + ([...r.snapdeploy, ...r.tar, ...r.rsync].some((s) => s.retried) ? "!" : ""),
-      fmtS(sd),
-      fmtS(median(r.snapdeploy.map((s) => s.scanSeconds ?? Number.NaN))),
-      fmtS(tar) + star,
-      fmtS(rsync) + star,
-      fmtX(sd, tar),
-      fmtX(sd, rsync),
-      fmtB(median(r.snapdeploy.map((s) => s.sent ?? Number.NaN))),
-      fmtB(median(r.rsync.map((s) => s.sent ?? Number.NaN))),
-      `${peakRss(r).toFixed(0)} MB`,
-    ];
-    lines.push(`| ${cells.join(" | ")} |`);
-  }
-  return lines.join("\n");
-}
-
-interface Target {
-  target: string;
-  measured: string;
-  met: boolean | null;
-}
-
-function targets(rows: Row[]): Target[] {
-  const find = (tree: string, scenario: string) =>
-    rows.find((r) => r.tree === tree && r.scenario === scenario);
-  const sd = (r: Row) => secs(r.snapdeploy);
-  const out: Target[] = [];
-  const add = (target: string, r: Row | undefined, measure: (r: Row) => [string, boolean]) => {
-    const [measured, met] = r ? measure(r) : ["not measured", null];
-    out.push({ target, measured, met });
-  };
-  add("10k no-op ≤ 0.5 s", find("10k", "no-op"), (r) => [fmtS(sd(r)), sd(r) <= 0.5]);
-  add("10k no-op faster than rsync over exec", find("10k", "no-op"), (r) => [
-    `${fmtS(sd(r))} vs ${fmtS(secs(r.rsync))}`,
-    sd(r) < secs(r.rsync),
-  ]);
-  add("10k one changed file ≤ 0.6 s", find("10k", "one file changed"), (r) => [fmtS(sd(r)), sd(r) <= 0.6]);
-  add("10k cold ≤ 1.2× tar", find("10k", "cold"), (r) => [
-    fmtX(sd(r), secs(r.tar)),
-    sd(r) <= 1.2 * secs(r.tar),
-  ]);
-  add("100k client peak RSS ≤ 200 MB (cold, no-op)", find("100k", "cold"), (r) => {
-    const peak = Math.max(peakRss(r), peakRss(find("100k", "no-op") ?? r));
-    return [`${peak.toFixed(0)} MB`, peak <= 200];
-  });
-  return out;
-}
-
 async function main() {
   const known = ["10k", "100k", "real"];
   const args = process.argv.slice(2);
@@ -316,7 +260,14 @@ async function main() {
       await uninstallServer();
       rmSync(join(FIXTURES, `rss-${process.pid}`), { force: true });
       load.push(os.loadavg()[0] as number);
-      if (rows.length) report(started, trees, rows, load, stopped);
+      const measured = rows.filter((r) => r.snapdeploy.length > 0);
+      if (!measured.length) return;
+      const file = join(ROOT, "bench/results", `sync-${started.toISOString().replace(/[:.]/g, "-")}.json`);
+      const commit = execFileSync("git", ["-C", ROOT, "describe", "--always", "--dirty"], {
+        encoding: "utf8",
+      });
+      report({ started, stopped, image: IMAGE, commit: commit.trim(), load, trees, rows: measured }, file);
+      log(`results: ${file}`);
     })());
   for (const [signal, code] of [
     ["SIGINT", 130],
@@ -330,50 +281,12 @@ async function main() {
   }
   try {
     for (const f of trees) await benchTree(f, rows);
+  } catch (e) {
+    stopped ??= `a failure (${(e as Error).message.split("\n")[0]})`;
+    throw e;
   } finally {
     await finish();
   }
-}
-
-/** The Markdown table and targets on stdout; everything measured, as JSON, in bench/results/. */
-function report(started: Date, trees: Fixture[], rows: Row[], load: number[], stopped?: string) {
-  const results = targets(rows);
-  const out = [
-    `## snapdeploy sync benchmark (${started.toISOString()})${stopped ? `, stopped by ${stopped}` : ""}`,
-    "",
-    ...trees.map((f) => `- ${f.name}: ${f.files} files, ${fmtB(f.bytes)} sent by a full copy; ${f.dir}`),
-    `- ${os.cpus().length} CPUs; 1-minute load average ${load[0]?.toFixed(2)} at the start, ${load[1]?.toFixed(2)} at the end`,
-    "",
-    table(rows),
-    "",
-    "Times are medians of the whole process's wall time; sd = snapdeploy. * the no-op's baselines (tar and rsync have no local cache). ! a run failed and was measured again.",
-    "",
-    "| target | measured | met |",
-    "|---|---|---|",
-    ...results.map(
-      (t) =>
-        `| ${t.target} | ${t.measured} | ${t.met === null ? "not measured" : t.met ? "met" : "NOT met"} |`,
-    ),
-  ];
-  process.stdout.write(`${out.join("\n")}\n`);
-
-  const json = {
-    started,
-    stopped,
-    commit: execFileSync("git", ["-C", ROOT, "describe", "--always", "--dirty"], { encoding: "utf8" }).trim(),
-    image: IMAGE,
-    host: { cpus: os.cpus().length, node: process.version, loadavg: load },
-    trees: trees.map(({ name, files, bytes, oneFile }) => ({ name, files, bytes, oneFile })),
-    rows: rows.map((r) => ({
-      ...r,
-      median: { snapdeploy: secs(r.snapdeploy), tar: secs(r.tar), rsync: secs(r.rsync) },
-    })),
-    targets: results,
-  };
-  const file = join(ROOT, "bench/results", `sync-${started.toISOString().replace(/[:.]/g, "-")}.json`);
-  mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
-  log(`results: ${file}`);
 }
 
 await main();
