@@ -79,7 +79,7 @@ async function uninstallServer() {
   await run("kubectl", ["wait", "--for=delete", `namespace/${NS}`, "--timeout=180s"], { check: false });
 }
 
-/** A new build server: empty blob store and workspaces, and a new pod (an empty /tmp for the baselines). */
+/** A new build server: an empty data volume (blob store, workspaces, the baselines' copies) and pod. */
 async function freshServer() {
   await uninstallServer();
   // The local cluster has no volume provisioner: make sure a PersistentVolume is free.
@@ -107,6 +107,8 @@ async function readyPod(): Promise<string> {
 async function measure(what: string, fn: () => Promise<Sample>): Promise<Sample> {
   for (let attempt = 0; ; attempt++) {
     try {
+      // What the previous run left to write back is written now, not billed to this run.
+      await run("sync", []);
       return { ...(await fn()), ...(attempt ? { retried: attempt } : {}) };
     } catch (e) {
       if (attempt === 2) throw e;
@@ -133,12 +135,18 @@ async function snapdeploy(f: Fixture, user: string): Promise<Sample> {
   };
 }
 
+/**
+ * Where the baselines write: the build server's data volume, the filesystem snapdeploy's
+ * workspaces are on. (The pod's /tmp is overlayfs, markedly slower for many small files.)
+ */
+const baselineDir = (tool: string, f: Fixture) => `/data/bench-${tool}/${f.name}`;
+
 /** tar's exclude patterns for the tree-anchored rsync ones: "/build" is "./build" in a stream of ".". */
 const tarExcludes = (f: Fixture) =>
   f.excludes.map((e) => `--exclude=${shq(e.startsWith("/") ? `.${e}` : e)}`);
 
 async function tarCopy(f: Fixture, fresh: boolean): Promise<Sample> {
-  const dest = `/tmp/bench-tar/${f.name}`;
+  const dest = baselineDir("tar", f);
   if (fresh) await inPod(`rm -rf ${dest} && mkdir -p ${dest}`);
   const script =
     `tar -C ${shq(f.dir)} ${tarExcludes(f).join(" ")} -cf - . | ` +
@@ -147,7 +155,7 @@ async function tarCopy(f: Fixture, fresh: boolean): Promise<Sample> {
 }
 
 async function rsyncCopy(f: Fixture, fresh: boolean): Promise<Sample> {
-  const dest = `/tmp/bench-rsync/${f.name}`;
+  const dest = baselineDir("rsync", f);
   if (fresh) await inPod(`rm -rf ${dest} && mkdir -p ${dest}`);
   // rsync runs `<rsh> <host> rsync --server ...`. With the host "env" that is
   // `kubectl exec ... -- env rsync --server ...`. (The original design's host "--" is
@@ -164,8 +172,8 @@ async function checkCopies(f: Fixture, user: string) {
   const count = async (dir: string) => Number((await inPod(`find ${dir}/ -type f | wc -l`)).stdout.trim());
   const copies = {
     snapdeploy: `/data/workspaces/${user}/${f.name}/current`,
-    tar: `/tmp/bench-tar/${f.name}`,
-    rsync: `/tmp/bench-rsync/${f.name}`,
+    tar: baselineDir("tar", f),
+    rsync: baselineDir("rsync", f),
   };
   for (const [what, dir] of Object.entries(copies)) {
     const n = await count(dir);
