@@ -10,14 +10,14 @@
  *   eval "$(cluster/env)" && npm run bench -- sync [10k] [100k] [real]
  */
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { defaultCacheFile } from "../src/context/scan.js";
 import { editFiles, FIXTURES, type Fixture, fixturesDir, generatedFixture, realFixture } from "./fixtures.js";
 import { report, type Row, type Sample } from "./sync-report.js";
-import { run, shq, sleep } from "./util.js";
+import { run, shq, sleep, snapshotCli } from "./util.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const NS = "bench-sync";
@@ -30,17 +30,6 @@ const COLD_RUNS: Record<string, number> = { "100k": 1 };
 const RACY_MS = 2000;
 const RUN_ID = Date.now().toString(36);
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
-
-/** A private copy of the built CLI, so a rebuild while the bench runs cannot change what it measures. */
-function snapshotCli(): string {
-  if (!existsSync(join(ROOT, "dist/cli/snapdeploy.mjs")))
-    throw new Error("no built CLI in dist/cli: run `npm run build` (npm run bench does)");
-  const dir = join(fixturesDir(), "cli");
-  rmSync(dir, { recursive: true, force: true });
-  cpSync(join(ROOT, "bin"), join(dir, "bin"), { recursive: true });
-  cpSync(join(ROOT, "dist/cli"), join(dir, "dist/cli"), { recursive: true });
-  return join(dir, "bin/snapdeploy.js");
-}
 
 /** One sync benchmark at a time on a machine: runs share the namespace, the fixtures and the CLI copy. */
 function lockBench() {
@@ -65,7 +54,7 @@ function lockBench() {
 }
 
 lockBench();
-const CLI = snapshotCli();
+const CLI = snapshotCli("cli");
 const IMAGE =
   process.env.SNAPDEPLOY_SERVER_IMAGE ??
   readFileSync("/var/lib/snapdeploy-cluster/build-server-image", "utf8").trim();

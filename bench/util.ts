@@ -1,5 +1,25 @@
-/** Helpers shared by the benchmarks: running a timed process, medians, formatting. */
+/** Helpers shared by the benchmarks: running a timed process, a private CLI copy, medians, formatting. */
 import { spawn } from "node:child_process";
+import { cpSync, existsSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { fixturesDir } from "./fixtures.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+/**
+ * A private copy of the built CLI in bench/.fixtures/NAME, so a rebuild while a benchmark runs
+ * cannot change what it measures; each benchmark names its own folder. Returns the entry point.
+ */
+export function snapshotCli(name: string): string {
+  if (!existsSync(join(ROOT, "dist/cli/snapdeploy.mjs")))
+    throw new Error("no built CLI in dist/cli: run `npm run build` (npm run bench does)");
+  const dir = join(fixturesDir(), name);
+  rmSync(dir, { recursive: true, force: true });
+  cpSync(join(ROOT, "bin"), join(dir, "bin"), { recursive: true });
+  cpSync(join(ROOT, "dist/cli"), join(dir, "dist/cli"), { recursive: true });
+  return join(dir, "bin/snapdeploy.js");
+}
 
 export type Proc = { code: number; stdout: string; stderr: string; seconds: number };
 
