@@ -51,15 +51,32 @@ export function rolloutState(
       return { done: false, message: `${s.availableReplicas ?? 0} of ${updated} updated replicas available` };
     return { done: true, message: `${updated} of ${want} updated replicas available` };
   }
+  // StatefulSets: as `kubectl rollout status` decides it. All replicas ready, then the
+  // pods from the partition ordinal up at the new revision (partition 0: all of them).
+  // Without rollingUpdate settings (the API server always fills them in) only equal
+  // current and update revisions mean done.
   const st = w as V1StatefulSet;
   const s = st.status ?? { replicas: 0 };
   if (st.spec?.updateStrategy?.type === "OnDelete")
-    return { done: true, message: "OnDelete strategy: pods update when deleted" };
-  if ((s.readyReplicas ?? 0) < want)
-    return { done: false, message: `${s.readyReplicas ?? 0} of ${want} pods ready` };
-  if (s.updateRevision !== s.currentRevision) {
-    return { done: false, message: `${s.updatedReplicas ?? 0} of ${want} pods at the new revision` };
+    return { done: true, message: "OnDelete strategy: pods update only when they are deleted" };
+  if (observed === 0) return { done: false, message: "waiting for the controller to see the new spec" };
+  const ready = s.readyReplicas ?? 0;
+  if (ready < want) return { done: false, message: `${ready} of ${want} pods ready` };
+  const updated = s.updatedReplicas ?? 0;
+  const rolling = st.spec?.updateStrategy?.rollingUpdate;
+  if (rolling) {
+    const partition = rolling.partition ?? 0;
+    const goal = Math.max(want - partition, 0);
+    if (updated < goal) return { done: false, message: `${updated} of ${goal} pods at the new revision` };
+    return {
+      done: true,
+      message: partition
+        ? `${updated} of ${goal} pods at the new revision (partition ${partition}: the pods below it stay)`
+        : `${want} of ${want} pods ready at the new revision`,
+    };
   }
+  if (s.updateRevision !== s.currentRevision)
+    return { done: false, message: `${updated} of ${want} pods at the new revision` };
   return { done: true, message: `${want} of ${want} pods ready at the new revision` };
 }
 
