@@ -58,6 +58,11 @@ export const ConfigSchema = z
               .strict(),
           )
           .default([]),
+        /**
+         * Apply these manifests (a folder of YAML files or a kustomization, relative to
+         * the project folder) with the snapshot image instead of patching targets.
+         */
+        manifests: z.string().min(1).optional(),
         /** Seconds to wait for each rollout. */
         timeout: z.number().int().positive().default(300),
       })

@@ -14,9 +14,11 @@ import {
   type V1Deployment,
   type V1StatefulSet,
 } from "@kubernetes/client-node";
+import { UserError } from "../cli/errors.js";
 import { apiError } from "../kube/client.js";
-import { FIELD_MANAGER } from "../server/ops.js";
-import { type ResolvedTarget, targetLabel } from "./targets.js";
+import { type AppliedObject, applyObject, FIELD_MANAGER } from "../server/ops.js";
+import { annotateWorkload, type ChangedWorkload, type ManifestObject } from "./manifests.js";
+import { type ResolvedTarget, type TargetKind, targetLabel } from "./targets.js";
 
 export const ANNOTATION = {
   snapshot: "snapdeploy.dev/snapshot",
@@ -38,15 +40,17 @@ export interface Stamp {
   cause: string;
 }
 
-/** The images the target's named containers run now. */
+/** The images the target's named containers (and init containers) run now. */
 export function currentImages(t: ResolvedTarget): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const c of t.object.spec?.template.spec?.containers ?? [])
+  const spec = t.object.spec?.template.spec;
+  for (const c of [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])])
     if (t.containers.includes(c.name)) out[c.name] = c.image ?? "";
   return out;
 }
 
-function templateAnnotations(images: Record<string, string>, stamp: Stamp): Record<string, string> {
+/** The pod-template annotations of a deploy: which snapshot and image, who, which commit, when. */
+export function templateAnnotations(images: Record<string, string>, stamp: Stamp): Record<string, string> {
   const annotations: Record<string, string> = {
     [ANNOTATION.user]: stamp.user,
     [ANNOTATION.time]: new Date().toISOString(),
@@ -58,14 +62,25 @@ function templateAnnotations(images: Record<string, string>, stamp: Stamp): Reco
   return annotations;
 }
 
-function patchBody(images: Record<string, string>, stamp: Stamp) {
+/** The patch for `t`; names of the target's init containers go to initContainers. */
+function patchBody(t: ResolvedTarget, images: Record<string, string>, stamp: Stamp) {
   const annotations = templateAnnotations(images, stamp);
+  const init = new Set((t.object.spec?.template.spec?.initContainers ?? []).map((c) => c.name));
+  const list = (wantInit: boolean) =>
+    Object.entries(images)
+      .filter(([name]) => init.has(name) === wantInit)
+      .map(([name, image]) => ({ name, image }));
+  const containers = list(false);
+  const initContainers = list(true);
   return {
     metadata: { annotations: { [ANNOTATION.changeCause]: stamp.cause } },
     spec: {
       template: {
         metadata: { annotations },
-        spec: { containers: Object.entries(images).map(([name, image]) => ({ name, image })) },
+        spec: {
+          ...(containers.length ? { containers } : {}),
+          ...(initContainers.length ? { initContainers } : {}),
+        },
       },
     },
   };
@@ -99,10 +114,11 @@ export async function pointTargets(
   stamp: Stamp,
   onApplied?: (t: ResolvedTarget) => Promise<void> | void,
 ): Promise<void> {
-  for (const { target, images } of targets) await patchOne(kc, target, patchBody(images, stamp), true);
+  for (const { target, images } of targets)
+    await patchOne(kc, target, patchBody(target, images, stamp), true);
   for (const { target, images } of targets) {
     await onApplied?.(target);
-    await patchOne(kc, target, patchBody(images, stamp), false);
+    await patchOne(kc, target, patchBody(target, images, stamp), false);
   }
 }
 
@@ -180,4 +196,95 @@ export async function applyPersonalCopy(
       `apply ${t.kind === "Deployment" ? "deployments" : "statefulsets"}/${name} in namespace ${t.namespace}`,
     );
   }
+}
+
+/** The generic object client, plus its (cached) discovery: is a kind served, is it namespaced. */
+class DiscoveringObjectApi extends KubernetesObjectApi {
+  discover(apiVersion: string, kind: string) {
+    return this.resource(apiVersion, kind);
+  }
+}
+
+export interface ManifestSet {
+  /** Every object to apply, the image already substituted. */
+  objects: ManifestObject[];
+  /** The workloads among `objects` (same object references) that got the new image. */
+  changed: ChangedWorkload[];
+  /** For namespaced objects that name none. */
+  namespace: string;
+}
+
+export interface AppliedManifests {
+  applied: AppliedObject[];
+  /** The Deployments and StatefulSets that got the new image, as applied. */
+  targets: ResolvedTarget[];
+  /** Other workloads that got the new image (DaemonSets, Jobs, ...): applied, not watched. */
+  unwatched: string[];
+}
+
+/**
+ * Applies the user's manifests with server-side apply (field manager snapdeploy).
+ * Namespaced objects without a namespace get `namespace`; the workloads that got the
+ * new image are stamped like pointTargets stamps targets. Every object is first sent
+ * as a server-side dry run, so a refusal (RBAC, validation, admission) changes
+ * nothing; then they are applied in order. `onTarget` sees each Deployment or
+ * StatefulSet that got the image as it was before (object {} if it is new), just
+ * before it is applied, so its history entry is written before the change.
+ */
+export async function applyManifests(
+  kc: KubeConfig,
+  set: ManifestSet,
+  stamp: Stamp,
+  onTarget?: (before: ResolvedTarget) => Promise<void> | void,
+): Promise<AppliedManifests> {
+  const api = kc.makeApiClient(DiscoveringObjectApi);
+  const server = kc.getCurrentCluster()?.server;
+  const changed = new Map(set.changed.map((c) => [c.object, c]));
+  const plan: { object: ManifestObject; containers?: string[]; before?: ResolvedTarget["object"] }[] = [];
+  for (const o of set.objects) {
+    const label = `${o.kind.toLowerCase()}/${o.metadata.name}`;
+    const resource = await api.discover(o.apiVersion, o.kind).catch((e) => {
+      if ((e as { code?: number }).code === 404) return undefined;
+      throw apiError(e, `look up ${o.kind} in ${o.apiVersion} for ${label}`, server);
+    });
+    if (!resource) {
+      throw new UserError("input", `the cluster does not serve ${o.kind} in ${o.apiVersion} (${label})`, {
+        hint: "check apiVersion and kind in the manifests; a custom resource needs its CustomResourceDefinition installed first",
+      });
+    }
+    const object = structuredClone(o);
+    if (resource.namespaced) object.metadata.namespace ??= set.namespace;
+    else delete object.metadata.namespace;
+    const c = changed.get(o);
+    const containers = c?.containers;
+    if (c) {
+      annotateWorkload(object, templateAnnotations({ image: c.image }, stamp), {
+        [ANNOTATION.changeCause]: stamp.cause,
+      });
+    }
+    plan.push({ object, containers });
+  }
+  for (const p of plan) {
+    const r = await applyObject(kc, api, p.object, { dryRun: true });
+    p.before = r.before as ResolvedTarget["object"] | undefined;
+  }
+  const out: AppliedManifests = { applied: [], targets: [], unwatched: [] };
+  for (const p of plan) {
+    const o = p.object;
+    const target =
+      p.containers && o.apiVersion === "apps/v1" && (o.kind === "Deployment" || o.kind === "StatefulSet")
+        ? {
+            kind: o.kind as TargetKind,
+            name: o.metadata.name,
+            namespace: o.metadata.namespace as string,
+            containers: p.containers,
+          }
+        : undefined;
+    if (target) await onTarget?.({ ...target, object: p.before ?? {} });
+    const r = await applyObject(kc, api, o);
+    out.applied.push({ kind: r.kind, name: r.name, outcome: r.outcome });
+    if (target) out.targets.push({ ...target, object: r.after as ResolvedTarget["object"] });
+    else if (p.containers) out.unwatched.push(`${o.kind.toLowerCase()}/${o.metadata.name}`);
+  }
+  return out;
 }

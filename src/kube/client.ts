@@ -71,6 +71,9 @@ export function apiError(e: unknown, action: string, server?: string): UserError
     if (e.code === 401)
       return new UserError("cluster", `the API server rejected your credentials: ${message}`);
     if (e.code === 404) return new UserError("notFound", `not found while trying to ${action}: ${message}`);
+    // Invalid or malformed objects: the input is wrong, not the cluster.
+    if (e.code === 400 || e.code === 422)
+      return new UserError("input", `the API server refused to ${action}: ${message}`);
     return new UserError("cluster", `failed to ${action}: HTTP ${e.code} ${message}`);
   }
   const err = e as NodeJS.ErrnoException;

@@ -1,11 +1,18 @@
 /**
- * Rolling targets to an image: record history, patch (or apply personal copies),
- * watch every rollout, and on failure explain it and optionally put the previous
- * images back. Ctrl-C marks the history entries "interrupted".
+ * Rolling targets to an image: record history, patch (or apply personal copies, or
+ * apply the user's manifests), watch every rollout, and on failure explain it and
+ * optionally put the previous images back. Ctrl-C marks the history entries "interrupted".
  */
 import type { KubeConfig } from "@kubernetes/client-node";
 import { UserError } from "../cli/errors.js";
-import { applyPersonalCopy, currentImages, pointTargets, type Stamp } from "../deploy/apply.js";
+import {
+  applyManifests,
+  applyPersonalCopy,
+  currentImages,
+  type ManifestSet,
+  pointTargets,
+  type Stamp,
+} from "../deploy/apply.js";
 import { History, type HistoryEntry } from "../deploy/history.js";
 import { waitForRollout } from "../deploy/rollout.js";
 import { type ResolvedTarget, resolveTarget, targetLabel } from "../deploy/targets.js";
@@ -13,6 +20,11 @@ import type { Reporter } from "../ui/reporter.js";
 
 export interface RolloutRequest {
   targets: ResolvedTarget[];
+  /**
+   * Apply these manifests (image already substituted) instead of patching `targets`:
+   * the Deployments and StatefulSets in them that got the image become the targets.
+   */
+  manifests?: ManifestSet;
   image: string;
   stamp: Stamp;
   action: HistoryEntry["action"];
@@ -38,6 +50,8 @@ export async function rollTargets(
   process.once("SIGINT", onSigint);
   const started: { target: ResolvedTarget; history: History; entry: HistoryEntry }[] = [];
   try {
+    if (req.manifests && (req.personal || req.targets.length))
+      throw new Error("manifests are deployed on their own, without targets or personal copies");
     let targets = req.targets;
     const images = (t: ResolvedTarget) => Object.fromEntries(t.containers.map((c) => [c, req.image]));
     const begin = async (t: ResolvedTarget) => {
@@ -54,7 +68,15 @@ export async function rollTargets(
       });
       started.push({ target: t, history, entry });
     };
-    if (req.personal) {
+    if (req.manifests) {
+      const r = await applyManifests(kc, req.manifests, req.stamp, begin);
+      for (const a of r.applied) reporter.info(`${a.kind.toLowerCase()}/${a.name} ${a.outcome}`);
+      for (const t of r.targets)
+        reporter.info(`${targetLabel(t)} (${t.containers.join(", ")}) now runs ${req.image}`);
+      for (const u of r.unwatched)
+        reporter.info(`${u} now runs ${req.image} (only Deployments and StatefulSets are watched)`);
+      targets = r.targets;
+    } else if (req.personal) {
       const copies: ResolvedTarget[] = [];
       for (const t of targets) {
         const name = `${t.name}-${req.stamp.user}`.slice(0, 63);
@@ -125,9 +147,17 @@ export async function rollTargets(
     }
     if (req.rollbackOnFailure && !req.personal) {
       reporter.warn(`rolling back: ${first.message}`);
+      const created: string[] = [];
       for (const s of started) {
         const previous = s.entry.previous;
-        if (!Object.keys(previous).length) continue;
+        if (!Object.keys(previous).length) {
+          // Only a manifest deploy can create a workload: it has no earlier image to go back to.
+          created.push(targetLabel(s.target));
+          reporter.warn(
+            `${targetLabel(s.target)} was created by this deploy: there is no previous image to restore; it stays as applied`,
+          );
+          continue;
+        }
         await pointTargets(kc, [{ target: s.target, images: previous }], {
           ...req.stamp,
           cause: `snapdeploy rollback after failed deploy of ${req.image}`,
@@ -141,9 +171,14 @@ export async function rollTargets(
         await s.history.finish(s.entry.revision, "rolled back", first.message);
       }
       const u = first instanceof UserError ? first : undefined;
-      throw new UserError("rollout", `${first.message}; the previous images were restored`, {
+      const restored = created.length
+        ? `the previous images were restored where there were any (${created.join(", ")} had none: created by this deploy)`
+        : "the previous images were restored";
+      throw new UserError("rollout", `${first.message}; ${restored}`, {
         details: u?.details,
-        hint: u?.hint,
+        hint: created.length
+          ? `delete ${created.join(", ")} or fix them and deploy again${u?.hint ? `; ${u.hint}` : ""}`
+          : u?.hint,
       });
     }
     throw first;

@@ -1,6 +1,8 @@
 /** snapdeploy deploy | history | rollback | personal delete */
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Command } from "commander";
+import path from "node:path";
+import type { ManifestObject } from "../../deploy/manifests.js";
 import type { TargetSpec } from "../../deploy/targets.js";
 import { ago, seconds } from "../../ui/format.js";
 import { UserError } from "../errors.js";
@@ -44,6 +46,51 @@ async function resolveTargets(c: CommandContext, opts: Record<string, unknown>, 
   return await Promise.all(specs.map((s) => resolveTarget(kc, namespace, s)));
 }
 
+/**
+ * With --manifests (or deploy.manifests when no --target and no --personal is given):
+ * the manifests, loaded and checked before anything is built, and the repository
+ * whose containers get the snapshot. Undefined when deploying to targets.
+ */
+async function loadDeployManifests(c: CommandContext, opts: Record<string, unknown>, kc: KubeConfig) {
+  const flag = opts.manifests as string | undefined;
+  const targetFlags = (opts.target as string[]).length > 0;
+  if (flag && targetFlags) {
+    throw new UserError("usage", "--manifests and --target cannot be combined", {
+      hint: "with --manifests, the Deployments and StatefulSets in the manifests that run the image are the targets",
+    });
+  }
+  if (flag && opts.personal) {
+    throw new UserError("usage", "--manifests and --personal cannot be combined", {
+      hint: "--personal makes copies of existing targets (-t); manifests name their own objects: give them your own names instead",
+    });
+  }
+  const configured = c.config.deploy.manifests;
+  const chosen = flag ?? (targetFlags || opts.personal ? undefined : configured);
+  if (!chosen) return undefined;
+  const [{ loadManifests, requireImageUse, imageRepository }, { ensureNamespace, targetNamespace }] =
+    await Promise.all([import("../../deploy/manifests.js"), import("../../deploy/targets.js")]);
+  const repository =
+    (opts.repository as string | undefined) ??
+    c.config.image.repository ??
+    (opts.image ? imageRepository(opts.image as string) : undefined);
+  if (!repository) {
+    throw new UserError("usage", "no image repository given", {
+      hint: "pass --repository registry.example.com/team/app, or set image.repository in snapdeploy.yaml: containers running it get the snapshot",
+    });
+  }
+  // Relative to the project folder (-C), like --dockerfile and deploy.manifests.
+  const where = path.resolve(c.dir, chosen);
+  const objects: ManifestObject[] = loadManifests(where).map((l) => l.object);
+  requireImageUse(objects, repository, where);
+  const namespace = targetNamespace(
+    kc,
+    opts.targetNamespace as string | undefined,
+    c.config.deploy.namespace,
+  );
+  await ensureNamespace(kc, namespace);
+  return { objects, repository, where, namespace };
+}
+
 export function registerDeploy(program: Command) {
   addTargetOptions(
     addBuildOptions(
@@ -58,6 +105,10 @@ export function registerDeploy(program: Command) {
     .option("--timeout <seconds>", "how long to wait for each rollout (default: deploy.timeout, 300)")
     .option("--rollback-on-failure", "if a rollout fails, put the previous images back")
     .option("--personal", "deploy to your own copy of each target (<name>-<user>), out of shared Services")
+    .option(
+      "--manifests <path>",
+      "apply these manifests (folder of YAML files or kustomization) with the snapshot image, instead of patching targets (default: deploy.manifests)",
+    )
     .action(async (opts, cmd: Command) => {
       const c = commandContext(cmd);
       const t0 = performance.now();
@@ -67,7 +118,9 @@ export function registerDeploy(program: Command) {
         import("../../config/identity.js"),
         c.kube(),
       ]);
-      const targets = await resolveTargets(c, opts, kc);
+      // Both are checked before the build: a wrong target or manifest fails in seconds.
+      const manifests = await loadDeployManifests(c, opts, kc);
+      const targets = manifests ? [] : await resolveTargets(c, opts, kc);
       const user = resolveUser({ flag: opts.user, config: c.config.user, kc });
       let image = opts.image as string | undefined;
       let snapshot: string | undefined;
@@ -78,10 +131,17 @@ export function registerDeploy(program: Command) {
       }
       const git = gitInfo(c.dir);
       const tBuild = performance.now();
+      let manifestSet: import("../../deploy/apply.js").ManifestSet | undefined;
+      if (manifests) {
+        const { substituteImage } = await import("../../deploy/manifests.js");
+        const s = substituteImage(manifests.objects, manifests.repository, image, manifests.where);
+        manifestSet = { ...s, namespace: manifests.namespace };
+      }
       const reports = await rollTargets(
         kc,
         {
           targets,
+          manifests: manifestSet,
           image,
           action: "deploy",
           personal: Boolean(opts.personal),
@@ -101,7 +161,9 @@ export function registerDeploy(program: Command) {
       c.reporter.info(
         `deployed in ${seconds(t1 - t0)} (build ${seconds(tBuild - t0)}, rollout ${seconds(t1 - tBuild)})`,
       );
-      c.reporter.result(reports.map((r) => `${r.target} revision ${r.revision}: ${r.image}`).join("\n"), {
+      const lines = reports.map((r) => `${r.target} revision ${r.revision}: ${r.image}`);
+      if (!lines.length) lines.push(`applied ${image} (no Deployment or StatefulSet to watch)`);
+      c.reporter.result(lines.join("\n"), {
         image,
         snapshot,
         targets: reports,
