@@ -1,0 +1,342 @@
+/**
+ * Build benchmark: `snapdeploy build` against the original way of building in the cluster,
+ * measured side by side in the same run on the same node's Docker daemon and registry:
+ *   snapdeploy  scan, registry check (skip when the snapshot exists), sync, BuildKit build, push
+ *   baseline    rsync over `kubectl exec` into a plain build pod that mounts the node's
+ *               docker.sock, then `docker build` and `docker push` there over `kubectl exec`
+ * Scenarios per app (small, deps-heavy): cold, the first change after cold, one file changed,
+ * skip hit (the same tree again). Prints a Markdown table and the target (met or not) to stdout
+ * and writes JSON to bench/results/. See bench/README.md.
+ *
+ *   eval "$(cluster/env)" && npm run bench -- build [small] [deps-heavy]
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { defaultCacheFile } from "../src/context/scan.js";
+import { type BuildApp, buildApp, editOneFile, stampRound } from "./build-fixtures.js";
+import { report, type Row, type Sample } from "./build-report.js";
+import { FIXTURES, fixturesDir } from "./fixtures.js";
+import { run, sleep, snapshotCli } from "./util.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const NS = "bench-build";
+/** The registry as pods (and the node's Docker daemon) reach it, and the CA its TLS certificate is from. */
+const REGISTRY = "10.245.0.1:5000";
+const CLUSTER_CA = "/var/lib/snapdeploy-cluster/pki/ca.crt";
+/** The baseline's build pod: Debian with the Docker CLI, rsync and Node.js (pulled by the node). */
+const TOOLS_IMAGE = "127.0.0.1:5000/snapdeploy/debian-tools:bookworm-2";
+const BASELINE_POD = "baseline-builder";
+const SELECTOR = "app.kubernetes.io/name=snapdeploy-build-server";
+/** Debian's docker CLI on this machine, talking to the node's daemon (for the final clean-up). */
+const DOCKER = "/usr/bin/docker";
+/** Runs per scenario; every cold run reinstalls the build server and the baseline pod. */
+const RUNS = { cold: 2, one: 5, skip: 5 };
+/** The scan cache does not trust files modified this recently (src/context/scan.ts, RACY_MS). */
+const RACY_MS = 2000;
+const RUN_ID = Date.now().toString(36);
+const USER = `bench-${RUN_ID}`;
+const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+
+/** One build benchmark at a time on a machine: runs share the namespace, the apps and the CLI copy. */
+function lockBench() {
+  const file = join(fixturesDir(), "build.lock");
+  try {
+    writeFileSync(file, String(process.pid), { flag: "wx" });
+  } catch {
+    const holder = Number(readFileSync(file, "utf8"));
+    let alive = true;
+    try {
+      process.kill(holder, 0);
+    } catch {
+      alive = false;
+    }
+    if (alive && holder !== process.pid)
+      throw new Error(`another build benchmark (pid ${holder}) is running: it uses namespace ${NS}`);
+    writeFileSync(file, String(process.pid));
+  }
+  process.on("exit", () => rmSync(file, { force: true }));
+}
+
+lockBench();
+const CLI = snapshotCli("cli-build");
+const IMAGE =
+  process.env.SNAPDEPLOY_SERVER_IMAGE ??
+  readFileSync("/var/lib/snapdeploy-cluster/build-server-image", "utf8").trim();
+
+/**
+ * The original design's build pod: the node's Docker daemon through its socket (hostPath), the
+ * context on an emptyDir (a plain folder on the node's disk, as the build server's data volume
+ * is; the container's overlayfs would be slower for many small files).
+ */
+const baselinePod = {
+  apiVersion: "v1",
+  kind: "Pod",
+  metadata: { name: BASELINE_POD, namespace: NS },
+  spec: {
+    terminationGracePeriodSeconds: 0,
+    containers: [
+      {
+        name: "builder",
+        image: TOOLS_IMAGE,
+        command: ["sleep", "infinity"],
+        env: [{ name: "DOCKER_BUILDKIT", value: "1" }],
+        volumeMounts: [
+          { name: "docker-socket", mountPath: "/var/run/docker.sock" },
+          { name: "work", mountPath: "/work" },
+        ],
+      },
+    ],
+    volumes: [
+      { name: "docker-socket", hostPath: { path: "/var/run/docker.sock", type: "Socket" } },
+      { name: "work", emptyDir: {} },
+    ],
+  },
+};
+
+async function uninstallServer() {
+  await run(process.execPath, [CLI, "server", "uninstall", "-n", NS, "--purge"], { check: false });
+  await run("kubectl", ["wait", "--for=delete", `namespace/${NS}`, "--timeout=180s"], { check: false });
+}
+
+/**
+ * A new build server (empty data volume: no blobs, no workspaces; a new pod) and a new
+ * baseline pod (empty /work) in a new namespace.
+ */
+async function freshServer() {
+  await uninstallServer();
+  // The local cluster has no volume provisioner: make sure a PersistentVolume is free.
+  if (existsSync(join(ROOT, "cluster/volumes"))) await run(join(ROOT, "cluster/volumes"), ["4"]);
+  await run(process.execPath, [
+    CLI,
+    "server",
+    "install",
+    "-n",
+    NS,
+    "--image",
+    IMAGE,
+    "--registry-ca",
+    `${REGISTRY}=${CLUSTER_CA}`,
+  ]);
+  const manifest = join(FIXTURES, "build", "baseline-pod.json");
+  writeFileSync(manifest, JSON.stringify(baselinePod));
+  await run("kubectl", ["apply", "-f", manifest]);
+  await readyPods();
+}
+
+/** Waits (up to five minutes: a shared cluster may be restarting) until both pods are ready. */
+async function readyPods() {
+  const ready = '{range .items[?(@.status.containerStatuses[0].ready==true)]}{.metadata.name}{"\\n"}{end}';
+  for (let i = 0; i < 300; i++) {
+    const server = await run(
+      "kubectl",
+      ["-n", NS, "get", "pods", "-l", SELECTOR, "-o", `jsonpath=${ready}`],
+      {
+        check: false,
+      },
+    );
+    const base = await run(
+      "kubectl",
+      ["-n", NS, "get", "pod", BASELINE_POD, "-o", "jsonpath={.status.containerStatuses[0].ready}"],
+      { check: false },
+    );
+    if (server.stdout.split("\n").filter(Boolean).length === 1 && base.stdout === "true") return;
+    await sleep(1000);
+  }
+  throw new Error(`the build server and ${BASELINE_POD} in ${NS} did not become ready`);
+}
+
+/**
+ * One measurement, repeated (at most twice) when it fails: a shared cluster may restart its
+ * runtime under us. A repeated measurement is marked, and a repeated cold run is no longer cold.
+ */
+async function measure(what: string, fn: () => Promise<Sample>): Promise<Sample> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      // What the previous run left to write back is written now, not billed to this run.
+      await run("sync", []);
+      return { ...(await fn()), ...(attempt ? { retried: attempt } : {}) };
+    } catch (e) {
+      if (attempt === 2) throw e;
+      log(
+        `WARNING: ${what} failed, measuring again: ${(e as Error).message.split("\n").slice(0, 3).join(" | ")}`,
+      );
+      await sleep(3000);
+      await readyPods();
+    }
+  }
+}
+
+const repository = (app: BuildApp, tool: "snapdeploy" | "baseline") =>
+  `${REGISTRY}/bench-build/${app.name}${tool === "baseline" ? "-baseline" : ""}`;
+
+/** Each run's output (remote build lines included) goes to bench/.fixtures/build/logs/, for a look afterwards. */
+const LOGS = join(FIXTURES, "build", "logs");
+
+/** The whole `snapdeploy build` process; its phases from its JSON output. */
+async function snapdeploy(app: BuildApp, logName: string): Promise<Sample> {
+  const args = ["build", "-n", NS, "--user", USER, "--project", app.name, "-C", app.dirs.snapdeploy];
+  const p = await run(process.execPath, [CLI, ...args, "-r", repository(app, "snapdeploy"), "-o", "json"]);
+  writeFileSync(join(LOGS, `${logName}-snapdeploy.log`), `${p.stderr}\n${p.stdout}`);
+  const out = JSON.parse(p.stdout);
+  return {
+    seconds: p.seconds,
+    phases: out.timings ?? {},
+    sent: out.sync?.sentBytes ?? 0,
+    skipped: out.skipped === true,
+  };
+}
+
+/** The original way: rsync over exec, then docker build and docker push in the build pod. */
+async function baseline(app: BuildApp, logName: string): Promise<Sample> {
+  const dest = `/work/${app.name}`;
+  const ref = `${repository(app, "baseline")}:dev`;
+  // rsync runs `<rsh> <host> rsync --server ...`; with the host "env" that is
+  // `kubectl exec ... -- env rsync --server ...` (a host may not start with "-").
+  const rsh = `kubectl -n ${NS} exec -i ${BASELINE_POD} --`;
+  const rsync = await run("rsync", [
+    "-a",
+    "--delete",
+    "--blocking-io",
+    "--stats",
+    `--rsh=${rsh}`,
+    `${app.dirs.baseline}/`,
+    `env:${dest}/`,
+  ]);
+  const exec = ["-n", NS, "exec", BASELINE_POD, "--"];
+  const build = await run("kubectl", [...exec, "docker", "build", "-t", ref, dest]);
+  const push = await run("kubectl", [...exec, "docker", "push", ref]);
+  const output = [rsync, build, push].map((p) => `${p.stdout}${p.stderr}`);
+  writeFileSync(join(LOGS, `${logName}-baseline.log`), output.join("\n"));
+  const sent = /Total bytes sent: ([\d,]+)/.exec(rsync.stdout)?.[1];
+  return {
+    seconds: rsync.seconds + build.seconds + push.seconds,
+    phases: { sync: rsync.seconds, build: build.seconds, push: push.seconds },
+    sent: sent ? Number(sent.replaceAll(",", "")) : undefined,
+  };
+}
+
+async function benchApp(app: BuildApp, rows: Row[]) {
+  const cacheFile = defaultCacheFile(app.dirs.snapdeploy);
+  const t0 = Date.now();
+  const row = (scenario: string): Row => {
+    const r: Row = { app: app.name, scenario, snapdeploy: [], baseline: [] };
+    rows.push(r);
+    return r;
+  };
+  /** One run of each tool; snapdeploy must skip, or build after `changes` changed files, or the run is flagged. */
+  const round = async (r: Row, expect: { skip: boolean; changes?: number }) => {
+    const what = `${app.name} ${r.scenario}`;
+    const logName = `${app.name}-${r.scenario.replaceAll(" ", "-")}-${r.snapdeploy.length + 1}`;
+    const sd = await measure(`${what}: snapdeploy`, () => snapdeploy(app, logName));
+    if (sd.skipped !== expect.skip && !sd.retried)
+      log(`WARNING: ${what}: snapdeploy ${sd.skipped ? "skipped" : "built"}, expected the opposite`);
+    r.snapdeploy.push(sd);
+    r.baseline.push(await measure(`${what}: baseline`, () => baseline(app, logName)));
+    const last = (xs: Sample[]) => (xs.at(-1) as Sample).seconds.toFixed(2);
+    log(`${what}: snapdeploy ${last(r.snapdeploy)} s, baseline ${last(r.baseline)} s`);
+  };
+  /** Lets the scan cache trust the files written last (it distrusts files younger than 2 s). */
+  const settle = () => sleep(app.writtenAt + RACY_MS + 100 - Date.now());
+
+  // Cold: a new build server and baseline pod, no local scan cache, and a stamp new to the
+  // daemon's build cache and to the registry (see stampRound).
+  const cold = row("cold");
+  for (let i = 0; i < RUNS.cold; i++) {
+    await freshServer();
+    stampRound(app, `${RUN_ID}-${i}`);
+    app.writtenAt = Date.now();
+    rmSync(cacheFile, { force: true });
+    await settle();
+    log(`${app.name}: cold run ${i + 1}`);
+    await round(cold, { skip: false });
+  }
+
+  // The first change after a cold build also fills the workspace's second tree (a sync updates
+  // the tree builds do not use, then switches), empty until then: reported apart.
+  log(`${app.name}: one file changed (${app.oneFile})`);
+  const first = row("first change after cold");
+  const one = row("one file changed");
+  for (let i = 0; i <= RUNS.one; i++) {
+    editOneFile(app, `${RUN_ID}o${i}`);
+    await round(i === 0 ? first : one, { skip: false });
+  }
+
+  log(`${app.name}: skip hit`);
+  await settle();
+  const skip = row("skip hit");
+  for (let i = 0; i < RUNS.skip; i++) await round(skip, { skip: true });
+  log(`${app.name}: done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+}
+
+/** Removes the images this benchmark built from the node's Docker daemon (they stay in the registry). */
+async function removeImages() {
+  const list = await run(DOCKER, ["images", "--format", "{{.Repository}}:{{.Tag}}"], { check: false });
+  const ours = list.stdout.split("\n").filter((r) => r.startsWith(`${REGISTRY}/bench-build/`));
+  if (ours.length) await run(DOCKER, ["rmi", "-f", ...ours], { check: false });
+}
+
+async function main() {
+  const known = ["small", "deps-heavy"] as const;
+  const args = process.argv.slice(2);
+  const unknown = args.filter((a) => !(known as readonly string[]).includes(a));
+  if (unknown.length) throw new Error(`unknown arguments ${unknown.join(" ")}; apps: ${known.join(" ")}`);
+  const chosen = known.filter((k) => !args.length || args.includes(k));
+  const started = new Date();
+  const load = [os.loadavg()[0] as number];
+  log(`run ${RUN_ID}: image ${IMAGE}, ${os.cpus().length} CPUs, load average ${load[0]?.toFixed(2)}`);
+
+  const apps = chosen.map((name) => buildApp(name, log));
+  rmSync(LOGS, { recursive: true, force: true });
+  mkdirSync(LOGS, { recursive: true });
+  const rows: Row[] = [];
+  let stopped: string | undefined;
+  let finishing: Promise<void> | undefined;
+  // Uninstalls the bench's build server (its namespace holds the baseline pod too), removes the
+  // images it built from the node's daemon and reports what was measured, once: at the end, on
+  // a failure, or when the bench is stopped with a signal.
+  const finish = () =>
+    (finishing ??= (async () => {
+      log(`uninstalling the build server in ${NS}, removing the images built`);
+      await uninstallServer();
+      await removeImages();
+      load.push(os.loadavg()[0] as number);
+      const measured = rows.filter((r) => r.snapdeploy.length > 0);
+      if (!measured.length) return;
+      const file = join(ROOT, "bench/results", `build-${started.toISOString().replace(/[:.]/g, "-")}.json`);
+      let commit = "unknown";
+      try {
+        commit = execFileSync("git", ["-C", ROOT, "describe", "--always", "--dirty"], { encoding: "utf8" });
+      } catch {
+        // not a git checkout: the results say "unknown"
+      }
+      const info = apps.map((a) => ({ name: a.name, files: a.files, bytes: a.bytes }));
+      report(
+        { started, stopped, image: IMAGE, commit: commit.trim(), load, apps: info, rows: measured },
+        file,
+      );
+      log(`results: ${file}`);
+    })());
+  for (const [signal, code] of [
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const) {
+    process.once(signal, () => {
+      stopped = signal;
+      log(`${signal}: stopping`);
+      void finish().finally(() => process.exit(code));
+    });
+  }
+  try {
+    for (const app of apps) await benchApp(app, rows);
+  } catch (e) {
+    stopped ??= `a failure (${(e as Error).message.split("\n")[0]})`;
+    throw e;
+  } finally {
+    await finish();
+  }
+}
+
+await main();
