@@ -6,9 +6,17 @@
 import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { createInflateRaw } from "node:zlib";
+import { createInflateRaw, inflateRawSync } from "node:zlib";
 import { manifestDigest } from "../context/digest.js";
-import { type AgentErrorCode, ACK_EVERY, BLOB_HEADER, PROTOCOL_VERSION } from "../protocol/constants.js";
+import {
+  ACK_EVERY,
+  type AgentErrorCode,
+  BATCH_DEFLATE,
+  BATCH_RAW,
+  BLOB_HEADER,
+  MAX_BATCH,
+  PROTOCOL_VERSION,
+} from "../protocol/constants.js";
 import { type Connection, FRAME_DATA, type Message, ProtocolError } from "../transport/framing.js";
 import { BlobMismatch, type BlobStore, type BlobWriter } from "./blobs.js";
 import { type BuildQueue, buildImage, pushImage, StepFailed } from "./build.js";
@@ -75,8 +83,8 @@ async function sync(conn: Connection, ctx: AgentContext, op: Message) {
     },
   );
   try {
-    const current = await ws.currentManifest();
-    if (current && current.digest === digest) {
+    const current = await ws.currentDigest();
+    if (current === digest) {
       const info = await ws.info();
       await conn.send({
         t: "synced",
@@ -91,7 +99,7 @@ async function sync(conn: Connection, ctx: AgentContext, op: Message) {
       return;
     }
     const t0 = Date.now();
-    await conn.send({ t: "send-manifest", have: current?.digest ?? null });
+    await conn.send({ t: "send-manifest", have: current ?? null });
     const entries = validateManifest(await receiveManifest(conn));
     const actual = manifestDigest(entries);
     if (actual !== digest)
@@ -163,10 +171,12 @@ async function receiveManifest(conn: Connection): Promise<unknown> {
 class ClientAbort extends Error {}
 
 /**
- * The blob stream: one raw-deflate stream over data frames, holding records of
- * [sha256 (32 bytes)][size (u64 BE)][bytes], then { t: "blobs-end" }. Only blobs
- * this agent asked for are accepted, each verified before it enters the store.
- * Acknowledges consumed compressed bytes so the sender keeps a bounded window.
+ * The blob stream: data frames, each a batch of records [sha256 (32 bytes)][size (u64
+ * BE)][bytes] (a record may continue in the next frame) that is raw-deflated on its
+ * own or stored (first byte BATCH_DEFLATE / BATCH_RAW), then { t: "blobs-end" }. Only
+ * blobs this agent asked for are accepted, each verified before it enters the store.
+ * A frame is inflated and stored before the next is read (see BlobWriter), and
+ * consumed bytes are acknowledged so the sender keeps a bounded window.
  */
 async function receiveBlobs(
   conn: Connection,
@@ -174,21 +184,19 @@ async function receiveBlobs(
   wanted: Set<string>,
   sizes: Map<string, number>,
 ): Promise<number> {
-  const inflate = createInflateRaw({ chunkSize: 256 * 1024 });
-  let header = Buffer.alloc(0);
+  let header: Buffer = Buffer.alloc(0);
   let current: BlobWriter | undefined;
   let consumed = 0;
   let acked = 0;
   let raw = 0;
 
-  const finishing = new Set<Promise<void>>();
-  const handle = async (chunk: Buffer) => {
-    raw += chunk.length;
-    let buf = chunk;
+  const handle = (batch: Buffer) => {
+    raw += batch.length;
+    let buf = batch;
     while (buf.length) {
       if (!current) {
         const take = Math.min(BLOB_HEADER - header.length, buf.length);
-        header = Buffer.concat([header, buf.subarray(0, take)]);
+        header = header.length ? Buffer.concat([header, buf.subarray(0, take)]) : buf.subarray(0, take);
         buf = buf.subarray(take);
         if (header.length < BLOB_HEADER) break;
         const hash = header.subarray(0, 32).toString("hex");
@@ -201,37 +209,21 @@ async function receiveBlobs(
         current = store.receive(hash, size);
       }
       const take = Math.min(current.remaining, buf.length);
-      if (take) await current.write(buf.subarray(0, take));
+      if (take) current.write(buf.subarray(0, take));
       buf = buf.subarray(take);
       if (current.remaining === 0) {
-        // Finishing (verify, write, rename) overlaps with parsing the next blobs.
-        const done = current.finish();
+        const done = current;
         current = undefined;
-        finishing.add(done);
-        void done.then(
-          () => finishing.delete(done),
-          () => finishing.delete(done),
-        );
-        if (finishing.size >= 64) await Promise.race(finishing);
+        done.finish();
       }
     }
   };
 
-  const pump = (async () => {
-    for await (const chunk of inflate) await handle(chunk as Buffer);
-    if (current) throw new BlobMismatch(`the blob stream ended inside blob ${current.hash}`);
-    await Promise.all(finishing);
-  })();
-  let failed: unknown;
-  pump.catch((e) => {
-    failed = e;
-  });
   try {
     for (;;) {
       const f = await conn.next();
-      if (failed) throw failed;
       if (f.kind === FRAME_DATA) {
-        if (!inflate.write(f.data)) await Promise.race([new Promise((r) => inflate.once("drain", r)), pump]);
+        handle(unpackBatch(f.data));
         consumed += f.data.length;
         if (consumed - acked >= ACK_EVERY) {
           acked = consumed;
@@ -243,14 +235,28 @@ async function receiveBlobs(
       if (f.msg.t === "abort") throw new ClientAbort(String(f.msg.reason ?? "client aborted"));
       throw new ProtocolError(`unexpected "${f.msg.t}" while receiving blobs`);
     }
-    inflate.end();
-    await pump;
+    if (current || header.length)
+      throw new BlobMismatch(`the blob stream ended inside blob ${current?.hash ?? "(header)"}`);
     return raw;
   } catch (e) {
-    inflate.destroy();
-    await current?.abort();
-    await pump.catch(() => {});
+    current?.abort();
     throw e;
+  }
+}
+
+/** The records a blob-stream frame holds; InvalidInput for a bad flag or an oversized batch. */
+function unpackBatch(frame: Buffer): Buffer {
+  const body = frame.subarray(1);
+  if (frame[0] === BATCH_RAW) {
+    if (body.length > MAX_BATCH)
+      throw new InvalidInput(`a blob batch of ${body.length} bytes exceeds ${MAX_BATCH}`);
+    return body;
+  }
+  if (frame[0] !== BATCH_DEFLATE) throw new InvalidInput(`unknown blob batch encoding ${frame[0]}`);
+  try {
+    return inflateRawSync(body, { maxOutputLength: MAX_BATCH });
+  } catch (e) {
+    throw new InvalidInput(`a blob batch could not be inflated: ${(e as Error).message}`);
   }
 }
 

@@ -6,7 +6,17 @@
  * tree and an interrupted sync leaves the previous tree untouched. A tree is marked
  * dirty before it is changed; a dirty tree is rebuilt from scratch on the next sync.
  */
-import { promises as fs } from "node:fs";
+import {
+  chmodSync,
+  constants,
+  copyFileSync,
+  promises as fs,
+  linkSync,
+  mkdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from "node:fs";
 import path from "node:path";
 import type { Entry } from "../context/scan.js";
 import type { BlobStore } from "./blobs.js";
@@ -70,6 +80,20 @@ export class Workspace {
     try {
       const t = await fs.readlink(path.join(this.dir, "current"));
       return t === "a" || t === "b" ? t : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The digest of the manifest the current tree holds, if that tree is clean (no manifest read). */
+  async currentDigest(): Promise<string | undefined> {
+    const slot = await this.currentSlot();
+    if (!slot) return undefined;
+    try {
+      const state = JSON.parse(
+        await fs.readFile(path.join(this.dir, `${slot}.state.json`), "utf8"),
+      ) as SlotState;
+      return state.clean ? state.digest : undefined;
     } catch {
       return undefined;
     }
@@ -165,11 +189,20 @@ function same(a: Entry, b: Entry): boolean {
   );
 }
 
-/** Brings `tree` from holding `from` to holding `to`. Both lists sorted by path. */
+/**
+ * Brings `tree` from holding `from` to holding `to`. Both lists sorted by path.
+ * Synchronous filesystem calls: each is a metadata operation of microseconds, far less
+ * than a trip through libuv's thread pool; the loop yields to other sessions every
+ * YIELD_EVERY operations.
+ */
 async function applyDiff(tree: string, from: Entry[], to: Entry[], blobs: BlobStore): Promise<void> {
   const want = new Map(to.map((e) => [e.path, e]));
   const have = new Map(from.map((e) => [e.path, e]));
   const abs = (p: string) => path.join(tree, p);
+  let ops = 0;
+  const tick = async () => {
+    if (++ops % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
+  };
 
   // 1. Remove what goes away or changes type, deepest first. Anything inside a
   //    removed directory goes with it.
@@ -177,42 +210,38 @@ async function applyDiff(tree: string, from: Entry[], to: Entry[], blobs: BlobSt
     const old = from[i] as Entry;
     const next = want.get(old.path);
     if (next && next.type === old.type && (old.type !== "symlink" || next.target === old.target)) continue;
-    await fs.rm(abs(old.path), { recursive: true, force: true });
+    rmSync(abs(old.path), { recursive: true, force: true });
     have.delete(old.path);
+    await tick();
   }
   // 2. Create and update in path order, so parents come before children. Directory
   //    modes are applied last, so a read-only directory can still be filled.
   const dirs: Entry[] = [];
-  const queue: Promise<void>[] = [];
-  const flush = async () => {
-    await Promise.all(queue);
-    queue.length = 0;
-  };
   for (const e of to) {
     const old = have.get(e.path);
     if (old && same(old, e)) continue;
     const dest = abs(e.path);
     if (e.type === "dir") {
-      await flush();
-      if (!old) await fs.mkdir(dest, { mode: 0o755 });
+      if (!old) mkdirSync(dest, { mode: 0o755 });
       dirs.push(e);
     } else if (e.type === "symlink") {
-      if (!old) queue.push(fs.symlink(e.target as string, dest));
+      if (!old) symlinkSync(e.target as string, dest);
     } else {
-      queue.push(placeFile(blobs, e, dest, Boolean(old)));
+      placeFile(blobs, e, dest, Boolean(old));
     }
-    if (queue.length >= 64) await flush();
+    await tick();
   }
-  await flush();
   for (let i = dirs.length - 1; i >= 0; i--) {
     const d = dirs[i] as Entry;
-    await fs.chmod(abs(d.path), d.mode & 0o777);
+    chmodSync(abs(d.path), d.mode & 0o777);
   }
 }
 
-async function placeFile(blobs: BlobStore, e: Entry, dest: string, replacing: boolean): Promise<void> {
+const YIELD_EVERY = 2000;
+
+function placeFile(blobs: BlobStore, e: Entry, dest: string, replacing: boolean): void {
   const src = blobs.path(e.hash as string);
-  const st = await fs.stat(src).catch(() => undefined);
+  const st = statSync(src, { throwIfNoEntry: false });
   if (!st || st.size !== e.size)
     throw new Error(`blob ${e.hash} for ${e.path} is missing or damaged in the store`);
   // Written in place: this tree is not the current one, so nobody reads it until
@@ -220,11 +249,11 @@ async function placeFile(blobs: BlobStore, e: Entry, dest: string, replacing: bo
   // their blob: one metadata operation and no data copied. Workspaces are read-only
   // by contract (only this agent writes them; builds only read), so the store stays
   // intact. Other modes need a copy of their own.
-  if (replacing) await fs.rm(dest, { force: true });
-  if ((e.mode & 0o777) === 0o644) await fs.link(src, dest);
+  if (replacing) rmSync(dest, { force: true });
+  if ((e.mode & 0o777) === 0o644) linkSync(src, dest);
   else {
-    await fs.copyFile(src, dest, fs.constants.COPYFILE_FICLONE);
-    await fs.chmod(dest, e.mode & 0o777);
+    copyFileSync(src, dest, constants.COPYFILE_FICLONE);
+    chmodSync(dest, e.mode & 0o777);
   }
 }
 

@@ -6,7 +6,11 @@
 import { createHash, randomBytes } from "node:crypto";
 import {
   close,
+  closeSync,
   constants,
+  fstatSync,
+  openSync,
+  readSync,
   type Dirent,
   fstat,
   open as fsOpen,
@@ -81,6 +85,8 @@ export interface ScanOptions {
 const CONCURRENCY = 64;
 /** Files smaller than this are hashed from one read; larger ones are streamed in chunks. */
 const SMALL_FILE = 1 << 20;
+/** Files up to this size are read with synchronous calls (see hashFile). */
+const SYNC_READ = 256 << 10;
 const CHUNK = 256 << 10;
 /**
  * Files modified this recently before the scan started (or later) are not cached: they may
@@ -99,6 +105,9 @@ const readFd = promisify(fsRead);
 const fstatFd = promisify(fstat);
 const closeFd = promisify(close);
 const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/** What hashing a file checks it against: its lstat from the walk. */
+export type HashStat = Pick<Stats, "size" | "mtimeMs" | "ino">;
 
 /** [size, mtimeMs, ctimeMs, ino, mode, sha256] of a regular file as last hashed. */
 type CacheRecord = [number, number, number, number, number, string];
@@ -124,6 +133,7 @@ export async function scanTree(opts: ScanOptions): Promise<ScanResult> {
     prefix: root.endsWith("/") ? root : `${root}/`,
     rules,
     run: limiter(CONCURRENCY),
+    toHash: [],
     warn: opts.onWarning ?? (() => {}),
     entries: [],
     stats: {
@@ -144,6 +154,7 @@ export async function scanTree(opts: ScanOptions): Promise<ScanResult> {
   };
   try {
     await walkDir(walk, "");
+    await hashAll(walk);
   } catch (e) {
     walk.failed = true; // queued work does not start
     throw e;
@@ -187,11 +198,43 @@ export interface HashFileOptions {
  */
 export async function hashFile(
   file: string,
-  expected: Pick<Stats, "size" | "mtimeMs" | "ino">,
+  expected: HashStat,
   opts: HashFileOptions = {},
 ): Promise<string> {
   const name = opts.name ?? file;
   const hash = createHash("sha256");
+  if (expected.size <= SYNC_READ) {
+    // Small files (most of a source tree) are read with synchronous calls: from the page
+    // cache that takes microseconds, four trips through libuv's thread pool take more.
+    try {
+      const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+      try {
+        const buf = Buffer.allocUnsafe(expected.size);
+        let read = 0;
+        while (read < expected.size) {
+          const n = readSync(fd, buf, read, expected.size - read, read);
+          if (n === 0) break;
+          read += n;
+        }
+        hash.update(read === buf.length ? buf : buf.subarray(0, read));
+        await opts.afterRead?.();
+        const after = fstatSync(fd);
+        if (
+          read !== expected.size ||
+          after.size !== expected.size ||
+          after.mtimeMs !== expected.mtimeMs ||
+          after.ino !== expected.ino
+        ) {
+          throw changed(name);
+        }
+      } finally {
+        closeSync(fd);
+      }
+    } catch (e) {
+      throw fsError(e, name);
+    }
+    return hash.digest("hex");
+  }
   try {
     const fd = await openFd(file, constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
@@ -254,6 +297,12 @@ interface Walk {
   prefix: string;
   rules: IgnoreRules;
   run: <T>(fn: () => Promise<T>) => Promise<T>;
+  /**
+   * Files the stat cache does not vouch for, hashed once the walk is done. A list rather
+   * than a promise per file: a cold scan of 100k files then holds 100k small records,
+   * not 100k pending closures.
+   */
+  toHash: { entry: Entry; st: Pick<Stats, "size" | "mtimeMs" | "ctimeMs" | "ino"> }[];
   warn: (message: string) => void;
   entries: Entry[];
   stats: ScanStats;
@@ -354,14 +403,15 @@ function visit(w: Walk, rel: string, d: Dirent): boolean | Promise<boolean> {
     return true;
   }
   if (st.isFile()) {
-    const add = (hash: string) => {
-      w.entries.push({ path: rel, type: "file", mode, size: st.size, hash });
-      w.stats.files++;
-      w.stats.bytes += st.size;
-      return true;
-    };
-    const hash = cachedHash(w, rel, st);
-    return hash !== undefined ? add(hash) : readHash(w, rel, st).then(add);
+    const entry: Entry = { path: rel, type: "file", mode, size: st.size, hash: cachedHash(w, rel, st) };
+    w.entries.push(entry);
+    w.stats.files++;
+    w.stats.bytes += st.size;
+    if (entry.hash === undefined) {
+      const { size, mtimeMs, ctimeMs, ino } = st;
+      w.toHash.push({ entry, st: { size, mtimeMs, ctimeMs, ino } });
+    }
+    return true;
   }
   w.warn(`skipping ${quote(rel)}: a ${specialKind(st)} cannot be part of a build context`);
   return false;
@@ -388,19 +438,32 @@ function cachedHash(w: Walk, rel: string, st: Stats): string | undefined {
   return rec[5];
 }
 
-/** Hashes a regular file by reading it, and records it for the cache unless racily clean. */
-async function readHash(w: Walk, rel: string, st: Stats): Promise<string> {
-  const hash = await w.run(() => {
-    if (w.failed) throw new Error("scan aborted");
-    return hashFile(w.prefix + rel, st, { name: rel });
-  });
-  w.stats.hashedFiles++;
-  w.stats.hashedBytes += st.size;
-  if (st.mtimeMs < w.racyFrom) {
-    w.fresh.set(rel, [st.size, st.mtimeMs, st.ctimeMs, st.ino, st.mode & 0o7777, hash]);
-    w.newRecords++;
+/**
+ * Hashes the files in `w.toHash`, CONCURRENCY at a time, and records them for the cache
+ * unless racily clean.
+ */
+async function hashAll(w: Walk): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < w.toHash.length) {
+      if (w.failed) throw new Error("scan aborted");
+      const { entry, st } = w.toHash[next++] as Walk["toHash"][number];
+      const hash = await hashFile(w.prefix + entry.path, st, { name: entry.path });
+      entry.hash = hash;
+      w.stats.hashedFiles++;
+      w.stats.hashedBytes += st.size;
+      if (st.mtimeMs < w.racyFrom) {
+        w.fresh.set(entry.path, [st.size, st.mtimeMs, st.ctimeMs, st.ino, entry.mode, hash]);
+        w.newRecords++;
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: CONCURRENCY }, lane));
+  } catch (e) {
+    w.failed = true;
+    throw e;
   }
-  return hash;
 }
 
 /** True when the link at `rel` has an absolute target or one that leads above the root. */

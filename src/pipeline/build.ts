@@ -52,14 +52,15 @@ export async function buildSnapshot(
     timings[name] = (now - t) / 1000;
     t = now;
   };
-  const scan = await scanTree({ root: req.dir, onWarning: (m) => reporter.warn(m) });
-  const manifest = manifestDigest(scan.entries);
-  const id = snapshotId(manifest, req.settings);
-  const ref = `${req.repository}:${snapshotTag(id, req.tagPrefix)}`;
-  lap("scan");
-  const secrets = await readSecrets(kc, req);
-
-  return await withAgent(kc, req.serverNamespace, async (s) => {
+  // The session with the build server is opened while the tree is scanned: the scan is
+  // mostly local CPU work, opening the session mostly waiting for the network.
+  let prepared!: Promise<[Awaited<ReturnType<typeof scanTree>>, { id: string; data: string }[]]>;
+  const building = withAgent(kc, req.serverNamespace, async (s) => {
+    const [scan, secrets] = await prepared;
+    const manifest = manifestDigest(scan.entries);
+    const id = snapshotId(manifest, req.settings);
+    const ref = `${req.repository}:${snapshotTag(id, req.tagPrefix)}`;
+    lap("scan");
     const settings = { ...req.settings } as Record<string, unknown>;
     await s.conn.send({ t: "check", ref, user: req.user, project: req.project, manifest, settings });
     const check = await s.conn.expect("check").catch((e) => {
@@ -140,6 +141,12 @@ export async function buildSnapshot(
       }
     }
   });
+  prepared = Promise.all([
+    scanTree({ root: req.dir, onWarning: (m) => reporter.warn(m) }),
+    readSecrets(kc, req),
+  ]);
+  prepared.catch(() => {}); // a failure is reported through the session
+  return await building;
 }
 
 async function readSecrets(kc: KubeConfig, req: BuildRequest) {

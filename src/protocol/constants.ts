@@ -2,7 +2,7 @@
  * What the CLI and the build-server agent agree on. Bump PROTOCOL_VERSION on any
  * incompatible change; both sides refuse a peer with another version.
  */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** The agent's socket inside the build-server pod; the exec relay connects here. */
 export const AGENT_SOCKET = "/run/snapdeploy/agent.sock";
 /**
@@ -17,6 +17,14 @@ export const SEND_WINDOW = 8 * 1024 * 1024;
 export const ACK_EVERY = 1024 * 1024;
 /** Size of the binary data frames the client sends. */
 export const DATA_CHUNK = 256 * 1024;
+/**
+ * The first byte of each data frame of the blob stream: the rest is a raw-deflate
+ * stream of its own (BATCH_DEFLATE) or stored as it is (BATCH_RAW). Inflated, a frame
+ * holds at most MAX_BATCH bytes of blob records.
+ */
+export const BATCH_RAW = 0;
+export const BATCH_DEFLATE = 1;
+export const MAX_BATCH = 4 * DATA_CHUNK;
 /** Blob record header in the blob stream: 32-byte sha256 + 8-byte big-endian size. */
 export const BLOB_HEADER = 40;
 /** Names of users and projects (workspace path segments). */

@@ -5,12 +5,13 @@
  * never sits in memory on either side).
  */
 import { createHash } from "node:crypto";
-import { createReadStream, promises as fs } from "node:fs";
+import { closeSync, constants, openSync, readSync } from "node:fs";
 import path from "node:path";
-import { createDeflateRaw } from "node:zlib";
+import { promisify } from "node:util";
+import { createDeflateRaw, deflateRaw } from "node:zlib";
 import { UserError } from "../cli/errors.js";
 import type { Entry } from "../context/scan.js";
-import { BLOB_HEADER, DATA_CHUNK, SEND_WINDOW } from "../protocol/constants.js";
+import { BATCH_DEFLATE, BATCH_RAW, BLOB_HEADER, DATA_CHUNK, SEND_WINDOW } from "../protocol/constants.js";
 import {
   type Connection,
   FRAME_DATA,
@@ -43,8 +44,9 @@ export interface SyncResult {
   sentBytes: number;
 }
 
+/** Files up to this size are read whole; larger ones in DATA_CHUNK pieces. */
 const SMALL = 1024 * 1024;
-const PREFETCH = 16;
+const deflateRawAsync = promisify(deflateRaw);
 
 export async function syncTree(
   conn: Connection,
@@ -69,13 +71,7 @@ export async function syncTree(
     throw new ProtocolError(`unexpected "${m.t}" from the build server`);
   }
 
-  let sent = 0;
-  const manifest = await deflate(Buffer.from(JSON.stringify(req.entries)));
-  for (let i = 0; i < manifest.length; i += DATA_CHUNK) {
-    const part = manifest.subarray(i, i + DATA_CHUNK);
-    await conn.sendData(part);
-    sent += part.length;
-  }
+  const sent = await sendManifest(conn, req.entries);
   await conn.send({ t: "manifest-end" });
   const need = (await conn.expect("need")).hashes as string[];
   if (!Array.isArray(need)) throw new ProtocolError("malformed need list");
@@ -107,15 +103,33 @@ function result(m: Message, blobs: number, blobBytes: number, sentBytes: number)
   };
 }
 
-function deflate(buf: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const out: Buffer[] = [];
-    const z = createDeflateRaw({ level: 1 });
-    z.on("data", (d: Buffer) => out.push(d));
-    z.on("end", () => resolve(Buffer.concat(out)));
-    z.on("error", reject);
-    z.end(buf);
-  });
+/**
+ * The manifest as one raw-deflate stream of its JSON over data frames, serialized a
+ * slice at a time: for 100k entries the whole JSON text would be 15 MB held twice.
+ * Returns the bytes sent.
+ */
+async function sendManifest(conn: Connection, entries: Entry[]): Promise<number> {
+  const z = createDeflateRaw({ level: 1, chunkSize: DATA_CHUNK });
+  let sent = 0;
+  const pump = (async () => {
+    for await (const chunk of z) {
+      await conn.sendData(chunk as Buffer);
+      sent += (chunk as Buffer).length;
+    }
+  })();
+  pump.catch(() => {});
+  const SLICE = 2000;
+  for (let i = 0; i < entries.length || i === 0; i += SLICE) {
+    const body = entries
+      .slice(i, i + SLICE)
+      .map((e) => JSON.stringify(e))
+      .join(",");
+    const text = `${i === 0 ? "[" : ","}${body}${i + SLICE >= entries.length ? "]" : ""}`;
+    if (!z.write(text)) await Promise.race([new Promise((r) => z.once("drain", r)), pump]);
+  }
+  z.end();
+  await pump;
+  return sent;
 }
 
 function changedDuringSync(p: string): UserError {
@@ -124,9 +138,17 @@ function changedDuringSync(p: string): UserError {
   });
 }
 
-/** Sends the blob stream and returns the uncompressed and on-the-wire byte counts. */
+/**
+ * Sends the blob stream and returns the uncompressed and on-the-wire byte counts.
+ *
+ * Records are gathered into batches of about DATA_CHUNK bytes; each batch is one data
+ * frame, compressed on its own (so the agent can inflate and store it in one step),
+ * or sent as it is when compression would not pay (already compressed files). Files
+ * are read synchronously: almost all are small and in the page cache, where a read is
+ * cheaper than a trip through libuv's thread pool, and meanwhile the compressor (in
+ * the thread pool) and the socket work on earlier batches.
+ */
 async function sendBlobs(conn: Connection, root: string, files: Entry[]) {
-  const z = createDeflateRaw({ level: 1, chunkSize: DATA_CHUNK });
   let wire = 0;
   let acked = 0;
   let wake: (() => void) | undefined;
@@ -152,81 +174,125 @@ async function sendBlobs(conn: Connection, root: string, files: Entry[]) {
     wake?.();
   });
 
-  // Compressed output goes out in frames, never more than SEND_WINDOW ahead of the acks.
-  const pump = (async () => {
-    for await (const chunk of z) {
-      while (wire - acked > SEND_WINDOW && !failure) await new Promise<void>((r) => (wake = r));
-      if (failure) throw failure;
-      await conn.sendData(chunk as Buffer);
-      wire += (chunk as Buffer).length;
-    }
-  })();
-  pump.catch(() => {});
-
-  // Small writes are gathered into one compressor call each 256 KiB: every call
-  // is a trip through the thread pool, and most files are small.
-  let gathered: Buffer[] = [];
-  let gatheredBytes = 0;
-  const flushGathered = async () => {
-    if (!gatheredBytes) return;
-    const buf = gathered.length === 1 ? (gathered[0] as Buffer) : Buffer.concat(gathered);
-    gathered = [];
-    gatheredBytes = 0;
+  // Batches being compressed, oldest first; each is sent once it is done and the
+  // window of unacknowledged bytes has room.
+  const compressing: Promise<Buffer>[] = [];
+  const sendOldest = async () => {
+    const frame = await (compressing.shift() as Promise<Buffer>);
+    while (wire - acked > SEND_WINDOW && !failure) await new Promise<void>((r) => (wake = r));
     if (failure) throw failure;
-    if (!z.write(buf)) await Promise.race([new Promise((r) => z.once("drain", r)), pump]);
+    await conn.sendData(frame);
+    wire += frame.length;
   };
+  let batch: Buffer[] = [];
+  let batchBytes = 0;
+  const flush = async () => {
+    if (!batchBytes) return;
+    const raw = batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch, batchBytes);
+    batch = [];
+    batchBytes = 0;
+    const frame = encodeBatch(raw);
+    frame.catch(() => {});
+    compressing.push(frame);
+    if (compressing.length >= IN_FLIGHT) await sendOldest();
+  };
+  // A batch ends once it reaches DATA_CHUNK and takes at most DATA_CHUNK more, so it
+  // stays under 2 * DATA_CHUNK <= MAX_BATCH, what the agent accepts.
   const put = async (buf: Buffer) => {
-    gathered.push(buf);
-    gatheredBytes += buf.length;
-    if (gatheredBytes >= DATA_CHUNK) await flushGathered();
+    for (let i = 0; i < buf.length; i += DATA_CHUNK) {
+      const part = i === 0 && buf.length <= DATA_CHUNK ? buf : buf.subarray(i, i + DATA_CHUNK);
+      batch.push(part);
+      batchBytes += part.length;
+      if (batchBytes >= DATA_CHUNK) await flush();
+    }
   };
 
   let blobBytes = 0;
-  // Small files are read a few at a time ahead of the writer.
-  const pending: Promise<Buffer | null>[] = [];
-  const readSmall = (e: Entry) =>
-    e.size <= SMALL ? fs.readFile(path.join(root, e.path)).catch(() => null) : Promise.resolve(null);
-  let next = 0;
   try {
-    for (let i = 0; i < files.length; i++) {
-      while (next < files.length && next < i + PREFETCH) pending.push(readSmall(files[next++] as Entry));
-      const e = files[i] as Entry;
-      const small = await pending.shift();
+    for (const e of files) {
+      if (failure) throw failure;
       const header = Buffer.alloc(BLOB_HEADER);
       Buffer.from(e.hash as string, "hex").copy(header, 0);
       header.writeBigUInt64BE(BigInt(e.size), 32);
       await put(header);
       const h = createHash("sha256");
       let n = 0;
-      if (small && e.size <= SMALL) {
-        if (small.length !== e.size) throw changedDuringSync(e.path);
-        h.update(small);
-        n = small.length;
-        await put(small);
+      const file = path.join(root, e.path);
+      if (e.size <= SMALL) {
+        const data = readSmall(file, e);
+        h.update(data);
+        n = data.length;
+        await put(data);
       } else {
-        const stream = createReadStream(path.join(root, e.path), {
-          highWaterMark: DATA_CHUNK,
-          end: e.size - 1,
-        });
-        for await (const chunk of e.size ? stream : []) {
-          h.update(chunk as Buffer);
-          n += (chunk as Buffer).length;
-          await put(chunk as Buffer);
+        let fd: number;
+        try {
+          fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+        } catch {
+          throw changedDuringSync(e.path);
+        }
+        try {
+          while (n < e.size) {
+            const buf = Buffer.allocUnsafe(Math.min(DATA_CHUNK, e.size - n));
+            const got = readSync(fd, buf, 0, buf.length, n);
+            if (got === 0) break;
+            const part = got === buf.length ? buf : buf.subarray(0, got);
+            h.update(part);
+            n += got;
+            await put(part);
+          }
+        } finally {
+          closeSync(fd);
         }
       }
       if (n !== e.size || h.digest("hex") !== e.hash) throw changedDuringSync(e.path);
       blobBytes += n;
     }
-    await flushGathered();
-    z.end();
-    await pump;
+    await flush();
+    while (compressing.length) await sendOldest();
     if (failure) throw failure;
     await conn.send({ t: "blobs-end" });
   } catch (err) {
-    z.destroy();
     if (!(err instanceof ProtocolError))
       await conn.send({ t: "abort", reason: String((err as Error).message) }).catch(() => {});
     throw failure ?? err;
   }
   return { blobBytes, wire, final: await reader };
+}
+
+/** Batches compressed at a time (the thread pool has four threads; the CPU two or more cores). */
+const IN_FLIGHT = 3;
+
+/** A batch as a data frame: BATCH_DEFLATE + raw deflate of it, or BATCH_RAW + the batch. */
+async function encodeBatch(raw: Buffer): Promise<Buffer> {
+  const packed = await deflateRawAsync(raw, { level: 1 });
+  // Compression that saves less than 1/16 is not worth the agent's time to undo.
+  if (packed.length < raw.length - (raw.length >> 4)) return Buffer.concat([BATCH_DEFLATE_BYTE, packed]);
+  return Buffer.concat([BATCH_RAW_BYTE, raw]);
+}
+const BATCH_DEFLATE_BYTE = Buffer.from([BATCH_DEFLATE]);
+const BATCH_RAW_BYTE = Buffer.from([BATCH_RAW]);
+
+/** The whole content of a small file, which must still have the size the scan saw. */
+function readSmall(file: string, e: Entry): Buffer {
+  let data: Buffer;
+  try {
+    const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      data = Buffer.allocUnsafe(e.size);
+      let n = 0;
+      while (n < e.size) {
+        const got = readSync(fd, data, n, e.size - n, n);
+        if (got === 0) break;
+        n += got;
+      }
+      // One more byte would mean the file grew since the scan.
+      if (n !== e.size || readSync(fd, Buffer.allocUnsafe(1), 0, 1, n) !== 0) throw changedDuringSync(e.path);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw changedDuringSync(e.path);
+  }
+  return data;
 }

@@ -185,15 +185,11 @@ describe("sync", () => {
 
   test("the same workspace synced twice at once: the second waits for the first, both succeed", async () => {
     // Two different trees for one workspace (the first is not touched while it is sent).
-    const dir = await tree({ "big.bin": { data: randomBytes(48 * 1024 * 1024) }, "x.txt": "x\n" });
+    const dir = await tree({ "big.bin": { data: randomBytes(256 * 1024 * 1024) }, "x.txt": "x\n" });
     const other = await tree({ "x.txt": "second\n" });
     const first = sync(dir, "erin");
     // The first holds the lock once its upload is under way.
-    await eventually(
-      "the first upload in progress",
-      async () => (await inServer(ns, "ls /data/tmp | wc -l")).trim() !== "0",
-      30_000,
-    );
+    await uploadInProgress(ns); // the first upload in progress
     const second = await sync(other, "erin");
     const r1 = await first;
     assert.equal(r1.code, 0, r1.stderr);
@@ -208,7 +204,7 @@ describe("sync", () => {
   test("a client killed mid-transfer leaves the previous workspace intact; the next sync completes", async () => {
     const dir = await tree({ "old.txt": "old\n" });
     assert.equal((await sync(dir, "frank")).code, 0);
-    const big = randomBytes(96 * 1024 * 1024);
+    const big = randomBytes(256 * 1024 * 1024);
     await fs.writeFile(path.join(dir, "big.bin"), big);
     const child = spawn(
       process.execPath,
@@ -229,11 +225,7 @@ describe("sync", () => {
       },
     );
     // Kill it once the upload is under way (the agent has partial data in tmp/).
-    await eventually(
-      "an upload in progress",
-      async () => (await inServer(ns, "ls /data/tmp | wc -l")).trim() !== "0",
-      30_000,
-    );
+    await uploadInProgress(ns); // an upload in progress
     child.kill("SIGKILL");
     await exitOf(child);
     assert.deepEqual(
@@ -248,7 +240,7 @@ describe("sync", () => {
   test("Ctrl-C stops the remote side too: exit 130, the lock is released, the workspace intact", async () => {
     const dir = await tree({ "keep.txt": "keep\n" });
     assert.equal((await sync(dir, "gina")).code, 0);
-    await fs.writeFile(path.join(dir, "big.bin"), randomBytes(96 * 1024 * 1024));
+    await fs.writeFile(path.join(dir, "big.bin"), randomBytes(256 * 1024 * 1024));
     const child = spawn(
       process.execPath,
       [
@@ -271,11 +263,7 @@ describe("sync", () => {
     child.stderr.on("data", (d) => {
       stderr += d;
     });
-    await eventually(
-      "an upload in progress",
-      async () => (await inServer(ns, "ls /data/tmp | wc -l")).trim() !== "0",
-      30_000,
-    );
+    await uploadInProgress(ns); // an upload in progress
     child.kill("SIGINT");
     const code = await exitOf(child);
     assert.equal(code, 130, stderr);
@@ -298,15 +286,11 @@ describe("sync", () => {
   test("the build-server pod deleted mid-sync: the next sync repairs and completes", async () => {
     const dir = await tree({ "before.txt": "before\n" });
     assert.equal((await sync(dir, "hank")).code, 0);
-    const big = randomBytes(96 * 1024 * 1024);
+    const big = randomBytes(256 * 1024 * 1024);
     await fs.writeFile(path.join(dir, "big.bin"), big);
     const pod = await serverPod(ns);
     const running = sync(dir, "hank");
-    await eventually(
-      "an upload in progress",
-      async () => (await inServer(ns, "ls /data/tmp | wc -l")).trim() !== "0",
-      30_000,
-    );
+    await uploadInProgress(ns); // an upload in progress
     await mustKubectl(["-n", ns, "delete", "pod", pod, "--wait=false"]);
     const broken = await running;
     assert.notEqual(broken.code, 0, "a sync whose server vanished must fail");
@@ -328,3 +312,15 @@ describe("sync", () => {
     assert.match(st.stdout, /last sync \d+/);
   });
 });
+
+/**
+ * Resolves once the build server holds a partial upload (a file in /data/tmp). One exec
+ * that looks every 20 ms: an upload of a few hundred megabytes can take well under a
+ * second, shorter than a round of separate execs.
+ */
+async function uploadInProgress(ns: string): Promise<void> {
+  await inServer(
+    ns,
+    'for i in $(seq 1 1500); do [ -n "$(ls -A /data/tmp)" ] && exit 0; sleep 0.02; done; echo "no upload in progress after 30 s" >&2; exit 1',
+  );
+}

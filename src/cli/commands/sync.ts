@@ -39,11 +39,15 @@ export function registerSync(program: Command) {
         });
       const namespace = opts.namespace ?? c.config.server.namespace;
 
-      const scan = await scanTree({ root: c.dir, onWarning: (m) => c.reporter.warn(m) });
-      const digest = manifestDigest(scan.entries);
-      const tScan = performance.now();
-      const r = await withAgent(kc, namespace, (s) =>
-        syncTree(
+      // The connection to the build server is opened while the tree is scanned: the scan
+      // is mostly local CPU work, the connection mostly waiting for the network.
+      let scanning!: Promise<Awaited<ReturnType<typeof scanTree>>>;
+      let tScan = 0;
+      const syncing = withAgent(kc, namespace, async (s) => {
+        const scan = await scanning;
+        const digest = manifestDigest(scan.entries);
+        tScan = performance.now();
+        const r = await syncTree(
           s.conn,
           {
             root: scan.root,
@@ -57,8 +61,12 @@ export function registerSync(program: Command) {
             onWaiting: (holder) =>
               c.reporter.info(`waiting: workspace ${user}/${project} is locked by ${holder}`),
           },
-        ),
-      );
+        );
+        return { scan, digest, r };
+      });
+      scanning = scanTree({ root: c.dir, onWarning: (m) => c.reporter.warn(m) });
+      scanning.catch(() => {}); // a failed scan is reported through the session
+      const { scan, digest, r } = await syncing;
       const t1 = performance.now();
       const where = `${user}/${project}`;
       const summary = r.noop

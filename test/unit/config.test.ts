@@ -1,0 +1,65 @@
+/** snapdeploy.yaml: defaults, and every problem reported with its location. */
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { test } from "node:test";
+import { isUserError } from "../../src/cli/errors.js";
+import { loadConfig } from "../../src/config/config.js";
+
+function dirWith(yaml?: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), "snapdeploy-config-"));
+  if (yaml !== undefined) writeFileSync(path.join(dir, "snapdeploy.yaml"), yaml);
+  return dir;
+}
+
+function problems(yaml: string): { message: string; details: string[] } {
+  try {
+    loadConfig(dirWith(yaml));
+  } catch (e) {
+    assert.ok(isUserError(e), `expected a UserError, got ${e}`);
+    assert.equal(e.exitCode, 2);
+    return { message: e.message, details: e.details ?? [] };
+  }
+  assert.fail("the config was accepted");
+}
+
+test("no snapdeploy.yaml means all defaults", () => {
+  assert.deepEqual(loadConfig(dirWith()), {
+    image: { dockerfile: "Dockerfile", buildArgs: {}, tagPrefix: "snap-", secrets: [] },
+    deploy: { targets: [], timeout: 300 },
+    server: { namespace: "snapdeploy" },
+  });
+});
+
+test("values given are kept and the rest defaulted", () => {
+  const c = loadConfig(
+    dirWith(
+      "project: backtest\nimage: {repository: r.example/team/app, buildArgs: {PY: '3.11'}}\ndeploy:\n  targets: [{name: web}]\n",
+    ),
+  );
+  assert.equal(c.project, "backtest");
+  assert.equal(c.image.repository, "r.example/team/app");
+  assert.deepEqual(c.image.buildArgs, { PY: "3.11" });
+  assert.equal(c.image.dockerfile, "Dockerfile");
+  assert.deepEqual(c.deploy.targets, [{ kind: "Deployment", name: "web" }]);
+  assert.equal(c.server.namespace, "snapdeploy");
+});
+
+test("every problem is reported with where it is", () => {
+  const p = problems(
+    "project: Bad_Name\nbogus: 1\ndeploy:\n  timeout: 1.5\n  targets: [{kind: Job, name: x}]\nimage: {buildArgs: {A: 1}}\n",
+  );
+  assert.match(p.message, /snapdeploy\.yaml has 5 problem\(s\)/);
+  const text = p.details.join("\n");
+  assert.match(text, /^project: use lowercase letters/m);
+  assert.match(text, /^\(top level\): Unrecognized key: "bogus"/m);
+  assert.match(text, /^deploy\.timeout: .*int/m);
+  assert.match(text, /^deploy\.targets\.0\.kind: .*"Deployment"\|"StatefulSet"/m);
+  assert.match(text, /^image\.buildArgs\.A: .*expected string/m);
+});
+
+test("YAML that does not parse is a usage error naming the file", () => {
+  const p = problems("deploy: [unclosed\n");
+  assert.match(p.message, /snapdeploy\.yaml is not valid YAML/);
+});
