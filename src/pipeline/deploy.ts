@@ -14,7 +14,7 @@ import {
   type Stamp,
 } from "../deploy/apply.js";
 import { History, type HistoryEntry } from "../deploy/history.js";
-import { waitForRollout } from "../deploy/rollout.js";
+import { replaceStuckPods, updateRevision, waitForRollout } from "../deploy/rollout.js";
 import { type ResolvedTarget, resolveTarget, targetLabel } from "../deploy/targets.js";
 import type { Reporter } from "../ui/reporter.js";
 
@@ -158,10 +158,13 @@ export async function rollTargets(
           );
           continue;
         }
+        const failedRevision =
+          s.target.kind === "StatefulSet" ? await updateRevision(kc, s.target) : undefined;
         await pointTargets(kc, [{ target: s.target, images: previous }], {
           ...req.stamp,
           cause: `snapdeploy rollback after failed deploy of ${req.image}`,
         });
+        if (failedRevision) await unstick(kc, s.target, failedRevision, reporter);
         await waitForRollout(kc, s.target, {
           timeoutMs: req.timeoutMs,
           onProgress: (m) => reporter.info(m),
@@ -184,5 +187,23 @@ export async function rollTargets(
     throw first;
   } finally {
     process.off("SIGINT", onSigint);
+  }
+}
+
+/** After a StatefulSet's rollback: replaces its stuck pods of the failed revision (see replaceStuckPods). */
+export async function unstick(
+  kc: KubeConfig,
+  t: ResolvedTarget,
+  failedRevision: string,
+  reporter: Reporter,
+): Promise<void> {
+  try {
+    const deleted = await replaceStuckPods(kc, t, failedRevision);
+    if (deleted.length)
+      reporter.info(
+        `${targetLabel(t)}: deleted ${deleted.join(", ")} (not ready, failed revision) so they restart on the restored template`,
+      );
+  } catch (e) {
+    reporter.warn(`${targetLabel(t)}: could not replace the failed revision's pods: ${(e as Error).message}`);
   }
 }

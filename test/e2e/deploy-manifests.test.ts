@@ -319,59 +319,67 @@ describe("deploy --manifests: refusals change nothing", () => {
   });
 });
 
-describe("StatefulSet targets", () => {
-  test("deploy -t statefulset/NAME rolls every pod to the snapshot and history records it", async () => {
-    // The StatefulSet starts on an image of the same app that answers "placeholder".
-    const placeholder = `${repo}:${uniqueName("sts-placeholder")}`;
-    await must(DOCKER, ["build", "-q", "-t", placeholder, await webApp("placeholder\n")]);
-    await must(DOCKER, ["push", "-q", placeholder]);
-    const name = "db";
-    await mustKubectl(
-      ["-n", ns, "apply", "-f", "-"],
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "List",
-        items: [
-          {
-            apiVersion: "v1",
-            kind: "Service",
-            metadata: { name: `${name}-headless` },
-            spec: { clusterIP: "None", selector: { app: name }, ports: [{ port: 8080 }] },
-          },
-          {
-            apiVersion: "v1",
-            kind: "Service",
-            metadata: { name },
-            spec: { selector: { app: name }, ports: [{ port: 80, targetPort: 8080 }] },
-          },
-          {
-            apiVersion: "apps/v1",
-            kind: "StatefulSet",
-            metadata: { name },
-            spec: {
-              serviceName: `${name}-headless`,
-              replicas: 2,
-              selector: { matchLabels: { app: name } },
-              template: {
-                metadata: { labels: { app: name } },
-                spec: {
-                  terminationGracePeriodSeconds: 1,
-                  containers: [
-                    {
-                      name: "web",
-                      image: placeholder,
-                      ports: [{ containerPort: 8080 }],
-                      readinessProbe: { httpGet: { path: "/", port: 8080 }, periodSeconds: 1 },
-                    },
-                  ],
-                },
+/** A StatefulSet (and its Services) on `image`, with two pods, rolled out. */
+async function statefulSet(name: string, image: string) {
+  await mustKubectl(
+    ["-n", ns, "apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "List",
+      items: [
+        {
+          apiVersion: "v1",
+          kind: "Service",
+          metadata: { name: `${name}-headless` },
+          spec: { clusterIP: "None", selector: { app: name }, ports: [{ port: 8080 }] },
+        },
+        {
+          apiVersion: "v1",
+          kind: "Service",
+          metadata: { name },
+          spec: { selector: { app: name }, ports: [{ port: 80, targetPort: 8080 }] },
+        },
+        {
+          apiVersion: "apps/v1",
+          kind: "StatefulSet",
+          metadata: { name },
+          spec: {
+            serviceName: `${name}-headless`,
+            replicas: 2,
+            selector: { matchLabels: { app: name } },
+            template: {
+              metadata: { labels: { app: name } },
+              spec: {
+                terminationGracePeriodSeconds: 1,
+                containers: [
+                  {
+                    name: "web",
+                    image,
+                    ports: [{ containerPort: 8080 }],
+                    readinessProbe: { httpGet: { path: "/", port: 8080 }, periodSeconds: 1 },
+                  },
+                ],
               },
             },
           },
-        ],
-      }),
-    );
-    await mustKubectl(["-n", ns, "rollout", "status", `statefulset/${name}`, "--timeout=120s"]);
+        },
+      ],
+    }),
+  );
+  await mustKubectl(["-n", ns, "rollout", "status", `statefulset/${name}`, "--timeout=120s"]);
+}
+
+describe("StatefulSet targets", () => {
+  // The StatefulSets start on an image of the same app that answers "placeholder".
+  const placeholder = `${repo}:${uniqueName("sts-placeholder")}`;
+  before(async () => {
+    await must(DOCKER, ["build", "-q", "-t", placeholder, await webApp("placeholder\n")]);
+    await must(DOCKER, ["push", "-q", placeholder]);
+  });
+
+  test("deploy -t statefulset/NAME rolls every pod to the snapshot and history records it", async () => {
+    const name = "db";
+    await statefulSet(name, placeholder);
     await servedSoon(name, "placeholder\n");
 
     const dir = await webApp("stateful version\n");
@@ -404,5 +412,30 @@ describe("StatefulSet targets", () => {
       await history(`statefulset/${name}`),
       /^\s+1\s+deploy\s+[0-9a-f]{12}\s+alice .* succeeded$/m,
     );
+  });
+
+  test("a crashing snapshot with --rollback-on-failure: the StatefulSet is back on its old image, all pods ready", async () => {
+    const name = "db-rb";
+    await statefulSet(name, placeholder);
+    const crashing = await webApp("unused\n", {
+      "server.js": "console.error('fatal: no database'); process.exit(4);\n",
+    });
+    const r = await deploy(crashing, [
+      "-t",
+      `statefulset/${name}`,
+      "--rollback-on-failure",
+      "--timeout",
+      "60",
+    ]);
+    assert.equal(r.code, 10, r.stderr);
+    assert.match(r.stderr, /container web exited with code 4/);
+    assert.match(r.stderr, /the previous images were restored/);
+    assert.doesNotMatch(r.stderr, /did not settle/);
+    const sts = await getJson("statefulset", name);
+    assert.equal(sts.spec.template.spec.containers[0].image, placeholder);
+    assert.equal(sts.status.readyReplicas, 2);
+    assert.equal(sts.status.currentRevision, sts.status.updateRevision);
+    await servedSoon(name, "placeholder\n");
+    assert.match(await history(`statefulset/${name}`), /^\s+1\s+deploy\s+.* rolled back: /m);
   });
 });

@@ -211,15 +211,23 @@ export function registerDeploy(program: Command) {
     .option("--user <name>", "who is rolling back (default: your identity)")
     .action(async (opts, cmd: Command) => {
       const c = commandContext(cmd);
-      const [{ History }, { targetLabel }, { pointTargets }, { waitForRollout }, { resolveUser }, kc] =
-        await Promise.all([
-          import("../../deploy/history.js"),
-          import("../../deploy/targets.js"),
-          import("../../deploy/apply.js"),
-          import("../../deploy/rollout.js"),
-          import("../../config/identity.js"),
-          c.kube(),
-        ]);
+      const [
+        { History },
+        { targetLabel },
+        { pointTargets },
+        { waitForRollout, updateRevision },
+        { unstick },
+        { resolveUser },
+        kc,
+      ] = await Promise.all([
+        import("../../deploy/history.js"),
+        import("../../deploy/targets.js"),
+        import("../../deploy/apply.js"),
+        import("../../deploy/rollout.js"),
+        import("../../pipeline/deploy.js"),
+        import("../../config/identity.js"),
+        c.kube(),
+      ]);
       const user = resolveUser({ flag: opts.user, config: c.config.user, kc });
       const targets = await resolveTargets(c, opts, kc);
       const plans = [];
@@ -266,10 +274,12 @@ export function registerDeploy(program: Command) {
           user,
           time: new Date().toISOString(),
         });
+        const failedRevision = p.t.kind === "StatefulSet" ? await updateRevision(kc, p.t) : undefined;
         await pointTargets(kc, [{ target: p.t, images: p.images }], {
           user,
           cause: `snapdeploy rollback to ${p.what} by ${user}`,
         });
+        if (failedRevision) await unstick(kc, p.t, failedRevision, c.reporter);
         try {
           await waitForRollout(kc, p.t, { timeoutMs, onProgress: (m) => c.reporter.info(m) });
           await p.history.finish(entry.revision, "succeeded");
