@@ -115,7 +115,7 @@ export function report(res: Results, file: string) {
     "Target:",
     "",
     ...tgts.map(
-      (t) => `- ${t.target}: ${t.met === null ? "not measured" : t.met ? "met" : "not met"} (${t.measured})`,
+      (t) => `- ${t.target}: ${t.met === null ? t.measured : `${t.met ? "met" : "not met"} (${t.measured})`}`,
     ),
     "",
   ].join("\n");

@@ -39,6 +39,15 @@ const RACY_MS = 2000;
 const RUN_ID = Date.now().toString(36);
 const USER = `bench-${RUN_ID}`;
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+/**
+ * Set by SIGINT or SIGTERM: the bench stops at the next step (no new install, measurement or
+ * retry), so nothing it starts can outlive the clean-up that follows.
+ */
+let stopSignal: "SIGINT" | "SIGTERM" | undefined;
+class Stopped extends Error {}
+const checkStop = () => {
+  if (stopSignal) throw new Stopped(`stopped by ${stopSignal}`);
+};
 
 /** One build benchmark at a time on a machine: runs share the namespace, the apps and the CLI copy. */
 function lockBench() {
@@ -109,6 +118,7 @@ async function freshServer() {
   await uninstallServer();
   // The local cluster has no volume provisioner: make sure a PersistentVolume is free.
   if (existsSync(join(ROOT, "cluster/volumes"))) await run(join(ROOT, "cluster/volumes"), ["4"]);
+  checkStop();
   await run(process.execPath, [
     CLI,
     "server",
@@ -122,6 +132,7 @@ async function freshServer() {
   ]);
   const manifest = join(FIXTURES, "build", "baseline-pod.json");
   writeFileSync(manifest, JSON.stringify(baselinePod));
+  checkStop();
   await run("kubectl", ["apply", "-f", manifest]);
   await readyPods();
 }
@@ -154,12 +165,13 @@ async function readyPods() {
  */
 async function measure(what: string, fn: () => Promise<Sample>): Promise<Sample> {
   for (let attempt = 0; ; attempt++) {
+    checkStop();
     try {
       // What the previous run left to write back is written now, not billed to this run.
       await run("sync", []);
       return { ...(await fn()), ...(attempt ? { retried: attempt } : {}) };
     } catch (e) {
-      if (attempt === 2) throw e;
+      if (attempt === 2 || stopSignal) throw e;
       log(
         `WARNING: ${what} failed, measuring again: ${(e as Error).message.split("\n").slice(0, 3).join(" | ")}`,
       );
@@ -271,11 +283,17 @@ async function benchApp(app: BuildApp, rows: Row[]) {
   log(`${app.name}: done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
 
-/** Removes the images this benchmark built from the node's Docker daemon (they stay in the registry). */
+/**
+ * Removes the images built in the bench's repositories from the node's Docker daemon, by id:
+ * a rebuilt tag leaves its earlier image untagged (<none>). They stay in the registry.
+ */
 async function removeImages() {
-  const list = await run(DOCKER, ["images", "--format", "{{.Repository}}:{{.Tag}}"], { check: false });
-  const ours = list.stdout.split("\n").filter((r) => r.startsWith(`${REGISTRY}/bench-build/`));
-  if (ours.length) await run(DOCKER, ["rmi", "-f", ...ours], { check: false });
+  const list = await run(DOCKER, ["images", "--format", "{{.Repository}} {{.ID}}"], { check: false });
+  const ids = list.stdout
+    .split("\n")
+    .filter((l) => l.startsWith(`${REGISTRY}/bench-build/`))
+    .map((l) => l.split(" ")[1] as string);
+  if (ids.length) await run(DOCKER, ["rmi", "-f", ...new Set(ids)], { check: false });
 }
 
 async function main() {
@@ -292,7 +310,7 @@ async function main() {
   rmSync(LOGS, { recursive: true, force: true });
   mkdirSync(LOGS, { recursive: true });
   const rows: Row[] = [];
-  let stopped: string | undefined;
+  let failure: string | undefined;
   let finishing: Promise<void> | undefined;
   // Uninstalls the bench's build server (its namespace holds the baseline pod too), removes the
   // images it built from the node's daemon and reports what was measured, once: at the end, on
@@ -314,7 +332,15 @@ async function main() {
       }
       const info = apps.map((a) => ({ name: a.name, files: a.files, bytes: a.bytes }));
       report(
-        { started, stopped, image: IMAGE, commit: commit.trim(), load, apps: info, rows: measured },
+        {
+          started,
+          stopped: stopSignal ?? failure,
+          image: IMAGE,
+          commit: commit.trim(),
+          load,
+          apps: info,
+          rows: measured,
+        },
         file,
       );
       log(`results: ${file}`);
@@ -323,17 +349,25 @@ async function main() {
     ["SIGINT", 130],
     ["SIGTERM", 143],
   ] as const) {
-    process.once(signal, () => {
-      stopped = signal;
-      log(`${signal}: stopping`);
-      void finish().finally(() => process.exit(code));
+    process.on(signal, () => {
+      if (stopSignal) {
+        // A second signal: out now, without the clean-up.
+        log(`${signal}: exiting; remove what is left with: snapdeploy server uninstall -n ${NS} --purge`);
+        process.exit(code);
+      }
+      stopSignal = signal;
+      process.exitCode = code;
+      log(`${signal}: stopping after the current step, then cleaning up (again to exit at once)`);
     });
   }
   try {
     for (const app of apps) await benchApp(app, rows);
   } catch (e) {
-    stopped ??= `a failure (${(e as Error).message.split("\n")[0]})`;
-    throw e;
+    // A step that failed because of the signal (Ctrl-C reaches the children too) is a stop.
+    if (!stopSignal) {
+      failure = `a failure (${(e as Error).message.split("\n")[0]})`;
+      throw e;
+    }
   } finally {
     await finish();
   }
