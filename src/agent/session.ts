@@ -337,8 +337,8 @@ async function build(conn: Connection, ctx: AgentContext, op: Message) {
     await conn.send({ t: "phase", phase: "build" });
     await buildImage(
       {
-        contextDir: tree,
-        dockerfile: path.join(tree, inTree),
+        contextDir: ws.buildContext,
+        dockerfile: path.join(ws.buildContext, inTree),
         ref,
         buildArgs: (op.buildArgs ?? {}) as Record<string, string>,
         labels: (op.labels ?? {}) as Record<string, string>,

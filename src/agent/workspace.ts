@@ -68,6 +68,20 @@ export class Workspace {
     return slot && path.join(this.dir, slot);
   }
 
+  /**
+   * The path builds give docker as their context (and under which they name the
+   * Dockerfile): the symlink "current" itself, never the tree it names. BuildKit keeps
+   * one incremental copy of a build context per "shared key", which the docker CLI
+   * derives from the context path exactly as given (symlinks unresolved, not even made
+   * absolute): one path for both trees keeps each build's context transfer an update of
+   * what the previous build sent, whichever tree that came from, instead of a full
+   * transfer on a tree's first build and a cache per tree. The caller holds the
+   * workspace lock for the whole build, so "current" cannot be switched under it.
+   */
+  get buildContext(): string {
+    return path.join(this.dir, "current");
+  }
+
   async info(): Promise<WorkspaceInfo | undefined> {
     try {
       return JSON.parse(await fs.readFile(path.join(this.dir, "info.json"), "utf8")) as WorkspaceInfo;

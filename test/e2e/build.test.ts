@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -68,6 +68,22 @@ const refOf = (stdout: string) => {
   assert.ok(m, `no image reference in: ${stdout}`);
   return { repo: m[1] as string, tag: m[2] as string, digest: m[3] as string };
 };
+
+/**
+ * Bytes BuildKit received for the build context, from the remote build output: the last
+ * "transferring context" line of the "[internal] load build context" step.
+ */
+function contextBytes(stderr: string): number {
+  const step = /^REMOTE: #(\d+) \[internal\] load build context$/m.exec(stderr)?.[1];
+  assert.ok(step, `no "load build context" step in: ${stderr}`);
+  const sizes = [
+    ...stderr.matchAll(new RegExp(`^REMOTE: #${step} transferring context: ([\\d.]+)(B|kB|MB|GB)`, "gm")),
+  ];
+  const last = sizes.at(-1);
+  assert.ok(last, `no context transfer reported by step #${step} in: ${stderr}`);
+  const unit = { B: 1, kB: 1e3, MB: 1e6, GB: 1e9 }[last[2] as "B" | "kB" | "MB" | "GB"];
+  return Number(last[1]) * unit;
+}
 
 describe("build", () => {
   // One repository for every run (its base layers are then pushed once); each run's
@@ -220,6 +236,29 @@ describe("build", () => {
     const refs = results.map((r) => refOf(r.stdout));
     assert.equal(refs[2]?.tag, refs[3]?.tag, "identical trees give the same snapshot");
     assert.notEqual(refs[0]?.tag, refs[1]?.tag);
+  });
+
+  test("the context transfer stays incremental when a sync switches the workspace's tree", async (t) => {
+    // 300 incompressible files of 16 kB (4.9 MB). Each sync fills the workspace's other
+    // tree; every build must still send BuildKit only what changed since the previous one.
+    const d = await app({ Dockerfile: `FROM ${BASE}\nCOPY . /ctx\n` });
+    await fs.mkdir(path.join(d, "data"));
+    for (let i = 0; i < 300; i++) await fs.writeFile(path.join(d, "data", `f${i}.bin`), randomBytes(16_384));
+    // A user new to the daemon: BuildKit's context cache outlives the test's build server.
+    const user = uniqueName("ctx");
+    const transferred: number[] = [];
+    for (const edit of [undefined, "f1.bin", "f2.bin"]) {
+      if (edit) await fs.writeFile(path.join(d, "data", edit), randomBytes(16_384));
+      const r = await build(d, user, repo);
+      assert.equal(r.code, 0, r.stderr);
+      transferred.push(contextBytes(r.stderr));
+    }
+    t.diagnostic(`context bytes sent per build: ${transferred.join(", ")}`);
+    const [cold, second, third] = transferred as [number, number, number];
+    assert.ok(cold > 4_500_000, `the cold build sent the whole tree: ${transferred.join(", ")} bytes`);
+    // One changed file (16 kB) plus the tree's metadata, not the tree again.
+    assert.ok(second < 300_000, `the second build (the other tree) sent ${second} bytes`);
+    assert.ok(third < 300_000, `the third build (back to the first tree) sent ${third} bytes`);
   });
 });
 
