@@ -3,7 +3,7 @@
  * send (after `.dockerignore`), with content hashes for files. A local stat cache makes
  * a rescan of an unchanged tree cost one lstat per path and no reads.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, hash as oneShotHash, randomBytes } from "node:crypto";
 import {
   close,
   closeSync,
@@ -11,6 +11,7 @@ import {
   fstatSync,
   openSync,
   readSync,
+  writeSync,
   type Dirent,
   fstat,
   open as fsOpen,
@@ -20,7 +21,7 @@ import {
   realpathSync,
   type Stats,
 } from "node:fs";
-import { mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, realpath, rename, rm, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, isAbsolute, join, posix, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -202,8 +203,10 @@ export async function hashFile(
   opts: HashFileOptions = {},
 ): Promise<string> {
   const name = opts.name ?? file;
-  const hash = createHash("sha256");
   if (expected.size <= SYNC_READ) {
+    // One-shot hashing: no Hash object (and its native state) per file, which for 100k
+    // files is memory the garbage collector does not see until late.
+    let digest: string;
     // Small files (most of a source tree) are read with synchronous calls: from the page
     // cache that takes microseconds, four trips through libuv's thread pool take more.
     try {
@@ -216,7 +219,7 @@ export async function hashFile(
           if (n === 0) break;
           read += n;
         }
-        hash.update(read === buf.length ? buf : buf.subarray(0, read));
+        digest = oneShotHash("sha256", read === buf.length ? buf : buf.subarray(0, read), "hex");
         await opts.afterRead?.();
         const after = fstatSync(fd);
         if (
@@ -233,8 +236,9 @@ export async function hashFile(
     } catch (e) {
       throw fsError(e, name);
     }
-    return hash.digest("hex");
+    return digest;
   }
+  const hash = createHash("sha256");
   try {
     const fd = await openFd(file, constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
@@ -583,8 +587,25 @@ async function saveCache(
   const tmp = `${file}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
   try {
     await mkdir(dirname(file), { recursive: true });
-    const data = { v: CACHE_VERSION, root, files: Object.fromEntries(records) };
-    await writeFile(tmp, JSON.stringify(data), { mode: 0o600 });
+    // The same JSON as one object would give, written a slice of records at a time:
+    // for 100k files the whole text would be a 13 MB string next to its source.
+    const fd = openSync(tmp, "w", 0o600);
+    try {
+      writeSync(fd, `{"v":${CACHE_VERSION},"root":${JSON.stringify(root)},"files":{`);
+      let n = 0;
+      let slice: string[] = [];
+      for (const [rel, rec] of records) {
+        slice.push(`${JSON.stringify(rel)}:${JSON.stringify(rec)}`);
+        if (slice.length === 2000) {
+          writeSync(fd, (n ? "," : "") + slice.join(","));
+          n += slice.length;
+          slice = [];
+        }
+      }
+      writeSync(fd, `${n && slice.length ? "," : ""}${slice.join(",")}}}`);
+    } finally {
+      closeSync(fd);
+    }
     await rename(tmp, file);
   } catch (e) {
     await rm(tmp, { force: true }).catch(() => {});

@@ -4,7 +4,7 @@
  * lacks, compressed, within a bounded window of unacknowledged bytes (so a 1 GB file
  * never sits in memory on either side).
  */
-import { createHash } from "node:crypto";
+import { createHash, hash as oneShotHash } from "node:crypto";
 import { closeSync, constants, openSync, readSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -186,12 +186,13 @@ async function sendBlobs(conn: Connection, root: string, files: Entry[]) {
   };
   let batch: Buffer[] = [];
   let batchBytes = 0;
+  const packing = new Packing();
   const flush = async () => {
     if (!batchBytes) return;
     const raw = batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch, batchBytes);
     batch = [];
     batchBytes = 0;
-    const frame = encodeBatch(raw);
+    const frame = encodeBatch(raw, packing);
     frame.catch(() => {});
     compressing.push(frame);
     if (compressing.length >= IN_FLIGHT) await sendOldest();
@@ -215,15 +216,16 @@ async function sendBlobs(conn: Connection, root: string, files: Entry[]) {
       Buffer.from(e.hash as string, "hex").copy(header, 0);
       header.writeBigUInt64BE(BigInt(e.size), 32);
       await put(header);
-      const h = createHash("sha256");
       let n = 0;
+      let hash: string | undefined;
       const file = path.join(root, e.path);
       if (e.size <= SMALL) {
         const data = readSmall(file, e);
-        h.update(data);
+        hash = oneShotHash("sha256", data, "hex");
         n = data.length;
         await put(data);
       } else {
+        const h = createHash("sha256");
         let fd: number;
         try {
           fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -243,8 +245,9 @@ async function sendBlobs(conn: Connection, root: string, files: Entry[]) {
         } finally {
           closeSync(fd);
         }
+        hash = h.digest("hex");
       }
-      if (n !== e.size || h.digest("hex") !== e.hash) throw changedDuringSync(e.path);
+      if (n !== e.size || hash !== e.hash) throw changedDuringSync(e.path);
       blobBytes += n;
     }
     await flush();
@@ -262,11 +265,37 @@ async function sendBlobs(conn: Connection, root: string, files: Entry[]) {
 /** Batches compressed at a time (the thread pool has four threads; the CPU two or more cores). */
 const IN_FLIGHT = 3;
 
+/**
+ * Whether to try compressing the next batch. After a batch that did not compress (an
+ * archive, an image, a model's weights), the following ones are sent as they are
+ * without trying, except every RETRY_EVERY-th: deflating incompressible data costs
+ * CPU that the sender's and the agent's other work needs more.
+ */
+class Packing {
+  private skipped = 0;
+  private poor = false;
+
+  shouldTry(): boolean {
+    if (!this.poor) return true;
+    if (++this.skipped % RETRY_EVERY === 0) return true;
+    return false;
+  }
+
+  record(compressed: boolean) {
+    this.poor = !compressed;
+  }
+}
+const RETRY_EVERY = 4;
+
 /** A batch as a data frame: BATCH_DEFLATE + raw deflate of it, or BATCH_RAW + the batch. */
-async function encodeBatch(raw: Buffer): Promise<Buffer> {
-  const packed = await deflateRawAsync(raw, { level: 1 });
-  // Compression that saves less than 1/16 is not worth the agent's time to undo.
-  if (packed.length < raw.length - (raw.length >> 4)) return Buffer.concat([BATCH_DEFLATE_BYTE, packed]);
+async function encodeBatch(raw: Buffer, packing: Packing): Promise<Buffer> {
+  if (packing.shouldTry()) {
+    const packed = await deflateRawAsync(raw, { level: 1 });
+    // Compression that saves less than 1/16 is not worth the agent's time to undo.
+    const worth = packed.length < raw.length - (raw.length >> 4);
+    packing.record(worth);
+    if (worth) return Buffer.concat([BATCH_DEFLATE_BYTE, packed]);
+  }
   return Buffer.concat([BATCH_RAW_BYTE, raw]);
 }
 const BATCH_DEFLATE_BYTE = Buffer.from([BATCH_DEFLATE]);
