@@ -5,7 +5,7 @@
  * is always whole and correct; interrupted uploads leave only tmp/ files, which
  * init() removes.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { closeSync, promises as fs, openSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import path from "node:path";
 
@@ -68,6 +68,8 @@ export class BlobMismatch extends Error {
  * of, a synchronous write and rename cost a fraction of two trips through libuv's
  * thread pool. The event loop is held for about a millisecond per frame.
  */
+let tmpSeq = 0;
+
 export class BlobWriter {
   private readonly hasher = createHash("sha256");
   private readonly chunks: Buffer[] = [];
@@ -80,7 +82,9 @@ export class BlobWriter {
     readonly hash: string,
     readonly size: number,
   ) {
-    this.tmpPath = path.join(store.tmp, `${hash}.${randomBytes(6).toString("hex")}`);
+    // Unique without randomness (a syscall per blob): tmp/ belongs to this agent process,
+    // which empties it when it starts.
+    this.tmpPath = path.join(store.tmp, `${hash}.${++tmpSeq}`);
   }
 
   get remaining(): number {

@@ -3,6 +3,7 @@
  * message and an exit code in one place.
  */
 import { Command, CommanderError, Option } from "commander";
+import { setFlagsFromString } from "node:v8";
 import { registerBuild } from "./commands/build.js";
 import { registerRun } from "./commands/run.js";
 import { registerDeploy } from "./commands/deploy.js";
@@ -10,6 +11,12 @@ import { registerServer } from "./commands/server.js";
 import { registerSync } from "./commands/sync.js";
 import { ExitCode, isUserError } from "./errors.js";
 import { VERSION } from "./version.js";
+
+// A short-lived process whose large data (a manifest of 100k entries) lives to the end:
+// keeping the young generation at its initial size, rather than letting it grow to
+// 16 MB semi-spaces full of garbage, lowers peak memory by ~10% at no measurable cost
+// in time (bench/README.md).
+setFlagsFromString("--semi-space-growth-factor=1");
 
 export function buildProgram(): Command {
   const program = new Command("snapdeploy")

@@ -26,6 +26,7 @@ import { homedir } from "node:os";
 import { dirname, isAbsolute, join, posix, resolve } from "node:path";
 import { promisify } from "node:util";
 import { UserError } from "../cli/errors.js";
+import { collectGarbage } from "../util/memory.js";
 import { compareEntryPaths } from "./digest.js";
 import { type IgnoreRules, readDockerignore } from "./dockerignore.js";
 
@@ -155,7 +156,9 @@ export async function scanTree(opts: ScanOptions): Promise<ScanResult> {
   };
   try {
     await walkDir(walk, "");
+    collectGarbage(walk.entries.length);
     await hashAll(walk);
+    collectGarbage(walk.toHash.length);
   } catch (e) {
     walk.failed = true; // queued work does not start
     throw e;
@@ -163,6 +166,9 @@ export async function scanTree(opts: ScanOptions): Promise<ScanResult> {
   walk.entries.sort(compareEntryPaths);
   const unchanged = walk.newRecords === 0 && walk.fresh.size === Object.keys(walk.cached).length;
   if (useCache && !unchanged) await saveCache(cacheFile, root, walk.fresh, walk.warn);
+  walk.cached = {};
+  walk.fresh.clear();
+  collectGarbage(walk.entries.length);
   return { root, entries: walk.entries, stats: walk.stats };
 }
 

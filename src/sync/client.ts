@@ -11,6 +11,7 @@ import { promisify } from "node:util";
 import { createDeflateRaw, deflateRaw } from "node:zlib";
 import { UserError } from "../cli/errors.js";
 import type { Entry } from "../context/scan.js";
+import { collectGarbage } from "../util/memory.js";
 import { BATCH_DEFLATE, BATCH_RAW, BLOB_HEADER, DATA_CHUNK, SEND_WINDOW } from "../protocol/constants.js";
 import {
   type Connection,
@@ -72,20 +73,27 @@ export async function syncTree(
   }
 
   const sent = await sendManifest(conn, req.entries);
+  collectGarbage(req.entries.length);
   await conn.send({ t: "manifest-end" });
-  const need = (await conn.expect("need")).hashes as string[];
-  if (!Array.isArray(need)) throw new ProtocolError("malformed need list");
-  if (need.length === 0) return result(await conn.expect("synced"), 0, 0, sent);
-
-  const byHash = new Map<string, Entry>();
-  for (const e of req.entries) if (e.type === "file" && e.hash && !byHash.has(e.hash)) byHash.set(e.hash, e);
-  const files = need.map((h) => {
-    const e = byHash.get(h);
-    if (!e) throw new ProtocolError(`the build server asked for unknown blob ${h}`);
-    return e;
-  });
+  const files = neededFiles(await conn.expect("need"), req.entries);
+  if (files.length === 0) return result(await conn.expect("synced"), 0, 0, sent);
   const { blobBytes, wire, final } = await sendBlobs(conn, req.root, files);
   return result(final, files.length, blobBytes, sent + wire);
+}
+
+/** The files whose content the agent lacks: its bitmap over the manifest's files, in order. */
+function neededFiles(m: Message, entries: Entry[]): Entry[] {
+  const bitmap = Buffer.from(String(m.files ?? ""), "base64");
+  const out: Entry[] = [];
+  let i = 0;
+  for (const e of entries) {
+    if (e.type !== "file") continue;
+    if (((bitmap[i >> 3] ?? 0) >> (i & 7)) & 1) out.push(e);
+    i++;
+  }
+  if (bitmap.length !== Math.ceil(i / 8) || out.length !== Number(m.count))
+    throw new ProtocolError("malformed list of needed files");
+  return out;
 }
 
 function result(m: Message, blobs: number, blobBytes: number, sentBytes: number): SyncResult {
