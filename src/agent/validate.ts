@@ -29,16 +29,18 @@ export function validateName(kind: "user" | "project", value: unknown): string {
 
 export function validatePath(p: unknown): string {
   if (typeof p !== "string" || p.length === 0) throw new InvalidInput("empty path in manifest");
-  const shown = JSON.stringify(p);
-  if (p.includes("\0")) throw new InvalidInput(`path ${shown} contains a NUL byte`);
-  if (p.startsWith("/")) throw new InvalidInput(`absolute path ${shown} is not allowed`);
-  if (Buffer.byteLength(p) > MAX_PATH)
-    throw new InvalidInput(`path ${shown.slice(0, 80)}… is longer than ${MAX_PATH} bytes`);
+  const shown = () => JSON.stringify(p);
+  if (p.includes("\0")) throw new InvalidInput(`path ${shown()} contains a NUL byte`);
+  if (p.startsWith("/")) throw new InvalidInput(`absolute path ${shown()} is not allowed`);
+  // UTF-8 takes at most 3 bytes per UTF-16 unit, so short paths need no byte count.
+  const short = p.length * 3 <= MAX_SEGMENT;
+  if (!short && Buffer.byteLength(p) > MAX_PATH)
+    throw new InvalidInput(`path ${shown().slice(0, 80)}… is longer than ${MAX_PATH} bytes`);
   for (const seg of p.split("/")) {
     if (seg === "" || seg === "." || seg === "..")
-      throw new InvalidInput(`path ${shown} has a '${seg}' segment`);
-    if (Buffer.byteLength(seg) > MAX_SEGMENT)
-      throw new InvalidInput(`path ${shown} has a name longer than ${MAX_SEGMENT} bytes`);
+      throw new InvalidInput(`path ${shown()} has a '${seg}' segment`);
+    if (!short && Buffer.byteLength(seg) > MAX_SEGMENT)
+      throw new InvalidInput(`path ${shown()} has a name longer than ${MAX_SEGMENT} bytes`);
   }
   return p;
 }

@@ -87,6 +87,8 @@ export interface ScanOptions {
 const CONCURRENCY = 64;
 /** Files smaller than this are hashed from one read; larger ones are streamed in chunks. */
 const SMALL_FILE = 1 << 20;
+/** Files hashed (or sent) between two forced collections on a large tree (see collectGarbage). */
+export const GC_EVERY = 25_000;
 /** Files up to this size are read with synchronous calls (see hashFile). */
 const SYNC_READ = 256 << 10;
 const CHUNK = 256 << 10;
@@ -458,6 +460,7 @@ async function hashAll(w: Walk): Promise<void> {
     while (next < w.toHash.length) {
       if (w.failed) throw new Error("scan aborted");
       const { entry, st } = w.toHash[next++] as Walk["toHash"][number];
+      if (next % GC_EVERY === 0) collectGarbage(w.toHash.length);
       const hash = await hashFile(w.prefix + entry.path, st, { name: entry.path });
       entry.hash = hash;
       w.stats.hashedFiles++;

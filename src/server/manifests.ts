@@ -70,6 +70,11 @@ export function serverObjects(o: ServerOptions): KubernetesObject[] {
     });
     agentMounts.push({ name: "registry-credentials", mountPath: "/etc/snapdeploy/docker", readOnly: true });
     env.push({ name: "DOCKER_CONFIG", value: "/etc/snapdeploy/docker" });
+  } else {
+    // The docker CLI keys BuildKit's incremental context transfer on a node id it keeps
+    // in its config folder (read-only above: it then uses the folder's path). On the
+    // volume, the id survives pod restarts, so the first build after one is incremental.
+    env.push({ name: "DOCKER_CONFIG", value: "/data/docker" });
   }
   const containers: object[] = [];
   if (dind) {

@@ -10,7 +10,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { createDeflateRaw, deflateRaw } from "node:zlib";
 import { UserError } from "../cli/errors.js";
-import type { Entry } from "../context/scan.js";
+import { type Entry, GC_EVERY } from "../context/scan.js";
 import { collectGarbage } from "../util/memory.js";
 import { BATCH_DEFLATE, BATCH_RAW, BLOB_HEADER, DATA_CHUNK, SEND_WINDOW } from "../protocol/constants.js";
 import {
@@ -218,8 +218,9 @@ async function sendBlobs(conn: Connection, root: string, files: Entry[]) {
 
   let blobBytes = 0;
   try {
-    for (const e of files) {
+    for (const [i, e] of files.entries()) {
       if (failure) throw failure;
+      if (i % GC_EVERY === GC_EVERY - 1) collectGarbage(files.length);
       const header = Buffer.alloc(BLOB_HEADER);
       Buffer.from(e.hash as string, "hex").copy(header, 0);
       header.writeBigUInt64BE(BigInt(e.size), 32);
