@@ -4,6 +4,8 @@
  */
 import { ApiException, KubeConfig } from "@kubernetes/client-node";
 import { existsSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { UserError } from "../cli/errors.js";
 
 export interface KubeOptions {
@@ -21,7 +23,17 @@ export function loadKubeConfig(opts: KubeOptions = {}): KubeConfig {
           hint: "set --kubeconfig or KUBECONFIG to your cluster's kubeconfig",
         });
       kc.loadFromFile(file);
-    } else kc.loadFromDefault();
+    } else {
+      // Without a kubeconfig the client library falls back to http://localhost:8080,
+      // which then fails with a message about TLS; say what is missing instead.
+      const home = path.join(os.homedir(), ".kube", "config");
+      if (!existsSync(home) && !process.env.KUBERNETES_SERVICE_HOST) {
+        throw new UserError("cluster", `no kubeconfig: KUBECONFIG is not set and ${home} does not exist`, {
+          hint: "pass --kubeconfig FILE, set KUBECONFIG, or create ~/.kube/config for your cluster",
+        });
+      }
+      kc.loadFromDefault();
+    }
   } catch (e) {
     if (e instanceof UserError) throw e;
     throw new UserError(

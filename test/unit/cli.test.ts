@@ -1,6 +1,8 @@
 /** The CLI entry point as a user runs it: the real bin, a real process. */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { test } from "node:test";
 import { ROOT, run } from "../helpers/cluster.js";
 
@@ -24,5 +26,17 @@ test("an unknown option is a usage error (exit 2) without a stack trace", async 
   const r = await run("node", [bin, "--no-such-flag"]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /unknown option '--no-such-flag'/);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+});
+
+test("no kubeconfig at all is a cluster error naming what is missing (exit 3)", async () => {
+  const home = mkdtempSync(path.join(tmpdir(), "snapdeploy-home-"));
+  const env = { ...process.env, HOME: home };
+  delete env.KUBECONFIG;
+  delete env.KUBERNETES_SERVICE_HOST;
+  const r = await run("node", [bin, "sync", "-C", home], { env });
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /no kubeconfig: KUBECONFIG is not set and .*\.kube\/config does not exist/);
+  assert.match(r.stderr, /hint: pass --kubeconfig FILE/);
   assert.doesNotMatch(r.stderr, /\n\s+at /);
 });
