@@ -19,6 +19,7 @@ import {
   REGISTRY_NODE,
   registryHasTag,
   run,
+  serverPod,
   snapdeploy,
   uninstallServer,
   uniqueName,
@@ -259,6 +260,18 @@ describe("build", () => {
     // One changed file (16 kB) plus the tree's metadata, not the tree again.
     assert.ok(second < 300_000, `the second build (the other tree) sent ${second} bytes`);
     assert.ok(third < 300_000, `the third build (back to the first tree) sent ${third} bytes`);
+
+    // A new build-server pod (a restart, an upgrade): the docker CLI's BuildKit node id,
+    // part of the context cache key, is kept on the data volume, so nothing is re-sent.
+    const pod = await serverPod(ns);
+    await mustKubectl(["-n", ns, "delete", "pod", pod]);
+    await eventually("a new ready build server pod", async () => (await serverPod(ns)) !== pod, 120_000);
+    await fs.writeFile(path.join(d, "data", "f3.bin"), randomBytes(16_384));
+    const r = await build(d, user, repo);
+    assert.equal(r.code, 0, r.stderr);
+    const restarted = contextBytes(r.stderr);
+    t.diagnostic(`after a pod restart: ${restarted} bytes`);
+    assert.ok(restarted < 300_000, `the first build after a pod restart sent ${restarted} bytes`);
   });
 });
 
