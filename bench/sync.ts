@@ -24,7 +24,7 @@ const NS = "bench-sync";
 const SELECTOR = "app.kubernetes.io/name=snapdeploy-build-server";
 const TIME = "/usr/bin/time";
 /** Runs per scenario; every cold run reinstalls the build server, so 100k gets one. */
-const RUNS = { cold: 2, noop: 5, one: 5, pct: 3 };
+const RUNS = { cold: 3, noop: 5, one: 5, pct: 3 };
 const COLD_RUNS: Record<string, number> = { "100k": 1 };
 /** The scan cache does not trust files modified this recently (src/context/scan.ts, RACY_MS). */
 const RACY_MS = 2000;
@@ -180,15 +180,31 @@ async function benchTree(f: Fixture, rows: Row[]) {
     rows.push(r);
     return r;
   };
-  /** One run of each tool; `changes` is what snapdeploy must report, or the run is flagged. */
+  /**
+   * One run of each tool; `changes` is what snapdeploy must report, or the run is flagged.
+   * The order rotates from round to round: whoever runs first after a fresh build server
+   * shares the disk with the deletion of the previous volume's files (and on this kind
+   * of VM, creating files right after deleting many is markedly slower).
+   */
+  let rounds = 0;
   const round = async (r: Row, changes: number, fresh = false) => {
     const what = `${f.name} ${r.scenario}`;
-    const sd = await measure(`${what}: snapdeploy`, () => snapdeploy(f, user));
-    if (sd.changes !== changes && !sd.retried)
-      log(`WARNING: ${what}: snapdeploy reported ${sd.changes} changes, expected ${changes}`);
-    r.snapdeploy.push(sd);
-    r.tar.push(await measure(`${what}: tar`, () => tarCopy(f, fresh)));
-    r.rsync.push(await measure(`${what}: rsync`, () => rsyncCopy(f, fresh)));
+    const tools = [
+      async () => {
+        const sd = await measure(`${what}: snapdeploy`, () => snapdeploy(f, user));
+        if (sd.changes !== changes && !sd.retried)
+          log(`WARNING: ${what}: snapdeploy reported ${sd.changes} changes, expected ${changes}`);
+        r.snapdeploy.push(sd);
+      },
+      async () => {
+        r.tar.push(await measure(`${what}: tar`, () => tarCopy(f, fresh)));
+      },
+      async () => {
+        r.rsync.push(await measure(`${what}: rsync`, () => rsyncCopy(f, fresh)));
+      },
+    ];
+    const first = rounds++ % tools.length;
+    for (let i = 0; i < tools.length; i++) await (tools[(first + i) % tools.length] as () => Promise<void>)();
   };
 
   // Cold: empty store, empty workspace, no local scan cache, empty baseline folders. The
