@@ -18,8 +18,8 @@ import { fileURLToPath } from "node:url";
 import { defaultCacheFile } from "../src/context/scan.js";
 import { type BuildApp, buildApp, editOneFile, stampRound } from "./build-fixtures.js";
 import { report, type Row, type Sample } from "./build-report.js";
-import { FIXTURES, fixturesDir } from "./fixtures.js";
-import { run, sleep, snapshotCli } from "./util.js";
+import { FIXTURES } from "./fixtures.js";
+import { lockBench, run, sleep, snapshotCli } from "./util.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const NS = "bench-build";
@@ -49,27 +49,7 @@ const checkStop = () => {
   if (stopSignal) throw new Stopped(`stopped by ${stopSignal}`);
 };
 
-/** One build benchmark at a time on a machine: runs share the namespace, the apps and the CLI copy. */
-function lockBench() {
-  const file = join(fixturesDir(), "build.lock");
-  try {
-    writeFileSync(file, String(process.pid), { flag: "wx" });
-  } catch {
-    const holder = Number(readFileSync(file, "utf8"));
-    let alive = true;
-    try {
-      process.kill(holder, 0);
-    } catch {
-      alive = false;
-    }
-    if (alive && holder !== process.pid)
-      throw new Error(`another build benchmark (pid ${holder}) is running: it uses namespace ${NS}`);
-    writeFileSync(file, String(process.pid));
-  }
-  process.on("exit", () => rmSync(file, { force: true }));
-}
-
-lockBench();
+lockBench("build", `namespace ${NS}`);
 const CLI = snapshotCli("cli-build");
 const IMAGE =
   process.env.SNAPDEPLOY_SERVER_IMAGE ??

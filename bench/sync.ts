@@ -10,14 +10,14 @@
  *   eval "$(cluster/env)" && npm run bench -- sync [10k] [100k] [real]
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { defaultCacheFile } from "../src/context/scan.js";
-import { editFiles, FIXTURES, type Fixture, fixturesDir, generatedFixture, realFixture } from "./fixtures.js";
+import { editFiles, FIXTURES, type Fixture, generatedFixture, realFixture } from "./fixtures.js";
 import { report, type Row, type Sample } from "./sync-report.js";
-import { run, shq, sleep, snapshotCli } from "./util.js";
+import { lockBench, run, shq, sleep, snapshotCli } from "./util.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const NS = "bench-sync";
@@ -31,29 +31,7 @@ const RACY_MS = 2000;
 const RUN_ID = Date.now().toString(36);
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
-/** One sync benchmark at a time on a machine: runs share the namespace, the fixtures and the CLI copy. */
-function lockBench() {
-  const file = join(fixturesDir(), "sync.lock");
-  try {
-    writeFileSync(file, String(process.pid), { flag: "wx" });
-  } catch {
-    const holder = Number(readFileSync(file, "utf8"));
-    let alive = true;
-    try {
-      process.kill(holder, 0);
-    } catch {
-      alive = false;
-    }
-    if (alive && holder !== process.pid)
-      throw new Error(
-        `another sync benchmark (pid ${holder}) is running: it uses namespace ${NS} and ${FIXTURES}`,
-      );
-    writeFileSync(file, String(process.pid));
-  }
-  process.on("exit", () => rmSync(file, { force: true }));
-}
-
-lockBench();
+lockBench("sync", `namespace ${NS} and ${FIXTURES}`);
 const CLI = snapshotCli("cli");
 const IMAGE =
   process.env.SNAPDEPLOY_SERVER_IMAGE ??

@@ -1,6 +1,6 @@
 /** Helpers shared by the benchmarks: running a timed process, a private CLI copy, medians, formatting. */
 import { spawn } from "node:child_process";
-import { cpSync, existsSync, rmSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { fixturesDir } from "./fixtures.js";
@@ -70,3 +70,27 @@ export const fmtB = (n: number) =>
       : n < 1e6
         ? `${(n / 1e3).toFixed(1)} KB`
         : `${(n / 1e6).toFixed(1)} MB`;
+
+/**
+ * One benchmark of a kind at a time on a machine (runs share a namespace, fixtures and the
+ * CLI copy): takes bench/.fixtures/<name>.lock, or throws naming the running one and what
+ * it uses. A lock left by a process that is gone is taken over.
+ */
+export function lockBench(name: string, uses: string): void {
+  const file = join(fixturesDir(), `${name}.lock`);
+  try {
+    writeFileSync(file, String(process.pid), { flag: "wx" });
+  } catch {
+    const holder = Number(readFileSync(file, "utf8"));
+    let alive = true;
+    try {
+      process.kill(holder, 0);
+    } catch {
+      alive = false;
+    }
+    if (alive && holder !== process.pid)
+      throw new Error(`another ${name} benchmark (pid ${holder}) is running: it uses ${uses}`);
+    writeFileSync(file, String(process.pid));
+  }
+  process.on("exit", () => rmSync(file, { force: true }));
+}

@@ -229,15 +229,7 @@ export async function hashFile(
         }
         digest = oneShotHash("sha256", read === buf.length ? buf : buf.subarray(0, read), "hex");
         await opts.afterRead?.();
-        const after = fstatSync(fd);
-        if (
-          read !== expected.size ||
-          after.size !== expected.size ||
-          after.mtimeMs !== expected.mtimeMs ||
-          after.ino !== expected.ino
-        ) {
-          throw changed(name);
-        }
+        checkUnchanged(name, read, fstatSync(fd), expected);
       } finally {
         closeSync(fd);
       }
@@ -261,15 +253,7 @@ export async function hashFile(
         read += bytesRead;
       }
       await opts.afterRead?.();
-      const after = await fstatFd(fd);
-      if (
-        read !== expected.size ||
-        after.size !== expected.size ||
-        after.mtimeMs !== expected.mtimeMs ||
-        after.ino !== expected.ino
-      ) {
-        throw changed(name);
-      }
+      checkUnchanged(name, read, await fstatFd(fd), expected);
     } finally {
       await closeFd(fd);
     }
@@ -277,6 +261,21 @@ export async function hashFile(
     throw fsError(e, name);
   }
   return hash.digest("hex");
+}
+
+/**
+ * Throws when a file hashed from `read` bytes is not the one its lstat `expected`
+ * described: a different size, mtime or inode afterwards, or fewer bytes than expected.
+ */
+function checkUnchanged(name: string, read: number, after: HashStat, expected: HashStat): void {
+  if (
+    read !== expected.size ||
+    after.size !== expected.size ||
+    after.mtimeMs !== expected.mtimeMs ||
+    after.ino !== expected.ino
+  ) {
+    throw changed(name);
+  }
 }
 
 /**

@@ -5,26 +5,23 @@
  */
 import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
   DOCKER,
-  eventually,
   installServer,
   kubectl,
   must,
   mustKubectl,
   REGISTRY_CA_FLAGS,
   REGISTRY_NODE,
-  ROOT,
   restrictedKubeconfig,
   snapdeploy,
-  TOOLS_IMAGE,
   tempNamespace,
   uninstallServer,
   uniqueName,
 } from "../helpers/cluster.js";
+import { servedSoon, startClient, webApp } from "../helpers/web.js";
 
 let server = "";
 let ns = "";
@@ -38,38 +35,13 @@ const DIGEST = new RegExp(`^${repo}@sha256:[0-9a-f]{64}$`);
 before(async () => {
   server = await installServer("e2e-manifests", REGISTRY_CA_FLAGS);
   ({ ns, cleanup: dropNs } = await tempNamespace("e2e-manifests-apps"));
-  await mustKubectl([
-    "-n",
-    ns,
-    "run",
-    "client",
-    `--image=${TOOLS_IMAGE}`,
-    "--command",
-    "--",
-    "sleep",
-    "3600",
-  ]);
+  await startClient(ns);
 });
 after(async () => {
   await dropNs();
   await uninstallServer(server);
   for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
 });
-
-/** A copy of examples/hello-http with its own greeting, plus extra files (paths may have folders). */
-async function webApp(greeting: string, extra: Record<string, string> = {}): Promise<string> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "snapdeploy-manifests-"));
-  dirs.push(dir);
-  for (const f of ["Dockerfile", "server.js"])
-    await fs.copyFile(path.join(ROOT, "examples/hello-http", f), path.join(dir, f));
-  await fs.writeFile(path.join(dir, "greeting.txt"), greeting);
-  await fs.writeFile(path.join(dir, "run-id.txt"), RUN_ID);
-  for (const [p, c] of Object.entries(extra)) {
-    await fs.mkdir(path.dirname(path.join(dir, p)), { recursive: true });
-    await fs.writeFile(path.join(dir, p), c);
-  }
-  return dir;
-}
 
 /** A Deployment of the web app as a user writes it: the repository with a placeholder tag. */
 function deploymentYaml(name: string, image: string, replicas = 1): string {
@@ -105,31 +77,6 @@ spec:
 `;
 }
 
-/** The app's answer through its Service, from another pod, once it is `expected`. */
-async function servedSoon(name: string, expected: string): Promise<void> {
-  let last = "";
-  await eventually(
-    `service ${name} to answer ${JSON.stringify(expected)}`,
-    async () => {
-      const ip = (
-        await mustKubectl(["-n", ns, "get", "svc", name, "-o", "jsonpath={.spec.clusterIP}"])
-      ).trim();
-      last = await mustKubectl([
-        "-n",
-        ns,
-        "exec",
-        "client",
-        "--",
-        "node",
-        "-e",
-        `fetch("http://${ip}/").then(r=>r.text()).then(t=>process.stdout.write(t))`,
-      ]);
-      return last === expected;
-    },
-    15_000,
-  ).catch(() => assert.equal(last, expected));
-}
-
 const deploy = (dir: string, args: string[], extra: string[] = []) =>
   snapdeploy([
     "deploy",
@@ -163,7 +110,7 @@ const history = async (target: string) => {
 
 describe("deploy --manifests", () => {
   test("a folder: created by server-side apply with the snapshot image; a change is applied on the next deploy", async () => {
-    const dir = await webApp("first version\n", {
+    const dir = await webApp(dirs, RUN_ID, "first version\n", {
       "k8s/10-web.yaml": deploymentYaml("mweb", `${repo}:latest`),
       "k8s/20-service.yml": serviceYaml("mweb"),
     });
@@ -185,7 +132,7 @@ describe("deploy --manifests", () => {
     assert.match(d1.spec.template.metadata.annotations["snapdeploy.dev/snapshot"], /^[0-9a-f]{64}$/);
     assert.match(d1.metadata.annotations["kubernetes.io/change-cause"], /snapdeploy deploy snapshot/);
     // The command returns once the rollout is done: the new content is served.
-    await servedSoon("mweb", "first version\n");
+    await servedSoon(ns, "mweb", "first version\n");
 
     await fs.writeFile(path.join(dir, "greeting.txt"), "second version\n");
     await fs.writeFile(path.join(dir, "k8s/10-web.yaml"), deploymentYaml("mweb", `${repo}:latest`, 2));
@@ -197,15 +144,15 @@ describe("deploy --manifests", () => {
     assert.equal(d2.status.readyReplicas, 2);
     assert.match(d2.spec.template.spec.containers[0].image, DIGEST);
     assert.notEqual(d2.spec.template.spec.containers[0].image, image1);
-    await servedSoon("mweb", "second version\n");
-    await servedSoon("mweb", "second version\n");
+    await servedSoon(ns, "mweb", "second version\n");
+    await servedSoon(ns, "mweb", "second version\n");
     const h = await history("deployment/mweb");
     assert.match(h, /^\s+2\s+deploy\s+[0-9a-f]{12}\s+alice .* succeeded$/m);
     assert.match(h, /^\s+1\s+deploy\s+[0-9a-f]{12}\s+alice .* succeeded$/m);
   });
 
   test("a kustomization named by snapdeploy.yaml: nested resources, commonLabels and images", async () => {
-    const dir = await webApp("kustomized\n", {
+    const dir = await webApp(dirs, RUN_ID, "kustomized\n", {
       "snapdeploy.yaml": `deploy:\n  manifests: deploy/overlay\n`,
       "deploy/base/kustomization.yaml": "resources: [web.yaml, service.yaml]\n",
       "deploy/base/web.yaml": deploymentYaml("kweb", "web-placeholder:v0"),
@@ -229,7 +176,7 @@ describe("deploy --manifests", () => {
     assert.equal(d.spec.selector.matchLabels.team, "e2e");
     assert.equal(d.metadata.annotations["snapdeploy.dev/e2e"], "kustomized");
     assert.equal((await getJson("svc", "kweb")).spec.selector.team, "e2e");
-    await servedSoon("kweb", "kustomized\n");
+    await servedSoon(ns, "kweb", "kustomized\n");
     assert.match(await history("deployment/kweb"), /^\s+1\s+deploy\s+.* succeeded$/m);
   });
 });
@@ -238,10 +185,10 @@ describe("deploy --manifests: failures", () => {
   test("--rollback-on-failure restores what existed and names what this deploy created", async () => {
     const manifests = (names: string[]) =>
       Object.fromEntries(names.map((n) => [`k8s/${n}.yaml`, deploymentYaml(n, `${repo}:latest`)]));
-    const good = await webApp("stable\n", manifests(["rb-old"]));
+    const good = await webApp(dirs, RUN_ID, "stable\n", manifests(["rb-old"]));
     assert.equal((await deploy(good, ["--manifests", "k8s"])).code, 0);
     const stable = (await getJson("deploy", "rb-old")).spec.template.spec.containers[0].image;
-    const crashing = await webApp("unused\n", {
+    const crashing = await webApp(dirs, RUN_ID, "unused\n", {
       ...manifests(["rb-old", "rb-new"]),
       "server.js": "console.error('fatal: no database'); process.exit(4);\n",
     });
@@ -265,7 +212,9 @@ describe("deploy --manifests: refusals change nothing", () => {
   const fakeImage = `${repo}@sha256:${"0".repeat(64)}`;
 
   test("no container runs the repository: an input error listing the images, before any build", async () => {
-    const dir = await webApp("unused\n", { "k8s/web.yaml": deploymentYaml("nomatch", "nginx:1.27") });
+    const dir = await webApp(dirs, RUN_ID, "unused\n", {
+      "k8s/web.yaml": deploymentYaml("nomatch", "nginx:1.27"),
+    });
     const r = await deploy(dir, ["--manifests", "k8s"]);
     assert.equal(r.code, 6, r.stderr);
     assert.match(r.stderr, new RegExp(`no container in \\S+k8s runs an image of ${repo}`));
@@ -275,7 +224,7 @@ describe("deploy --manifests: refusals change nothing", () => {
   });
 
   test("an unsupported kustomization field is named with its file", async () => {
-    const dir = await webApp("unused\n", {
+    const dir = await webApp(dirs, RUN_ID, "unused\n", {
       "k8s/kustomization.yaml": "resources: [web.yaml]\nnamePrefix: dev-\n",
       "k8s/web.yaml": deploymentYaml("prefixed", `${repo}:latest`),
     });
@@ -285,7 +234,9 @@ describe("deploy --manifests: refusals change nothing", () => {
   });
 
   test("--manifests with --personal or --target is a usage error", async () => {
-    const dir = await webApp("unused\n", { "k8s/web.yaml": deploymentYaml("usage", `${repo}:latest`) });
+    const dir = await webApp(dirs, RUN_ID, "unused\n", {
+      "k8s/web.yaml": deploymentYaml("usage", `${repo}:latest`),
+    });
     const p = await deploy(dir, ["--manifests", "k8s", "--personal", "--image", fakeImage]);
     assert.equal(p.code, 2, p.stderr);
     assert.match(p.stderr, /--manifests and --personal cannot be combined/);
@@ -295,7 +246,7 @@ describe("deploy --manifests: refusals change nothing", () => {
   });
 
   test("an object the API server rejects stops the deploy in the dry run: the valid ones are not applied either", async () => {
-    const dir = await webApp("unused\n", {
+    const dir = await webApp(dirs, RUN_ID, "unused\n", {
       "k8s/a-web.yaml": deploymentYaml("dryrun", `${repo}:latest`),
       "k8s/b-bad.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Not_A_Valid_Name}\n",
     });
@@ -307,7 +258,7 @@ describe("deploy --manifests: refusals change nothing", () => {
 
   test("no permission to apply: exit 4 and nothing created", async () => {
     const kubeconfig = await restrictedKubeconfig(ns, "get,list,watch", "deployments,services,configmaps");
-    const dir = await webApp("unused\n", {
+    const dir = await webApp(dirs, RUN_ID, "unused\n", {
       "k8s/web.yaml": deploymentYaml("forbidden", `${repo}:latest`),
       "k8s/svc.yaml": serviceYaml("forbidden"),
     });
@@ -373,16 +324,16 @@ describe("StatefulSet targets", () => {
   // The StatefulSets start on an image of the same app that answers "placeholder".
   const placeholder = `${repo}:${uniqueName("sts-placeholder")}`;
   before(async () => {
-    await must(DOCKER, ["build", "-q", "-t", placeholder, await webApp("placeholder\n")]);
+    await must(DOCKER, ["build", "-q", "-t", placeholder, await webApp(dirs, RUN_ID, "placeholder\n")]);
     await must(DOCKER, ["push", "-q", placeholder]);
   });
 
   test("deploy -t statefulset/NAME rolls every pod to the snapshot and history records it", async () => {
     const name = "db";
     await statefulSet(name, placeholder);
-    await servedSoon(name, "placeholder\n");
+    await servedSoon(ns, name, "placeholder\n");
 
-    const dir = await webApp("stateful version\n");
+    const dir = await webApp(dirs, RUN_ID, "stateful version\n");
     const r = await deploy(dir, ["-t", `statefulset/${name}`]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /statefulset\/db revision 1: /);
@@ -407,7 +358,7 @@ describe("StatefulSet targets", () => {
         ),
       );
     }
-    await servedSoon(name, "stateful version\n");
+    await servedSoon(ns, name, "stateful version\n");
     assert.match(
       await history(`statefulset/${name}`),
       /^\s+1\s+deploy\s+[0-9a-f]{12}\s+alice .* succeeded$/m,
@@ -417,7 +368,7 @@ describe("StatefulSet targets", () => {
   test("a crashing snapshot with --rollback-on-failure: the StatefulSet is back on its old image, all pods ready", async () => {
     const name = "db-rb";
     await statefulSet(name, placeholder);
-    const crashing = await webApp("unused\n", {
+    const crashing = await webApp(dirs, RUN_ID, "unused\n", {
       "server.js": "console.error('fatal: no database'); process.exit(4);\n",
     });
     const r = await deploy(crashing, [
@@ -435,7 +386,7 @@ describe("StatefulSet targets", () => {
     assert.equal(sts.spec.template.spec.containers[0].image, placeholder);
     assert.equal(sts.status.readyReplicas, 2);
     assert.equal(sts.status.currentRevision, sts.status.updateRevision);
-    await servedSoon(name, "placeholder\n");
+    await servedSoon(ns, name, "placeholder\n");
     assert.match(await history(`statefulset/${name}`), /^\s+1\s+deploy\s+.* rolled back: /m);
   });
 });

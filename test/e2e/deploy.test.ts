@@ -19,15 +19,14 @@ import {
   mustKubectl,
   REGISTRY_CA_FLAGS,
   REGISTRY_NODE,
-  ROOT,
   snapdeploy,
   tempNamespace,
-  TOOLS_IMAGE,
   uninstallServer,
   uniqueName,
   restrictedKubeconfig,
   sleep,
 } from "../helpers/cluster.js";
+import { served, servedSoon, startClient, webApp } from "../helpers/web.js";
 
 let server = "";
 let ns = "";
@@ -42,38 +41,16 @@ before(async () => {
   server = await installServer("e2e-deploy", REGISTRY_CA_FLAGS);
   ({ ns, cleanup: dropNs } = await tempNamespace("e2e-apps"));
   // The workloads start on an image of the same app that answers "placeholder".
-  const dir = await webApp("placeholder\n");
+  const dir = await webApp(dirs, RUN_ID, "placeholder\n");
   await must(DOCKER, ["build", "-q", "-t", PLACEHOLDER, dir]);
   await must(DOCKER, ["push", "-q", PLACEHOLDER]);
-  await mustKubectl([
-    "-n",
-    ns,
-    "run",
-    "client",
-    `--image=${TOOLS_IMAGE}`,
-    "--command",
-    "--",
-    "sleep",
-    "3600",
-  ]);
+  await startClient(ns);
 });
 after(async () => {
   await dropNs();
   await uninstallServer(server);
   for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
 });
-
-/** A copy of examples/hello-http with its own greeting. */
-async function webApp(greeting: string, extra: Record<string, string> = {}): Promise<string> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "snapdeploy-web-"));
-  dirs.push(dir);
-  for (const f of ["Dockerfile", "server.js"])
-    await fs.copyFile(path.join(ROOT, "examples/hello-http", f), path.join(dir, f));
-  await fs.writeFile(path.join(dir, "greeting.txt"), greeting);
-  await fs.writeFile(path.join(dir, "run-id.txt"), RUN_ID);
-  for (const [p, c] of Object.entries(extra)) await fs.writeFile(path.join(dir, p), c);
-  return dir;
-}
 
 /** A Deployment (and Service) that snapdeploy will point at snapshots. */
 async function workload(name: string, opts: { containers?: string[]; replicas?: number } = {}) {
@@ -118,34 +95,6 @@ async function workload(name: string, opts: { containers?: string[]; replicas?: 
  * Waits (briefly) until the Service answers `expected`: a finished rollout can still
  * have old pods terminating, and kube-proxy follows endpoint changes within seconds.
  */
-async function servedSoon(name: string, expected: string): Promise<void> {
-  let last = "";
-  await eventually(
-    `service ${name} to answer ${JSON.stringify(expected)}`,
-    async () => {
-      last = await served(name);
-      return last === expected;
-    },
-    15_000,
-  ).catch(() => assert.equal(last, expected));
-}
-
-/** The app's answer through its Service, from another pod. */
-async function served(name: string): Promise<string> {
-  const ip = (await mustKubectl(["-n", ns, "get", "svc", name, "-o", "jsonpath={.spec.clusterIP}"])).trim();
-  const out = await mustKubectl([
-    "-n",
-    ns,
-    "exec",
-    "client",
-    "--",
-    "node",
-    "-e",
-    `fetch("http://${ip}/").then(r=>r.text()).then(t=>process.stdout.write(t))`,
-  ]);
-  return out;
-}
-
 const deploy = (dir: string, args: string[]) =>
   snapdeploy([
     "deploy",
@@ -180,15 +129,15 @@ const image = async (name: string, container = "web") =>
 describe("deploy", () => {
   test("deploy, change a file, deploy again: the new content is served and history shows both", async () => {
     await workload("hello");
-    const dir = await webApp("first version\n");
+    const dir = await webApp(dirs, RUN_ID, "first version\n");
     const r1 = await deploy(dir, ["-t", "hello"]);
     assert.equal(r1.code, 0, r1.stderr);
     // The command returns only once the rollout is really done.
-    await servedSoon("hello", "first version\n");
+    await servedSoon(ns, "hello", "first version\n");
     await fs.writeFile(path.join(dir, "greeting.txt"), "second version\n");
     const r2 = await deploy(dir, ["-t", "hello"]);
     assert.equal(r2.code, 0, r2.stderr);
-    await servedSoon("hello", "second version\n");
+    await servedSoon(ns, "hello", "second version\n");
     assert.match(await image("hello"), new RegExp(`^${repo}@sha256:[0-9a-f]{64}$`));
     const tmpl = JSON.parse(await mustKubectl(["-n", ns, "get", "deploy", "hello", "-o", "json"]));
     const ann = tmpl.spec.template.metadata.annotations;
@@ -235,10 +184,10 @@ describe("deploy", () => {
 
   test("a crashing app shows its exit code and last log lines; --rollback-on-failure restores the old image", async () => {
     await workload("crash");
-    const good = await webApp("stable\n");
+    const good = await webApp(dirs, RUN_ID, "stable\n");
     assert.equal((await deploy(good, ["-t", "crash"])).code, 0);
     const before = await image("crash");
-    const crashing = await webApp("unused\n", {
+    const crashing = await webApp(dirs, RUN_ID, "unused\n", {
       "server.js": [
         "for (let i = 1; i <= 30; i++) console.log('boot line ' + i);",
         "console.error('fatal: no database');",
@@ -255,7 +204,7 @@ describe("deploy", () => {
     assert.match(r.stderr, /the previous images were restored/);
     assert.equal(await image("crash"), before);
     await mustKubectl(["-n", ns, "rollout", "status", "deployment/crash", "--timeout=60s"]);
-    await servedSoon("crash", "stable\n");
+    await servedSoon(ns, "crash", "stable\n");
     const h = await snapdeploy(["history", "-t", "crash", "--target-namespace", ns]);
     assert.match(h.stdout, /rolled back/);
   });
@@ -263,18 +212,18 @@ describe("deploy", () => {
   test("one snapshot feeds two targets (a scheduler and its workers)", async () => {
     await workload("scheduler");
     await workload("workers", { replicas: 2 });
-    const dir = await webApp("shared image\n");
+    const dir = await webApp(dirs, RUN_ID, "shared image\n");
     const r = await deploy(dir, ["-t", "scheduler", "-t", "deployment/workers:web"]);
     assert.equal(r.code, 0, r.stderr);
     const a = await image("scheduler");
     assert.equal(await image("workers"), a);
-    await servedSoon("workers", "shared image\n");
+    await servedSoon(ns, "workers", "shared image\n");
   });
 
   test("--personal deploys to the user's own copy and leaves the shared Deployment and Service alone", async () => {
     await workload("shared");
     const sharedBefore = JSON.parse(await mustKubectl(["-n", ns, "get", "deploy", "shared", "-o", "json"]));
-    const dir = await webApp("my prototype\n");
+    const dir = await webApp(dirs, RUN_ID, "my prototype\n");
     const r = await deploy(dir, ["-t", "shared", "--personal"]);
     assert.equal(r.code, 0, r.stderr);
     const sharedAfter = JSON.parse(await mustKubectl(["-n", ns, "get", "deploy", "shared", "-o", "json"]));
@@ -295,7 +244,7 @@ describe("deploy", () => {
       "jsonpath={.items[*].endpoints[*].targetRef.name}",
     ]);
     assert.doesNotMatch(endpoints, /shared-alice/);
-    for (let i = 0; i < 5; i++) assert.equal(await served("shared"), "placeholder\n");
+    for (let i = 0; i < 5; i++) assert.equal(await served(ns, "shared"), "placeholder\n");
     const del = await snapdeploy(["personal", "delete", "--target-namespace", ns, "--user", "alice"]);
     assert.equal(del.code, 0, del.stderr);
     assert.match(del.stdout, /deleted deployment\/shared-alice/);
