@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { dirname } from "node:path";
-import { fmtB, fmtS, fmtX, median } from "./util.js";
+import { fmtB, fmtS, fmtX, median, type Target } from "./util.js";
 
 export interface Sample {
   /** Wall time of the whole build: snapdeploy's process, or the baseline's three commands. */
@@ -70,12 +70,6 @@ function table(rows: Row[]): string {
     lines.push(`| ${cells.join(" | ")} |`);
   }
   return lines.join("\n");
-}
-
-interface Target {
-  target: string;
-  measured: string;
-  met: boolean | null;
 }
 
 function targets(rows: Row[], apps: AppInfo[]): Target[] {

@@ -11,7 +11,7 @@
  *   eval "$(cluster/env)" && npm run bench -- build [small] [deps-heavy]
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,7 +19,14 @@ import { defaultCacheFile } from "../src/context/scan.js";
 import { type BuildApp, buildApp, editOneFile, stampRound } from "./build-fixtures.js";
 import { report, type Row, type Sample } from "./build-report.js";
 import { FIXTURES } from "./fixtures.js";
-import { lockBench, run, sleep, snapshotCli } from "./util.js";
+import {
+  freeVolume,
+  lockBench,
+  run,
+  sleep,
+  snapshotCli,
+  uninstallServer as uninstallBenchServer,
+} from "./util.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const NS = "bench-build";
@@ -85,10 +92,7 @@ const baselinePod = {
   },
 };
 
-async function uninstallServer() {
-  await run(process.execPath, [CLI, "server", "uninstall", "-n", NS, "--purge"], { check: false });
-  await run("kubectl", ["wait", "--for=delete", `namespace/${NS}`, "--timeout=180s"], { check: false });
-}
+const uninstallServer = () => uninstallBenchServer(CLI, NS);
 
 /**
  * A new build server (empty data volume: no blobs, no workspaces; a new pod) and a new
@@ -96,8 +100,7 @@ async function uninstallServer() {
  */
 async function freshServer() {
   await uninstallServer();
-  // The local cluster has no volume provisioner: make sure a PersistentVolume is free.
-  if (existsSync(join(ROOT, "cluster/volumes"))) await run(join(ROOT, "cluster/volumes"), ["4"]);
+  await freeVolume(ROOT);
   checkStop();
   await run(process.execPath, [
     CLI,

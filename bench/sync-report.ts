@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { dirname } from "node:path";
 import type { Fixture } from "./fixtures.js";
-import { fmtB, fmtS, fmtX, median } from "./util.js";
+import { fmtB, fmtS, fmtX, median, type Target } from "./util.js";
 
 export interface Sample {
   seconds: number;
@@ -55,12 +55,6 @@ function table(rows: Row[]): string {
     lines.push(`| ${cells.join(" | ")} |`);
   }
   return lines.join("\n");
-}
-
-interface Target {
-  target: string;
-  measured: string;
-  met: boolean | null;
 }
 
 function targets(rows: Row[]): Target[] {

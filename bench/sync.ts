@@ -10,14 +10,22 @@
  *   eval "$(cluster/env)" && npm run bench -- sync [10k] [100k] [real]
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { defaultCacheFile } from "../src/context/scan.js";
 import { editFiles, FIXTURES, type Fixture, generatedFixture, realFixture } from "./fixtures.js";
 import { report, type Row, type Sample } from "./sync-report.js";
-import { lockBench, run, shq, sleep, snapshotCli } from "./util.js";
+import {
+  freeVolume,
+  lockBench,
+  run,
+  shq,
+  sleep,
+  snapshotCli,
+  uninstallServer as uninstallBenchServer,
+} from "./util.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const NS = "bench-sync";
@@ -41,16 +49,12 @@ let pod = "";
 const inPod = (script: string) =>
   run("kubectl", ["-n", NS, "exec", pod, "-c", "agent", "--", "sh", "-c", script]);
 
-async function uninstallServer() {
-  await run(process.execPath, [CLI, "server", "uninstall", "-n", NS, "--purge"], { check: false });
-  await run("kubectl", ["wait", "--for=delete", `namespace/${NS}`, "--timeout=180s"], { check: false });
-}
+const uninstallServer = () => uninstallBenchServer(CLI, NS);
 
 /** A new build server: an empty data volume (blob store, workspaces, the baselines' copies) and pod. */
 async function freshServer() {
   await uninstallServer();
-  // The local cluster has no volume provisioner: make sure a PersistentVolume is free.
-  if (existsSync(join(ROOT, "cluster/volumes"))) await run(join(ROOT, "cluster/volumes"), ["4"]);
+  await freeVolume(ROOT);
   await run(process.execPath, [CLI, "server", "install", "-n", NS, "--image", IMAGE]);
   pod = await readyPod();
 }

@@ -94,3 +94,21 @@ export function lockBench(name: string, uses: string): void {
   }
   process.on("exit", () => rmSync(file, { force: true }));
 }
+
+/** One benchmark target as reported: what, the figure, and whether it was met (null: not measured). */
+export interface Target {
+  target: string;
+  measured: string;
+  met: boolean | null;
+}
+
+/** Uninstalls a benchmark's build server (`--purge`) with `cli`, and waits for its namespace to go. */
+export async function uninstallServer(cli: string, ns: string): Promise<void> {
+  await run(process.execPath, [cli, "server", "uninstall", "-n", ns, "--purge"], { check: false });
+  await run("kubectl", ["wait", "--for=delete", `namespace/${ns}`, "--timeout=180s"], { check: false });
+}
+
+/** The local cluster has no volume provisioner: makes sure a PersistentVolume is free for a new install. */
+export async function freeVolume(root: string): Promise<void> {
+  if (existsSync(join(root, "cluster/volumes"))) await run(join(root, "cluster/volumes"), ["4"]);
+}
