@@ -134,10 +134,18 @@ export async function diagnosePod(kc: KubeConfig, pod: V1Pod): Promise<PodProble
     }
     const term = cs.state?.terminated ?? (cs.restartCount > 0 ? cs.lastState?.terminated : undefined);
     if (term && (term.exitCode !== 0 || term.reason === "OOMKilled")) {
-      const previous = !cs.state?.terminated;
-      const logs = await core
-        .readNamespacedPodLog({ name, namespace: ns, container: cs.name, previous, tailLines: 20 })
-        .catch(() => "");
+      const logsOf = (previous: boolean) =>
+        core
+          .readNamespacedPodLog({ name, namespace: ns, container: cs.name, previous, tailLines: 20 })
+          .catch(() => "");
+      let logs = await logsOf(!cs.state?.terminated);
+      if (cs.state?.terminated) {
+        // The kubelet may have restarted the container between our reading the pod and its
+        // log: the log read was then the new instance's, and the one diagnosed is "previous".
+        const now = await core.readNamespacedPod({ name, namespace: ns }).catch(() => undefined);
+        const again = now?.status?.containerStatuses?.find((c) => c.name === cs.name);
+        if ((again?.restartCount ?? cs.restartCount) > cs.restartCount) logs = await logsOf(true);
+      }
       const oom = term.reason === "OOMKilled";
       const limit = pod.spec?.containers.find((c) => c.name === cs.name)?.resources?.limits?.memory;
       return {
