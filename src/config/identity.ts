@@ -3,19 +3,19 @@
  * --user flag, $SNAPDEPLOY_USER, snapdeploy.yaml, the Kubernetes identity in the
  * kubeconfig (client certificate CN, else the kubeconfig user's name), the OS user.
  */
-import type { KubeConfig } from "@kubernetes/client-node";
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import { UserError } from "../cli/errors.js";
+import type { KubeUser } from "../kube/access.js";
 import { toName } from "./config.js";
 
-export function resolveUser(opts: { flag?: string; config?: string; kc?: KubeConfig }): string {
+export function resolveUser(opts: { flag?: string; config?: string; kubeUser?: KubeUser }): string {
   const candidates: (string | undefined)[] = [
     opts.flag,
     process.env.SNAPDEPLOY_USER,
     opts.config,
-    kubeIdentity(opts.kc),
+    kubeIdentity(opts.kubeUser),
   ];
   try {
     candidates.push(os.userInfo().username);
@@ -30,8 +30,7 @@ export function resolveUser(opts: { flag?: string; config?: string; kc?: KubeCon
   });
 }
 
-function kubeIdentity(kc?: KubeConfig): string | undefined {
-  const u = kc?.getCurrentUser();
+function kubeIdentity(u?: KubeUser): string | undefined {
   if (!u) return undefined;
   try {
     const pem = u.certData

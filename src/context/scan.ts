@@ -17,11 +17,12 @@ import {
   open as fsOpen,
   read as fsRead,
   lstatSync,
+  readdirSync,
   readlinkSync,
   realpathSync,
   type Stats,
 } from "node:fs";
-import { mkdir, readdir, readFile, realpath, rename, rm, stat } from "node:fs/promises";
+import { mkdir, readFile, realpath, rename, rm, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, isAbsolute, join, posix, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -83,8 +84,10 @@ export interface ScanOptions {
   onWarning?: (message: string) => void;
 }
 
-/** Directory listings and file reads in flight per scan. */
+/** File reads in flight per scan. */
 const CONCURRENCY = 64;
+/** The walk runs at most this long between two turns of the event loop. */
+const YIELD_EVERY_MS = 5;
 /** Files smaller than this are hashed from one read; larger ones are streamed in chunks. */
 const SMALL_FILE = 1 << 20;
 /** Files hashed (or sent) between two forced collections on a large tree (see collectGarbage). */
@@ -136,7 +139,6 @@ export async function scanTree(opts: ScanOptions): Promise<ScanResult> {
     root,
     prefix: root.endsWith("/") ? root : `${root}/`,
     rules,
-    run: limiter(CONCURRENCY),
     toHash: [],
     warn: opts.onWarning ?? (() => {}),
     entries: [],
@@ -154,6 +156,7 @@ export async function scanTree(opts: ScanOptions): Promise<ScanResult> {
     fresh: new Map(),
     newRecords: 0,
     racyFrom: started - RACY_MS,
+    yieldAt: performance.now() + YIELD_EVERY_MS,
     failed: false,
   };
   try {
@@ -307,7 +310,6 @@ interface Walk {
   /** The root with a trailing '/'. */
   prefix: string;
   rules: IgnoreRules;
-  run: <T>(fn: () => Promise<T>) => Promise<T>;
   /**
    * Files the stat cache does not vouch for, hashed once the walk is done. A list rather
    * than a promise per file: a cold scan of 100k files then holds 100k small records,
@@ -322,43 +324,42 @@ interface Walk {
   /** The stat cache to save: reused and new records. */
   fresh: Map<string, CacheRecord>;
   newRecords: number;
+  /** When the walk next yields to the event loop (performance.now()). */
+  yieldAt: number;
   /** Files with an mtime at or after this are not cached. */
   racyFrom: number;
   failed: boolean;
 }
 
-/** Walks the directory `rel` ('' for the root); true when anything below it is included. */
+/**
+ * Walks the directory `rel` ('' for the root); true when anything below it is included.
+ *
+ * Listing and lstat are synchronous: on metadata in the page cache they take
+ * microseconds, less than a round trip through libuv's thread pool, and they are what a
+ * no-op rescan spends its time on. The walk yields to the event loop every few
+ * milliseconds so that work started next to it (the connection to the build server)
+ * progresses while it runs. Reading contents for hashes stays asynchronous (hashAll).
+ */
 async function walkDir(w: Walk, rel: string): Promise<boolean> {
+  if (performance.now() >= w.yieldAt) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    w.yieldAt = performance.now() + YIELD_EVERY_MS;
+  }
   let dirents: Dirent[];
   try {
-    dirents = await w.run(() => readdir(rel === "" ? w.root : w.prefix + rel, { withFileTypes: true }));
+    dirents = readdirSync(rel === "" ? w.root : w.prefix + rel, { withFileTypes: true });
   } catch (e) {
     throw fsError(e, rel === "" ? w.root : rel);
   }
   let included = false;
-  const pending: Promise<boolean>[] = [];
-  try {
-    for (const d of dirents) {
-      if (w.failed) break;
-      const r = visit(w, rel === "" ? d.name : `${rel}/${d.name}`, d);
-      if (r === true) included = true;
-      else if (r !== false) pending.push(r);
-    }
-  } catch (e) {
-    w.failed = true;
-    for (const p of pending) p.catch(() => {}); // their outcome no longer matters
-    throw e;
+  for (const d of dirents) {
+    const r = visit(w, rel === "" ? d.name : `${rel}/${d.name}`, d);
+    if (r === true || (r !== false && (await r))) included = true;
   }
-  for (const r of await Promise.all(pending)) included ||= r;
   return included;
 }
 
-/**
- * Adds the entry for `rel` (and what is below it); true, or a promise of true, when
- * anything was included. The lstat is synchronous: on metadata in the page cache it takes
- * microseconds, less than a round trip through libuv's thread pool, and it is what a no-op
- * rescan spends its time on. Reads and directory listings stay asynchronous and bounded.
- */
+/** Adds the entry for `rel` (and what is below it); true, or a promise of true, when anything was included. */
 function visit(w: Walk, rel: string, d: Dirent): boolean | Promise<boolean> {
   if (rel === ".git") {
     w.stats.ignored++;
@@ -553,23 +554,6 @@ function changed(name: string, cause?: unknown): UserError {
 
 function quote(path: string): string {
   return JSON.stringify(path);
-}
-
-/** A function that runs at most `max` of the given tasks at a time, in call order. */
-function limiter(max: number) {
-  let active = 0;
-  const waiting: (() => void)[] = [];
-  return async <T>(fn: () => Promise<T>): Promise<T> => {
-    if (active < max) active++;
-    else await new Promise<void>((r) => waiting.push(r)); // the slot is handed over on release
-    try {
-      return await fn();
-    } finally {
-      const next = waiting.shift();
-      if (next) next();
-      else active--;
-    }
-  };
 }
 
 /** The `files` of a cache written for `root`; undefined when missing, unreadable or invalid. */

@@ -3,12 +3,12 @@
  * One session with the build server carries all of it. The result names the image
  * by tag and digest; on a hit, nothing is synced or built.
  */
-import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
+import type { V1Secret } from "@kubernetes/client-node";
 import os from "node:os";
 import { UserError } from "../cli/errors.js";
 import { manifestDigest } from "../context/digest.js";
 import { scanTree } from "../context/scan.js";
-import { apiError } from "../kube/client.js";
+import { type ClusterAccess, getJson } from "../kube/access.js";
 import { withAgent } from "../server/connect.js";
 import { type BuildSettings, snapshotId, snapshotTag } from "../snapshot/identity.js";
 import { type SyncResult, syncTree } from "../sync/client.js";
@@ -41,7 +41,7 @@ export interface BuildResult {
 }
 
 export async function buildSnapshot(
-  kc: KubeConfig,
+  cluster: ClusterAccess,
   req: BuildRequest,
   reporter: Reporter,
 ): Promise<BuildResult> {
@@ -55,7 +55,7 @@ export async function buildSnapshot(
   // The session with the build server is opened while the tree is scanned: the scan is
   // mostly local CPU work, opening the session mostly waiting for the network.
   let prepared!: Promise<[Awaited<ReturnType<typeof scanTree>>, { id: string; data: string }[]]>;
-  const building = withAgent(kc, req.serverNamespace, async (s) => {
+  const building = withAgent(cluster, req.serverNamespace, async (s) => {
     const [scan, secrets] = await prepared;
     const manifest = manifestDigest(scan.entries);
     const id = snapshotId(manifest, req.settings);
@@ -143,23 +143,21 @@ export async function buildSnapshot(
   });
   prepared = Promise.all([
     scanTree({ root: req.dir, onWarning: (m) => reporter.warn(m) }),
-    readSecrets(kc, req),
+    readSecrets(cluster, req),
   ]);
   prepared.catch(() => {}); // a failure is reported through the session
   return await building;
 }
 
-async function readSecrets(kc: KubeConfig, req: BuildRequest) {
+async function readSecrets(cluster: ClusterAccess, req: BuildRequest) {
   const out: { id: string; data: string }[] = [];
   for (const s of req.secrets) {
-    let secret: Awaited<ReturnType<CoreV1Api["readNamespacedSecret"]>>;
-    try {
-      secret = await kc
-        .makeApiClient(CoreV1Api)
-        .readNamespacedSecret({ name: s.secret, namespace: req.secretsNamespace });
-    } catch (e) {
-      throw apiError(e, `read Secret ${req.secretsNamespace}/${s.secret} for build secret "${s.id}"`);
-    }
+    const ns = encodeURIComponent(req.secretsNamespace);
+    const secret = await getJson<V1Secret>(
+      cluster,
+      `/api/v1/namespaces/${ns}/secrets/${encodeURIComponent(s.secret)}`,
+      `read Secret ${req.secretsNamespace}/${s.secret} for build secret "${s.id}"`,
+    );
     const keys = Object.keys(secret.data ?? {});
     const key = s.key ?? (keys.length === 1 ? keys[0] : s.id);
     const data = key ? secret.data?.[key] : undefined;

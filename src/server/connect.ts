@@ -3,10 +3,10 @@
  * agent's socket over the Kubernetes API, and say hello. Every session ends by
  * checking the relay's exit status.
  */
-import { CoreV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
+import type { V1Pod, V1PodList } from "@kubernetes/client-node";
 import { UserError } from "../cli/errors.js";
 import { VERSION } from "../cli/version.js";
-import { apiError } from "../kube/client.js";
+import { type ClusterAccess, getJson } from "../kube/access.js";
 import { PROTOCOL_VERSION, RELAY_COMMAND } from "../protocol/constants.js";
 import { type ExecStream, openExec } from "../transport/exec.js";
 import { Connection, ProtocolError, RemoteError } from "../transport/framing.js";
@@ -32,17 +32,17 @@ export function isReady(p: V1Pod): boolean {
   );
 }
 
-export async function findServerPod(kc: KubeConfig, namespace: string): Promise<V1Pod[]> {
-  try {
-    const list = await kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace, labelSelector: SELECTOR });
-    return list.items;
-  } catch (e) {
-    throw apiError(e, `list pods in namespace ${namespace}`, kc.getCurrentCluster()?.server);
-  }
+export async function findServerPod(cluster: ClusterAccess, namespace: string): Promise<V1Pod[]> {
+  const list = await getJson<V1PodList>(
+    cluster,
+    `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods?labelSelector=${encodeURIComponent(SELECTOR)}`,
+    `list pods in namespace ${namespace}`,
+  );
+  return list.items ?? [];
 }
 
-export async function connectAgent(kc: KubeConfig, namespace: string): Promise<AgentSession> {
-  const pods = await findServerPod(kc, namespace);
+export async function connectAgent(cluster: ClusterAccess, namespace: string): Promise<AgentSession> {
+  const pods = await findServerPod(cluster, namespace);
   const pod = pods.find(isReady);
   if (!pod?.metadata?.name) {
     throw new UserError(
@@ -54,7 +54,7 @@ export async function connectAgent(kc: KubeConfig, namespace: string): Promise<A
     );
   }
   const name = pod.metadata.name;
-  const exec = await openExec(kc, {
+  const exec = await openExec(cluster, {
     namespace,
     pod: name,
     container: AGENT_CONTAINER,
@@ -106,11 +106,11 @@ export async function connectAgent(kc: KubeConfig, namespace: string): Promise<A
 
 /** Runs `fn` with a session, mapping transport failures to clear errors and always finishing it. */
 export async function withAgent<T>(
-  kc: KubeConfig,
+  cluster: ClusterAccess,
   namespace: string,
   fn: (s: AgentSession) => Promise<T>,
 ): Promise<T> {
-  const s = await connectAgent(kc, namespace);
+  const s = await connectAgent(cluster, namespace);
   let interrupted = false;
   const onSigint = () => {
     interrupted = true;

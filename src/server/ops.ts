@@ -11,6 +11,7 @@ import {
   type V1Pod,
 } from "@kubernetes/client-node";
 import { UserError } from "../cli/errors.js";
+import { accessFromKubeConfig, type ClusterAccess } from "../kube/access.js";
 import { apiError } from "../kube/client.js";
 import { findServerPod, isReady, withAgent } from "./connect.js";
 import { DATA_CLAIM, SERVER_NAME, type ServerOptions, serverObjects } from "./manifests.js";
@@ -128,7 +129,7 @@ export async function waitReady(
       (st.updatedReplicas ?? 0) === 1 &&
       (st.availableReplicas ?? 0) === 1 &&
       (st.replicas ?? 0) === 1;
-    const pods = await findServerPod(kc, namespace);
+    const pods = await findServerPod(accessFromKubeConfig(kc), namespace);
     if (done && pods.some(isReady)) return;
     for (const p of pods) {
       const problem = podProblem(p);
@@ -192,11 +193,11 @@ export interface ServerStatus {
   };
 }
 
-export async function serverStatus(kc: KubeConfig, namespace: string): Promise<ServerStatus> {
-  const pods = await findServerPod(kc, namespace);
+export async function serverStatus(cluster: ClusterAccess, namespace: string): Promise<ServerStatus> {
+  const pods = await findServerPod(cluster, namespace);
   const ready = pods.find(isReady);
   if (!ready) return { namespace, ready: false, pod: pods[0]?.metadata?.name, phase: pods[0]?.status?.phase };
-  const agent = await withAgent(kc, namespace, async (s) => {
+  const agent = await withAgent(cluster, namespace, async (s) => {
     await s.conn.send({ t: "status" });
     return await s.conn.expect("status");
   });

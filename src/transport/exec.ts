@@ -8,10 +8,10 @@
  * The remote exit status arrives on the status channel; `status` resolves with it
  * and callers must check it (see ExecStatus).
  */
-import type { KubeConfig } from "@kubernetes/client-node";
 import { Duplex } from "node:stream";
 import WebSocket from "ws";
 import { UserError } from "../cli/errors.js";
+import type { ClusterAccess } from "../kube/access.js";
 
 const STDIN = 0;
 const STDOUT = 1;
@@ -134,18 +134,18 @@ function parseStatus(text: string): ExecStatus {
 }
 
 /** Opens an exec session; fails with a UserError that says what to do when the API refuses. */
-export async function openExec(kc: KubeConfig, target: ExecTarget): Promise<ExecStream> {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster)
-    throw new UserError("cluster", "the kubeconfig has no current cluster", { hint: "check --context" });
+export async function openExec(cluster: ClusterAccess, target: ExecTarget): Promise<ExecStream> {
   const q = new URLSearchParams();
   for (const c of target.command) q.append("command", c);
   for (const k of ["stdin", "stdout", "stderr"]) q.set(k, "true");
   if (target.container) q.set("container", target.container);
   const base = cluster.server.replace(/^http/, "ws").replace(/\/$/, "");
   const url = `${base}/api/v1/namespaces/${encodeURIComponent(target.namespace)}/pods/${encodeURIComponent(target.pod)}/exec?${q}`;
-  const opts: WebSocket.ClientOptions = { perMessageDeflate: false, handshakeTimeout: 15_000 };
-  await kc.applyToHTTPSOptions(opts);
+  const opts: WebSocket.ClientOptions = {
+    ...(await cluster.requestOptions()),
+    perMessageDeflate: false,
+    handshakeTimeout: 15_000,
+  };
   const ws = new WebSocket(url, PROTOCOLS, opts);
   return await new Promise<ExecStream>((resolve, reject) => {
     ws.once("open", () => resolve(new ExecStream(ws, ws.protocol)));

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { deflateRawSync } from "node:zlib";
 import { after, before, test } from "node:test";
-import { loadKubeConfig } from "../../src/kube/client.js";
+import { loadClusterAccess } from "../../src/kube/access.js";
 import { withAgent } from "../../src/server/connect.js";
 import { FRAME_DATA } from "../../src/transport/framing.js";
 import { inServer, installServer, uninstallServer } from "../helpers/cluster.js";
@@ -24,9 +24,9 @@ const HASH = "a".repeat(64);
 
 /** Sends a raw manifest for user "mallory"; returns the agent's error message. */
 async function sendManifest(entries: unknown[], names = { user: "mallory", project: "p" }): Promise<string> {
-  const kc = loadKubeConfig();
+  const cluster = await loadClusterAccess({});
   try {
-    await withAgent(kc, ns, async (s) => {
+    await withAgent(cluster, ns, async (s) => {
       await s.conn.send({ t: "sync", ...names, digest: "0".repeat(64), client: "test" });
       await s.conn.expect("send-manifest");
       await s.conn.sendData(deflateRawSync(Buffer.from(JSON.stringify(entries))));

@@ -53,10 +53,10 @@ function parseSecret(spec: string): { id: string; secret: string; key?: string }
 
 /** Resolves flags + snapdeploy.yaml into a build request and runs it. */
 export async function runBuild(c: CommandContext, opts: Record<string, unknown>) {
-  const [{ resolveUser }, { buildSnapshot }, kc] = await Promise.all([
+  const [{ resolveUser }, { buildSnapshot }, cluster] = await Promise.all([
     import("../../config/identity.js"),
     import("../../pipeline/build.js"),
-    c.kube(),
+    c.access(),
   ]);
   const image = c.config.image;
   const repository = (opts.repository as string | undefined) ?? image.repository;
@@ -66,12 +66,15 @@ export async function runBuild(c: CommandContext, opts: Record<string, unknown>)
     });
   }
   const project = (opts.project as string | undefined) ?? c.config.project ?? toName(path.basename(c.dir));
-  const user = resolveUser({ flag: opts.user as string | undefined, config: c.config.user, kc });
+  const user = resolveUser({
+    flag: opts.user as string | undefined,
+    config: c.config.user,
+    kubeUser: cluster.user,
+  });
   const buildArgs = { ...image.buildArgs, ...parseKeyValues(opts.buildArg as string[], "--build-arg") };
   const secrets = [...image.secrets, ...(opts.secret as string[]).map(parseSecret)];
-  const context = kc.getContextObject(kc.getCurrentContext());
   return await buildSnapshot(
-    kc,
+    cluster,
     {
       dir: c.dir,
       user,
@@ -86,7 +89,7 @@ export async function runBuild(c: CommandContext, opts: Record<string, unknown>)
         platform: (opts.platform as string | undefined) ?? image.platform,
       },
       secrets,
-      secretsNamespace: context?.namespace ?? "default",
+      secretsNamespace: cluster.namespace ?? "default",
     },
     c.reporter,
   );

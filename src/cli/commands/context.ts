@@ -4,6 +4,7 @@
  */
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Command } from "commander";
+import type { ClusterAccess } from "../../kube/access.js";
 import path from "node:path";
 import { type Config, loadConfig } from "../../config/config.js";
 import { createReporter, type OutputMode, type Reporter } from "../../ui/reporter.js";
@@ -23,12 +24,18 @@ export interface CommandContext {
   reporter: Reporter;
   /** The user's kubeconfig, loaded on first use (the Kubernetes client is a heavy module). */
   kube(): Promise<KubeConfig>;
+  /**
+   * Direct access to the API server, for commands that only reach the build server: it
+   * loads the Kubernetes client only for kubeconfigs that need it (kube/access.ts).
+   */
+  access(): Promise<ClusterAccess>;
 }
 
 export function commandContext(cmd: Command): CommandContext {
   const flags = cmd.optsWithGlobals() as GlobalFlags;
   const dir = path.resolve(flags.dir ?? ".");
   let kc: KubeConfig | undefined;
+  let access: Promise<ClusterAccess> | undefined;
   return {
     flags,
     dir,
@@ -40,6 +47,12 @@ export function commandContext(cmd: Command): CommandContext {
         kc = loadKubeConfig({ kubeconfig: flags.kubeconfig, context: flags.context });
       }
       return kc;
+    },
+    access: () => {
+      access ??= import("../../kube/access.js").then(({ loadClusterAccess }) =>
+        loadClusterAccess({ kubeconfig: flags.kubeconfig, context: flags.context }),
+      );
+      return access;
     },
   };
 }

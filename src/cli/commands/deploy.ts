@@ -121,7 +121,11 @@ export function registerDeploy(program: Command) {
       // Both are checked before the build: a wrong target or manifest fails in seconds.
       const manifests = await loadDeployManifests(c, opts, kc);
       const targets = manifests ? [] : await resolveTargets(c, opts, kc);
-      const user = resolveUser({ flag: opts.user, config: c.config.user, kc });
+      const user = resolveUser({
+        flag: opts.user,
+        config: c.config.user,
+        kubeUser: kc.getCurrentUser() ?? undefined,
+      });
       let image = opts.image as string | undefined;
       let snapshot: string | undefined;
       if (!image) {
@@ -228,7 +232,11 @@ export function registerDeploy(program: Command) {
         import("../../config/identity.js"),
         c.kube(),
       ]);
-      const user = resolveUser({ flag: opts.user, config: c.config.user, kc });
+      const user = resolveUser({
+        flag: opts.user,
+        config: c.config.user,
+        kubeUser: kc.getCurrentUser() ?? undefined,
+      });
       const targets = await resolveTargets(c, opts, kc);
       const plans = [];
       for (const t of targets) {
@@ -310,7 +318,11 @@ export function registerDeploy(program: Command) {
         import("../../deploy/targets.js"),
         c.kube(),
       ]);
-      const user = resolveUser({ flag: opts.user, config: c.config.user, kc });
+      const user = resolveUser({
+        flag: opts.user,
+        config: c.config.user,
+        kubeUser: kc.getCurrentUser() ?? undefined,
+      });
       const namespace = targetNamespace(kc, opts.targetNamespace, c.config.deploy.namespace);
       const { parseTarget } = await import("../../deploy/targets.js");
       const only = (opts.target as string[]).map(parseTarget);
@@ -331,6 +343,10 @@ async function personalise(
 ) {
   if (!opts.personal) return targets;
   const { resolveUser } = await import("../../config/identity.js");
-  const user = resolveUser({ flag: opts.user as string | undefined, config: c.config.user, kc });
+  const user = resolveUser({
+    flag: opts.user as string | undefined,
+    config: c.config.user,
+    kubeUser: kc.getCurrentUser() ?? undefined,
+  });
   return targets.map((t) => ({ ...t, name: `${t.name}-${user}`.slice(0, 63) }));
 }

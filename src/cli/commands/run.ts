@@ -101,7 +101,11 @@ export function registerRun(program: Command) {
       container,
       image,
       command,
-      user: resolveUser({ flag: opts.user, config: c.config.user, kc }),
+      user: resolveUser({
+        flag: opts.user,
+        config: c.config.user,
+        kubeUser: kc.getCurrentUser() ?? undefined,
+      }),
       target: `${targetLabel(target)}:${container}`,
       cpu,
       memory,

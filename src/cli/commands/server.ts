@@ -112,7 +112,7 @@ export function registerServer(program: Command) {
       const c = commandContext(cmd);
       const namespace = opts.namespace ?? c.config.server.namespace;
       const { serverStatus } = await import("../../server/ops.js");
-      const s = await serverStatus(await c.kube(), namespace);
+      const s = await serverStatus(await c.access(), namespace);
       if (!s.ready || !s.agent) {
         c.reporter.result(
           `build server in ${namespace}: not ready${s.pod ? ` (pod ${s.pod}: ${s.phase})` : " (not installed)"}`,

@@ -25,13 +25,16 @@ export function registerSync(program: Command) {
     .action(async (opts, cmd: Command) => {
       const c = commandContext(cmd);
       const t0 = performance.now();
-      const [{ resolveUser }, { withAgent }, { syncTree }, kc] = await Promise.all([
+      // The scan starts first: the modules and the kubeconfig load while it waits for the disk.
+      const scanning = scanTree({ root: c.dir, onWarning: (m) => c.reporter.warn(m) });
+      scanning.catch(() => {}); // a failed scan is reported through the session
+      const [{ resolveUser }, { withAgent }, { syncTree }, cluster] = await Promise.all([
         import("../../config/identity.js"),
         import("../../server/connect.js"),
         import("../../sync/client.js"),
-        c.kube(),
+        c.access(),
       ]);
-      const user = resolveUser({ flag: opts.user, config: c.config.user, kc });
+      const user = resolveUser({ flag: opts.user, config: c.config.user, kubeUser: cluster.user });
       const project = opts.project ?? c.config.project ?? toName(path.basename(c.dir));
       if (!project)
         throw new UserError("usage", `cannot derive a project name from ${c.dir}`, {
@@ -41,9 +44,8 @@ export function registerSync(program: Command) {
 
       // The connection to the build server is opened while the tree is scanned: the scan
       // is mostly local CPU work, the connection mostly waiting for the network.
-      let scanning!: Promise<Awaited<ReturnType<typeof scanTree>>>;
       let tScan = 0;
-      const syncing = withAgent(kc, namespace, async (s) => {
+      const syncing = withAgent(cluster, namespace, async (s) => {
         const scan = await scanning;
         const digest = manifestDigest(scan.entries);
         tScan = performance.now();
@@ -64,8 +66,6 @@ export function registerSync(program: Command) {
         );
         return { scan, digest, r };
       });
-      scanning = scanTree({ root: c.dir, onWarning: (m) => c.reporter.warn(m) });
-      scanning.catch(() => {}); // a failed scan is reported through the session
       const { scan, digest, r } = await syncing;
       const t1 = performance.now();
       const where = `${user}/${project}`;
