@@ -23,10 +23,17 @@ function kubeconfig(users: Record<string, unknown>[], extra: Record<string, unkn
     apiVersion: "v1",
     kind: "Config",
     clusters: [
-      { name: "c1", cluster: { server: "https://10.0.0.1:6443", "certificate-authority-data": b64("CA DATA") } },
+      {
+        name: "c1",
+        cluster: { server: "https://10.0.0.1:6443", "certificate-authority-data": b64("CA DATA") },
+      },
       {
         name: "c2",
-        cluster: { server: "https://k8s.example:443/proxy", "certificate-authority": "ca.pem", "tls-server-name": "api" },
+        cluster: {
+          server: "https://k8s.example:443/proxy",
+          "certificate-authority": "ca.pem",
+          "tls-server-name": "api",
+        },
       },
     ],
     users,
@@ -75,7 +82,9 @@ test("kubeconfig: files relative to the kubeconfig's folder, token files, tls-se
 
 test("kubeconfig: basic auth and insecure-skip-tls-verify", async () => {
   const file = kubeconfig([{ name: "carol", user: { username: "carol", password: "pw" } }], {
-    clusters: [{ name: "c1", cluster: { server: "https://10.0.0.1:6443", "insecure-skip-tls-verify": true } }],
+    clusters: [
+      { name: "c1", cluster: { server: "https://10.0.0.1:6443", "insecure-skip-tls-verify": true } },
+    ],
   });
   const o = await (await loadClusterAccess({ kubeconfig: file })).requestOptions();
   assert.equal(o.headers?.Authorization, `Basic ${b64("carol:pw")}`);
@@ -87,7 +96,9 @@ test("kubeconfig: an unknown context or no current context is a clear error", as
   await assert.rejects(
     loadClusterAccess({ kubeconfig: file, context: "nope" }),
     (e: unknown) =>
-      e instanceof UserError && /context "nope" is not in the kubeconfig/.test(e.message) && /ctx-alice/.test(e.hint ?? ""),
+      e instanceof UserError &&
+      /context "nope" is not in the kubeconfig/.test(e.message) &&
+      /ctx-alice/.test(e.hint ?? ""),
   );
   const none = kubeconfig([{ name: "alice", user: { token: "abc" } }], { "current-context": "" });
   await assert.rejects(
