@@ -9,7 +9,7 @@
 import { promises as fs } from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { AGENT_SOCKET } from "../protocol/constants.js";
+import { AGENT_PORT, AGENT_SOCKET } from "../protocol/constants.js";
 import { Connection } from "../transport/framing.js";
 import { BlobStore } from "./blobs.js";
 import { BuildQueue } from "./build.js";
@@ -23,7 +23,13 @@ function log(line: string) {
   process.stdout.write(`${new Date().toISOString()} ${line}\n`);
 }
 
-export async function serve(opts: { dataDir: string; socket: string; volumeName: string; builder: string }) {
+export async function serve(opts: {
+  dataDir: string;
+  socket: string;
+  port: number;
+  volumeName: string;
+  builder: string;
+}) {
   const blobs = new BlobStore(path.join(opts.dataDir, "blobs"));
   await blobs.init();
   const workspacesDir = path.join(opts.dataDir, "workspaces");
@@ -52,12 +58,22 @@ export async function serve(opts: { dataDir: string; socket: string; volumeName:
     void serveSession(new Connection(socket), ctx);
   });
   await new Promise<void>((resolve) => server.listen(opts.socket, resolve));
+  // The same sessions on the pod's loopback, for port-forward (see AGENT_PORT).
+  const tcp = net.createServer((socket) => {
+    socket.setNoDelay(true);
+    void serveSession(new Connection(socket), ctx);
+  });
+  await new Promise<void>((resolve, reject) => {
+    tcp.once("error", reject);
+    tcp.listen(opts.port, "127.0.0.1", resolve);
+  });
   log(
     `snapdeploy agent ${ctx.version} ready: ${blobs.count} blobs, data in ${opts.dataDir}, builder ${opts.builder}`,
   );
   const stop = () => {
     log("stopping");
     server.close();
+    tcp.close();
     process.exit(0);
   };
   process.on("SIGTERM", stop);
@@ -70,6 +86,7 @@ if (cmd === "serve") {
   serve({
     dataDir: process.env.SNAPDEPLOY_DATA ?? "/data",
     socket: process.env.SNAPDEPLOY_SOCKET ?? AGENT_SOCKET,
+    port: Number(process.env.SNAPDEPLOY_PORT ?? AGENT_PORT),
     volumeName: process.env.SNAPDEPLOY_VOLUME ?? "the data volume",
     builder: process.env.SNAPDEPLOY_BUILDER ?? "docker-socket",
   }).catch((e) => {

@@ -6,7 +6,12 @@ export const PROTOCOL_VERSION = 2;
 /** The agent's socket inside the build-server pod; the exec relay connects here. */
 export const AGENT_SOCKET = "/run/snapdeploy/agent.sock";
 /**
- * The exec relay: copies the exec session's stdin/stdout to and from the agent's
+ * The agent's TCP port on the build-server pod's loopback, reached by port-forward
+ * (listening on 127.0.0.1 only: nothing outside the pod can connect to it directly).
+ */
+export const AGENT_PORT = 7611;
+/**
+ * The exec relay (for users who may exec but not port-forward): copies the exec session's stdin/stdout to and from the agent's
  * socket. `-t 0`: once the agent has closed its side (after its last message, which
  * socat has already written out), exit at once instead of lingering 0.5 s.
  */

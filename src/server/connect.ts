@@ -1,24 +1,31 @@
 /**
- * Reaching the build-server agent: find its ready pod, exec the relay into the
- * agent's socket over the Kubernetes API, and say hello. Every session ends by
- * checking the relay's exit status.
+ * Reaching the build-server agent: find its ready pod, connect to the agent through the
+ * Kubernetes API, and say hello. The connection is a port-forward to the agent's port on
+ * the pod's loopback (no process started in the pod); for users who may exec but not
+ * port-forward it is an exec of a relay into the agent's socket, whose exit status is
+ * checked at the end. Either way RBAC on the build server's namespace is the gate.
  */
 import type { V1Pod, V1PodList } from "@kubernetes/client-node";
 import { UserError } from "../cli/errors.js";
 import { VERSION } from "../cli/version.js";
 import { type ClusterAccess, getJson } from "../kube/access.js";
-import { PROTOCOL_VERSION, RELAY_COMMAND } from "../protocol/constants.js";
-import { type ExecStream, openExec } from "../transport/exec.js";
+import { AGENT_PORT, PROTOCOL_VERSION, RELAY_COMMAND } from "../protocol/constants.js";
+import { type ChannelStream, Refused } from "../transport/channels.js";
+import { openExec } from "../transport/exec.js";
 import { Connection, ProtocolError, RemoteError } from "../transport/framing.js";
+import { openPortForward } from "../transport/portforward.js";
 import { within } from "../util/time.js";
 import { AGENT_CONTAINER, SELECTOR } from "./manifests.js";
 
+export type Transport = "port-forward" | "exec";
+
 export interface AgentSession {
   conn: Connection;
-  exec: ExecStream;
+  stream: ChannelStream;
+  transport: Transport;
   pod: string;
   agentVersion: string;
-  /** Waits for the relay to exit and checks its status. */
+  /** Says bye and closes; for an exec relay, waits for it to exit and checks its status. */
   finish(): Promise<void>;
   /** Tears the session down at once (Ctrl-C): the remote side sees its connection vanish. */
   abort(): void;
@@ -54,19 +61,17 @@ export async function connectAgent(cluster: ClusterAccess, namespace: string): P
     );
   }
   const name = pod.metadata.name;
-  const exec = await openExec(cluster, {
-    namespace,
-    pod: name,
-    container: AGENT_CONTAINER,
-    command: RELAY_COMMAND,
-  });
-  const conn = new Connection(exec);
+  const { stream, transport } = await openAgentStream(cluster, namespace, name);
+  const conn = new Connection(stream);
   const relayFailure = async (e: unknown): Promise<Error> => {
     if (e instanceof RemoteError || e instanceof UserError) return e;
-    const st = await within(exec.status, 2000, null);
-    const detail = exec.stderr.trim() || st?.message || (e as Error).message;
+    const st = await within(stream.status, 2000, null);
+    const detail = stream.errorText.trim() || st?.message || (e as Error).message;
+    const refused = transport === "port-forward" && /connection refused/.test(detail);
     return new UserError("server", `lost the connection to the build server (pod ${name}): ${detail}`, {
-      hint: "run the command again; if it keeps failing, see: snapdeploy server status",
+      hint: refused
+        ? `its agent does not listen on port ${AGENT_PORT}: is the build server older than this CLI? update it with: snapdeploy server install`
+        : "run the command again; if it keeps failing, see: snapdeploy server status",
       cause: e,
     });
   };
@@ -75,32 +80,83 @@ export async function connectAgent(cluster: ClusterAccess, namespace: string): P
     const hello = await conn.expect("hello");
     return {
       conn,
-      exec,
+      stream,
+      transport,
       pod: name,
       agentVersion: String(hello.agent),
       async finish() {
         await conn.send({ t: "bye" }).catch(() => {});
+        if (transport === "port-forward") {
+          // Nothing runs in the pod for us, so there is no exit status to wait for:
+          // the agent ends the session on bye (or on the connection closing).
+          stream.close();
+          stream.destroy();
+          if (stream.errorText.trim()) {
+            throw new UserError(
+              "server",
+              `the port-forward to the build server failed: ${stream.errorText.trim()}`,
+            );
+          }
+          return;
+        }
         conn.close();
-        const st = await within(exec.status, 10_000, null);
-        exec.destroy();
+        const st = await within(stream.status, 10_000, null);
+        stream.destroy();
         if (st?.exitCode !== 0) {
           throw new UserError(
             "server",
             `the relay into the build server exited abnormally (${st?.message ?? "no exit status"})`,
             {
-              details: exec.stderr.trim() ? exec.stderr.trim().split("\n").slice(-5) : undefined,
+              details: stream.errorText.trim() ? stream.errorText.trim().split("\n").slice(-5) : undefined,
             },
           );
         }
       },
       abort() {
-        exec.destroy();
+        stream.destroy();
       },
     };
   } catch (e) {
     const err = await relayFailure(e);
-    exec.destroy();
+    stream.destroy();
     throw err;
+  }
+}
+
+/**
+ * Port-forward, or the exec relay when port-forward is refused (403) or
+ * SNAPDEPLOY_TRANSPORT=exec asks for it; a refusal of both names both permissions.
+ */
+async function openAgentStream(
+  cluster: ClusterAccess,
+  namespace: string,
+  pod: string,
+): Promise<{ stream: ChannelStream; transport: Transport }> {
+  if (process.env.SNAPDEPLOY_TRANSPORT !== "exec") {
+    try {
+      const stream = await openPortForward(cluster, { namespace, pod, port: AGENT_PORT });
+      return { stream, transport: "port-forward" };
+    } catch (e) {
+      if (!(e instanceof Refused)) throw e;
+    }
+  }
+  try {
+    const stream = await openExec(cluster, {
+      namespace,
+      pod,
+      container: AGENT_CONTAINER,
+      command: RELAY_COMMAND,
+    });
+    return { stream, transport: "exec" };
+  } catch (e) {
+    if (!(e instanceof Refused)) throw e;
+    throw new UserError(
+      "permission",
+      `you are not allowed to port-forward to or exec into pod ${pod} in namespace ${namespace}: ${e.message}`,
+      {
+        hint: `ask a cluster admin for a Role in namespace ${namespace} granting verb "create" on resource "pods/portforward" (or "pods/exec"), and "get","list" on "pods"`,
+      },
+    );
   }
 }
 
@@ -135,7 +191,7 @@ export async function withAgent<T>(
     if (e instanceof ProtocolError) {
       throw new UserError(
         "server",
-        `the connection to the build server broke: ${e.message}${s.exec.stderr ? ` (${s.exec.stderr.trim()})` : ""}`,
+        `the connection to the build server broke: ${e.message}${s.stream.errorText ? ` (${s.stream.errorText.trim()})` : ""}`,
         {
           hint: "run the command again; an interrupted sync leaves the previous workspace intact",
           cause: e,

@@ -127,13 +127,33 @@ describe("a full volume", () => {
 });
 
 describe("RBAC", () => {
-  test("a user who may not exec into the build server is told the missing permission", async () => {
+  test("a user who may neither port-forward to nor exec into the build server is told the missing permission", async () => {
     const kubeconfig = await restrictedKubeconfig(ns, "get,list,watch", "pods");
     const tree = await tempDir();
     await fs.writeFile(path.join(tree, "a.txt"), "a\n");
     const r = await snapdeploy(["sync", "-n", ns, "--kubeconfig", kubeconfig, "-C", tree, "--project", "p"]);
     assert.equal(r.code, 4, r.stderr);
-    assert.match(r.stderr, /not allowed to exec into pod \S+ in namespace/);
-    assert.match(r.stderr, /"create" on resource "pods\/exec"/);
+    assert.match(
+      r.stderr,
+      new RegExp(`not allowed to port-forward to or exec into pod \\S+ in namespace ${ns}`),
+    );
+    assert.match(r.stderr, /"create" on resource "pods\/portforward" \(or "pods\/exec"\)/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  });
+
+  test("a user who may exec but not port-forward syncs through the exec relay", async () => {
+    // The role grants create on pods/exec (and, harmlessly, on pods) but nothing on pods/portforward.
+    const kubeconfig = await restrictedKubeconfig(ns, "get,list,create", "pods,pods/exec");
+    const tree = await tempDir();
+    await fs.writeFile(path.join(tree, "a.txt"), "through exec\n");
+    const common = ["sync", "-n", ns, "-C", tree, "--project", "p", "-o", "json"];
+    const r = await snapdeploy([...common, "--kubeconfig", kubeconfig, "--user", "viaexec"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).transport, "exec");
+    assert.equal(await inServer(ns, "cat /data/workspaces/viaexec/p/current/a.txt"), "through exec\n");
+    // With the rights to port-forward (the cluster admin), the same sync goes that way.
+    const admin = await snapdeploy([...common, "--user", "viaforward"]);
+    assert.equal(admin.code, 0, admin.stderr);
+    assert.equal(JSON.parse(admin.stdout).transport, "port-forward");
   });
 });

@@ -64,9 +64,9 @@ export function registerSync(program: Command) {
               c.reporter.info(`waiting: workspace ${user}/${project} is locked by ${holder}`),
           },
         );
-        return { scan, digest, r };
+        return { scan, digest, r, transport: s.transport };
       });
-      const { scan, digest, r } = await syncing;
+      const { scan, digest, r, transport } = await syncing;
       const t1 = performance.now();
       const where = `${user}/${project}`;
       const summary = r.noop
@@ -87,6 +87,7 @@ export function registerSync(program: Command) {
         files: scan.stats.files,
         seconds: { total: (t1 - t0) / 1000, scan: (tScan - t0) / 1000 },
         client: VERSION,
+        transport,
       });
     });
 }
