@@ -23,10 +23,10 @@ import {
   type Stats,
 } from "node:fs";
 import { mkdir, readFile, realpath, rename, rm, stat } from "node:fs/promises";
-import { homedir } from "node:os";
-import { dirname, isAbsolute, join, posix, resolve } from "node:path";
+import { dirname, isAbsolute, posix, resolve } from "node:path";
 import { promisify } from "node:util";
 import { UserError } from "../cli/errors.js";
+import { cacheDir } from "../util/cache.js";
 import { collectGarbage } from "../util/memory.js";
 import { compareEntryPaths } from "./digest.js";
 import { type IgnoreRules, readDockerignore } from "./dockerignore.js";
@@ -188,10 +188,8 @@ export function defaultCacheFile(root: string): string {
   } catch {
     // a missing root still gets a stable name
   }
-  const xdg = process.env.XDG_CACHE_HOME;
-  const base = xdg && isAbsolute(xdg) ? xdg : join(homedir(), ".cache");
   const id = createHash("sha256").update(real).digest("hex").slice(0, 16);
-  return join(base, "snapdeploy", "scan", `${id}.json`);
+  return cacheDir("scan", `${id}.json`);
 }
 
 /** Hooks for `hashFile`. */

@@ -6,6 +6,8 @@
  * checked at the end. Either way RBAC on the build server's namespace is the gate.
  */
 import type { V1Pod, V1PodList } from "@kubernetes/client-node";
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import { UserError } from "../cli/errors.js";
 import { VERSION } from "../cli/version.js";
 import { type ClusterAccess, getJson } from "../kube/access.js";
@@ -14,6 +16,7 @@ import { type ChannelStream, Refused } from "../transport/channels.js";
 import { openExec } from "../transport/exec.js";
 import { Connection, ProtocolError, RemoteError } from "../transport/framing.js";
 import { openPortForward } from "../transport/portforward.js";
+import { cacheDir } from "../util/cache.js";
 import { within } from "../util/time.js";
 import { AGENT_CONTAINER, SELECTOR } from "./manifests.js";
 
@@ -48,7 +51,55 @@ export async function findServerPod(cluster: ClusterAccess, namespace: string): 
   return list.items ?? [];
 }
 
+/**
+ * Opens a session with the agent. The pod that served the last session is tried first,
+ * without looking it up (one API round trip less); if it no longer serves (deleted,
+ * replaced, stopping), the ready pod is looked up and remembered. Refusals of permission
+ * and an unreachable API server are final either way.
+ */
 export async function connectAgent(cluster: ClusterAccess, namespace: string): Promise<AgentSession> {
+  const key = `${cluster.server} ${namespace}`;
+  const remembered = rememberedPods()[key];
+  if (remembered) {
+    try {
+      return await openSession(cluster, namespace, remembered);
+    } catch (e) {
+      if (e instanceof UserError && (e.code === "permission" || e.code === "cluster")) throw e;
+    }
+  }
+  const pod = await readyPod(cluster, namespace);
+  const session = await openSession(cluster, namespace, pod);
+  if (pod !== remembered) rememberPod(key, pod);
+  return session;
+}
+
+/** Where the last session's pod is remembered, per API server and namespace. */
+const PODS_FILE = () => cacheDir("server-pods.json");
+
+function rememberedPods(): Record<string, string> {
+  try {
+    const data = JSON.parse(readFileSync(PODS_FILE(), "utf8")) as unknown;
+    return data && typeof data === "object" ? (data as Record<string, string>) : {};
+  } catch {
+    return {};
+  }
+}
+
+/** Best effort: a cache that cannot be written only costs the lookup next time. */
+function rememberPod(key: string, pod: string): void {
+  const file = PODS_FILE();
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    const pods = { ...rememberedPods(), [key]: pod };
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(tmp, JSON.stringify(pods), { mode: 0o600 });
+    renameSync(tmp, file);
+  } catch {
+    rmSync(tmp, { force: true });
+  }
+}
+
+async function readyPod(cluster: ClusterAccess, namespace: string): Promise<string> {
   const pods = await findServerPod(cluster, namespace);
   const pod = pods.find(isReady);
   if (!pod?.metadata?.name) {
@@ -60,7 +111,10 @@ export async function connectAgent(cluster: ClusterAccess, namespace: string): P
       { hint: pods.length ? "see: snapdeploy server status" : "install it with: snapdeploy server install" },
     );
   }
-  const name = pod.metadata.name;
+  return pod.metadata.name;
+}
+
+async function openSession(cluster: ClusterAccess, namespace: string, name: string): Promise<AgentSession> {
   const { stream, transport } = await openAgentStream(cluster, namespace, name);
   const conn = new Connection(stream);
   const relayFailure = async (e: unknown): Promise<Error> => {

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { promises as fs } from "node:fs";
+import { promises as fs, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -65,6 +65,15 @@ async function remoteListing(user: string, project: string): Promise<string[]> {
 async function remoteHash(user: string, project: string, file: string): Promise<string> {
   const out = await inServer(ns, `sha256sum /data/workspaces/${user}/${project}/current/${file}`);
   return out.split(" ")[0] as string;
+}
+
+/** The build-server pod the CLI remembers for this namespace (src/server/connect.ts). */
+function rememberedPod(): string | undefined {
+  const pods = JSON.parse(
+    readFileSync(path.join(os.homedir(), ".cache/snapdeploy/server-pods.json"), "utf8"),
+  );
+  const key = Object.keys(pods).find((k) => k.endsWith(` ${ns}`));
+  return key ? pods[key] : undefined;
 }
 
 const sync = (dir: string, user: string, project = "app", extra: string[] = []) =>
@@ -300,9 +309,12 @@ describe("sync", () => {
       (await remoteListing("hank", "app")).map((l) => l.split(" ")[0]),
       ["before.txt"],
     );
+    // The CLI still remembers the deleted pod: it tries it, then looks up the new one.
+    assert.equal(rememberedPod(), pod);
     const r = await sync(dir, "hank");
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await remoteHash("hank", "app", "big.bin"), createHash("sha256").update(big).digest("hex"));
+    assert.equal(rememberedPod(), await serverPod(ns));
   });
 
   test("server status lists the workspaces", async () => {

@@ -541,4 +541,15 @@ test("compareEntryPaths orders by UTF-16 code units; manifestDigest hashes the c
   const text = lines.map((l) => `${l}\n`).join("");
   assert.equal(manifestDigest(entries), sha256(text));
   assert.equal(manifestDigest([]), sha256(""));
+  // Many entries (hashed in several slices) give the hash of all their lines, in order.
+  const many: Entry[] = Array.from({ length: 3000 }, (_, i) => ({
+    path: `src/é-${"x".repeat(i % 90)}/${i}`,
+    type: "file",
+    mode: 0o644,
+    size: i,
+    hash: sha256(String(i)),
+  }));
+  const manyText = many.map((e) => `file 644 ${e.size} ${e.hash} ${e.path}\n`).join("");
+  assert.ok(manyText.length > 3 * 65536);
+  assert.equal(manifestDigest(many), sha256(manyText));
 });
