@@ -3,7 +3,7 @@
  * send (after `.dockerignore`), with content hashes for files. A local stat cache makes
  * a rescan of an unchanged tree cost one lstat per path and no reads.
  */
-import { createHash, hash as oneShotHash, randomBytes } from "node:crypto";
+import { createHash, type Hash, hash as oneShotHash, randomBytes } from "node:crypto";
 import {
   close,
   closeSync,
@@ -22,13 +22,13 @@ import {
   realpathSync,
   type Stats,
 } from "node:fs";
-import { mkdir, readFile, realpath, rename, rm, stat } from "node:fs/promises";
+import { mkdir, readFile, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, posix, resolve } from "node:path";
 import { promisify } from "node:util";
 import { UserError } from "../cli/errors.js";
 import { cacheDir } from "../util/cache.js";
 import { collectGarbage } from "../util/memory.js";
-import { compareEntryPaths } from "./digest.js";
+import { compareEntryPaths, manifestDigest } from "./digest.js";
 import { type IgnoreRules, readDockerignore } from "./dockerignore.js";
 
 export type EntryType = "file" | "dir" | "symlink";
@@ -71,6 +71,24 @@ export interface ScanResult {
   /** Sorted by `compareEntryPaths`. */
   entries: Entry[];
   stats: ScanStats;
+  /** manifestDigest(entries). */
+  digest: string;
+}
+
+/**
+ * A scanned tree whose manifest digest is known and whose file hashes may still be in the
+ * stat cache (see scanSnapshot).
+ */
+export interface Snapshot {
+  root: string;
+  /** manifestDigest of the complete entries. */
+  digest: string;
+  stats: ScanStats;
+  /**
+   * The entries, sorted by `compareEntryPaths`, every file with its hash. The first call may
+   * read the stat cache and hash files; it fails like a scan when the tree changed since.
+   */
+  entries(): Promise<Entry[]>;
 }
 
 export interface ScanOptions {
@@ -127,19 +145,34 @@ type CacheRecord = [number, number, number, number, number, string];
  * `.dockerignore` pattern.
  */
 export async function scanTree(opts: ScanOptions): Promise<ScanResult> {
+  const snapshot = await scanSnapshot(opts);
+  const entries = await snapshot.entries();
+  return { root: snapshot.root, entries, stats: snapshot.stats, digest: snapshot.digest };
+}
+
+/**
+ * Scans like scanTree, but leaves the file hashes in the stat cache when it can: when every
+ * path's lstat (type, mode, size, mtime, ctime, inode, link target) equals the previous
+ * scan's, in the same order, the manifest is the previous one and so is its digest (kept
+ * next to the stat cache with a fingerprint of those lstats). Nothing else is read then: a
+ * no-op sync needs only the digest. `entries()` completes the hashes from the stat cache
+ * when the manifest is needed after all, and checks that they give the same digest.
+ */
+export async function scanSnapshot(opts: ScanOptions): Promise<Snapshot> {
   const started = Date.now();
   const root = await resolveRoot(opts.root);
   const useCache = opts.useCache ?? true;
   const cacheFile = opts.cacheFile ?? defaultCacheFile(root);
-  const [rules, cached] = await Promise.all([
+  const treeFile = `${cacheFile.replace(/\.json$/, "")}.tree.json`;
+  const [rules, previous] = await Promise.all([
     readDockerignore(root),
-    useCache ? loadCache(cacheFile, root) : undefined,
+    useCache ? loadTree(treeFile, root) : undefined,
   ]);
   const walk: Walk = {
     root,
     prefix: root.endsWith("/") ? root : `${root}/`,
     rules,
-    toHash: [],
+    files: [],
     warn: opts.onWarning ?? (() => {}),
     entries: [],
     stats: {
@@ -152,29 +185,82 @@ export async function scanTree(opts: ScanOptions): Promise<ScanResult> {
       cacheHits: 0,
       ignored: 0,
     },
-    cached: cached ?? {},
-    fresh: new Map(),
-    newRecords: 0,
+    print: createHash("sha256"),
+    printSlice: "",
+    racy: false,
     racyFrom: started - RACY_MS,
     yieldAt: performance.now() + YIELD_EVERY_MS,
     failed: false,
   };
   try {
     await walkDir(walk, "");
-    collectGarbage(walk.entries.length);
-    await hashAll(walk);
-    collectGarbage(walk.toHash.length);
   } catch (e) {
-    walk.failed = true; // queued work does not start
+    walk.failed = true;
     throw e;
   }
   walk.entries.sort(compareEntryPaths);
-  const unchanged = walk.newRecords === 0 && walk.fresh.size === Object.keys(walk.cached).length;
-  if (useCache && !unchanged) await saveCache(cacheFile, root, walk.fresh, walk.warn);
-  walk.cached = {};
-  walk.fresh.clear();
+  walk.print.update(walk.printSlice);
+  const fingerprint = walk.print.digest("hex");
   collectGarbage(walk.entries.length);
-  return { root, entries: walk.entries, stats: walk.stats };
+  const complete = () => completeHashes(walk, useCache ? cacheFile : undefined);
+
+  if (previous && !walk.racy && previous.fingerprint === fingerprint) {
+    walk.stats.cacheHits = walk.stats.files; // every file is vouched for, through the fingerprint
+    let completed: Promise<Entry[]> | undefined;
+    const entries = async () => {
+      walk.stats.cacheHits = 0;
+      if ((await complete()) !== previous.digest) {
+        // The stat cache no longer matches the tree the fingerprint vouched for (a file
+        // changed since the walk, or the cache was replaced): the digest was wrong.
+        throw new UserError("input", "the tree changed during the scan", {
+          hint: "retry when nothing is writing to the tree",
+        });
+      }
+      return walk.entries;
+    };
+    return {
+      root,
+      digest: previous.digest,
+      stats: walk.stats,
+      entries: () => {
+        completed ??= entries();
+        return completed;
+      },
+    };
+  }
+  const digest = await complete();
+  if (useCache && !walk.racy) await saveTree(treeFile, root, fingerprint, digest, walk.warn);
+  return { root, digest, stats: walk.stats, entries: async () => walk.entries };
+}
+
+/**
+ * Gives every file of the walk its hash: from the stat cache when it vouches for the file,
+ * else by reading it; saves the cache when it changed. Returns the manifest digest.
+ */
+async function completeHashes(w: Walk, cacheFile: string | undefined): Promise<string> {
+  const cached = (cacheFile ? await loadCache(cacheFile, w.root) : undefined) ?? {};
+  const fresh = new Map<string, CacheRecord>();
+  const toHash: Walk["files"] = [];
+  for (const f of w.files) {
+    const hash = cachedHash(cached, f, fresh);
+    if (hash === undefined) toHash.push(f);
+    else {
+      f.entry.hash = hash;
+      w.stats.cacheHits++;
+    }
+  }
+  let newRecords = 0;
+  try {
+    newRecords = await hashAll(w, toHash, fresh);
+  } catch (e) {
+    w.failed = true; // queued work does not start
+    throw e;
+  }
+  collectGarbage(toHash.length);
+  const unchanged = newRecords === 0 && fresh.size === Object.keys(cached).length;
+  if (cacheFile && !unchanged) await saveCache(cacheFile, w.root, fresh, w.warn);
+  collectGarbage(w.entries.length);
+  return manifestDigest(w.entries);
 }
 
 /**
@@ -308,20 +394,17 @@ interface Walk {
   /** The root with a trailing '/'. */
   prefix: string;
   rules: IgnoreRules;
-  /**
-   * Files the stat cache does not vouch for, hashed once the walk is done. A list rather
-   * than a promise per file: a cold scan of 100k files then holds 100k small records,
-   * not 100k pending closures.
-   */
-  toHash: { entry: Entry; st: Pick<Stats, "size" | "mtimeMs" | "ctimeMs" | "ino"> }[];
+  /** The files, with their lstat from the walk: hashed from the cache or read (completeHashes). */
+  files: { entry: Entry; st: Pick<Stats, "size" | "mtimeMs" | "ctimeMs" | "ino"> }[];
   warn: (message: string) => void;
   entries: Entry[];
   stats: ScanStats;
-  /** The stat cache as loaded (parsed JSON, untrusted). */
-  cached: Record<string, unknown>;
-  /** The stat cache to save: reused and new records. */
-  fresh: Map<string, CacheRecord>;
-  newRecords: number;
+  /** The fingerprint of the walk: every entry's lstat, in walk order (see scanSnapshot). */
+  print: Hash;
+  /** Fingerprint lines not yet hashed: hashed a slice of ~64 KB at a time. */
+  printSlice: string;
+  /** A file was modified within RACY_MS of the scan: the fingerprint cannot be trusted next time. */
+  racy: boolean;
   /** When the walk next yields to the event loop (performance.now()). */
   yieldAt: number;
   /** Files with an mtime at or after this are not cached. */
@@ -387,6 +470,7 @@ function visit(w: Walk, rel: string, d: Dirent): boolean | Promise<boolean> {
       }
       w.entries.push({ path: rel, type: "dir", mode, size: 0 });
       w.stats.dirs++;
+      fingerprint(w, rel, st, "");
       return true;
     });
   }
@@ -410,62 +494,87 @@ function visit(w: Walk, rel: string, d: Dirent): boolean | Promise<boolean> {
     }
     w.entries.push({ path: rel, type: "symlink", mode, size: Buffer.byteLength(target), target });
     w.stats.symlinks++;
+    fingerprint(w, rel, st, target);
     return true;
   }
   if (st.isFile()) {
-    const entry: Entry = { path: rel, type: "file", mode, size: st.size, hash: cachedHash(w, rel, st) };
+    const entry: Entry = { path: rel, type: "file", mode, size: st.size };
     w.entries.push(entry);
     w.stats.files++;
     w.stats.bytes += st.size;
-    if (entry.hash === undefined) {
-      const { size, mtimeMs, ctimeMs, ino } = st;
-      w.toHash.push({ entry, st: { size, mtimeMs, ctimeMs, ino } });
-    }
+    const { size, mtimeMs, ctimeMs, ino } = st;
+    w.files.push({ entry, st: { size, mtimeMs, ctimeMs, ino } });
+    if (mtimeMs >= w.racyFrom) w.racy = true;
+    fingerprint(w, rel, st, "");
     return true;
   }
   w.warn(`skipping ${quote(rel)}: a ${specialKind(st)} cannot be part of a build context`);
   return false;
 }
 
-/** The cached hash of a regular file whose size, mtime, ctime, inode and mode are unchanged. */
-function cachedHash(w: Walk, rel: string, st: Stats): string | undefined {
-  const rec = Object.hasOwn(w.cached, rel) ? w.cached[rel] : undefined;
+/**
+ * Adds a path's line to the walk's fingerprint: everything its manifest entry derives from
+ * (type and mode bits, a link's target) and, for a file, what vouches for its content in
+ * the stat cache (size, mtime, ctime, inode). A directory's timestamps are left out: they
+ * change with every file created in it, ignored ones included, and say nothing about the
+ * manifest.
+ */
+function fingerprint(w: Walk, rel: string, st: Stats, target: string): void {
+  const vouch = st.isFile() ? `${st.size} ${st.mtimeMs} ${st.ctimeMs} ${st.ino}` : target;
+  w.printSlice += `${st.mode} ${vouch}\0${rel}\n`;
+  if (w.printSlice.length >= 1 << 16) {
+    w.print.update(w.printSlice);
+    w.printSlice = "";
+  }
+}
+
+/**
+ * The cached hash of a regular file whose size, mtime, ctime, inode and mode are unchanged;
+ * its record goes into `fresh` (the cache to save).
+ */
+function cachedHash(
+  cached: Record<string, unknown>,
+  f: Walk["files"][number],
+  fresh: Map<string, CacheRecord>,
+): string | undefined {
+  const rel = f.entry.path;
+  const rec = Object.hasOwn(cached, rel) ? cached[rel] : undefined;
   if (
     !Array.isArray(rec) ||
     rec.length !== 6 ||
-    rec[0] !== st.size ||
-    rec[1] !== st.mtimeMs ||
-    rec[2] !== st.ctimeMs ||
-    rec[3] !== st.ino ||
-    rec[4] !== (st.mode & 0o7777) ||
+    rec[0] !== f.st.size ||
+    rec[1] !== f.st.mtimeMs ||
+    rec[2] !== f.st.ctimeMs ||
+    rec[3] !== f.st.ino ||
+    rec[4] !== f.entry.mode ||
     typeof rec[5] !== "string" ||
     !SHA256_HEX.test(rec[5])
   ) {
     return undefined;
   }
-  w.fresh.set(rel, rec as CacheRecord);
-  w.stats.cacheHits++;
+  fresh.set(rel, rec as CacheRecord);
   return rec[5];
 }
 
 /**
- * Hashes the files in `w.toHash`, CONCURRENCY at a time, and records them for the cache
- * unless racily clean.
+ * Hashes `files`, CONCURRENCY at a time, and records them in `fresh` unless racily clean.
+ * Returns how many records it added.
  */
-async function hashAll(w: Walk): Promise<void> {
+async function hashAll(w: Walk, files: Walk["files"], fresh: Map<string, CacheRecord>): Promise<number> {
   let next = 0;
+  let added = 0;
   const lane = async () => {
-    while (next < w.toHash.length) {
+    while (next < files.length) {
       if (w.failed) throw new Error("scan aborted");
-      const { entry, st } = w.toHash[next++] as Walk["toHash"][number];
-      if (next % GC_EVERY === 0) collectGarbage(w.toHash.length);
+      const { entry, st } = files[next++] as Walk["files"][number];
+      if (next % GC_EVERY === 0) collectGarbage(files.length);
       const hash = await hashFile(w.prefix + entry.path, st, { name: entry.path });
       entry.hash = hash;
       w.stats.hashedFiles++;
       w.stats.hashedBytes += st.size;
       if (st.mtimeMs < w.racyFrom) {
-        w.fresh.set(entry.path, [st.size, st.mtimeMs, st.ctimeMs, st.ino, entry.mode, hash]);
-        w.newRecords++;
+        fresh.set(entry.path, [st.size, st.mtimeMs, st.ctimeMs, st.ino, entry.mode, hash]);
+        added++;
       }
     }
   };
@@ -475,6 +584,7 @@ async function hashAll(w: Walk): Promise<void> {
     w.failed = true;
     throw e;
   }
+  return added;
 }
 
 /** True when the link at `rel` has an absolute target or one that leads above the root. */
@@ -565,6 +675,46 @@ async function loadCache(file: string, root: string): Promise<Record<string, unk
     // a cache is only an optimisation: rescan
   }
   return undefined;
+}
+
+/** The previous scan's fingerprint and manifest digest for `root`; undefined when unusable. */
+async function loadTree(
+  file: string,
+  root: string,
+): Promise<{ fingerprint: string; digest: string } | undefined> {
+  try {
+    const data = JSON.parse(await readFile(file, "utf8"));
+    if (
+      data?.v === CACHE_VERSION &&
+      data.root === root &&
+      SHA256_HEX.test(String(data.fingerprint)) &&
+      SHA256_HEX.test(String(data.digest))
+    ) {
+      return { fingerprint: data.fingerprint, digest: data.digest };
+    }
+  } catch {
+    // only an optimisation: the scan reads the stat cache instead
+  }
+  return undefined;
+}
+
+/** Saves the fingerprint and digest of a scan (temporary file + rename); failures are warnings. */
+async function saveTree(
+  file: string,
+  root: string,
+  fingerprint: string,
+  digest: string,
+  warn: (message: string) => void,
+): Promise<void> {
+  const tmp = `${file}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
+  try {
+    await mkdir(dirname(file), { recursive: true });
+    await writeFile(tmp, JSON.stringify({ v: CACHE_VERSION, root, fingerprint, digest }), { mode: 0o600 });
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true }).catch(() => {});
+    warn(`could not save the scan cache ${quote(file)}: ${(e as Error).message}`);
+  }
 }
 
 /** Replaces the cache file atomically (temporary file + rename); failures are warnings. */

@@ -6,8 +6,7 @@
 import type { V1Secret } from "@kubernetes/client-node";
 import os from "node:os";
 import { UserError } from "../cli/errors.js";
-import { manifestDigest } from "../context/digest.js";
-import { scanTree } from "../context/scan.js";
+import { type Snapshot, scanSnapshot } from "../context/scan.js";
 import { type ClusterAccess, getJson } from "../kube/access.js";
 import { withAgent } from "../server/connect.js";
 import { type BuildSettings, snapshotId, snapshotTag } from "../snapshot/identity.js";
@@ -54,10 +53,10 @@ export async function buildSnapshot(
   };
   // The session with the build server is opened while the tree is scanned: the scan is
   // mostly local CPU work, opening the session mostly waiting for the network.
-  let prepared!: Promise<[Awaited<ReturnType<typeof scanTree>>, { id: string; data: string }[]]>;
+  let prepared!: Promise<[Snapshot, { id: string; data: string }[]]>;
   const building = withAgent(cluster, req.serverNamespace, async (s) => {
     const [scan, secrets] = await prepared;
-    const manifest = manifestDigest(scan.entries);
+    const manifest = scan.digest;
     const id = snapshotId(manifest, req.settings);
     const ref = `${req.repository}:${snapshotTag(id, req.tagPrefix)}`;
     lap("scan");
@@ -142,7 +141,7 @@ export async function buildSnapshot(
     }
   });
   prepared = Promise.all([
-    scanTree({ root: req.dir, onWarning: (m) => reporter.warn(m) }),
+    scanSnapshot({ root: req.dir, onWarning: (m) => reporter.warn(m) }),
     readSecrets(cluster, req),
   ]);
   prepared.catch(() => {}); // a failure is reported through the session

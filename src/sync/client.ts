@@ -25,8 +25,10 @@ export interface SyncRequest {
   root: string;
   user: string;
   project: string;
+  /** manifestDigest of the entries. */
   digest: string;
-  entries: Entry[];
+  /** The manifest, called only when the build server does not hold that snapshot already. */
+  entries: () => Promise<Entry[]>;
   client: string;
 }
 
@@ -72,10 +74,11 @@ export async function syncTree(
     throw new ProtocolError(`unexpected "${m.t}" from the build server`);
   }
 
-  const sent = await sendManifest(conn, req.entries);
-  collectGarbage(req.entries.length);
+  const entries = await req.entries();
+  const sent = await sendManifest(conn, entries);
+  collectGarbage(entries.length);
   await conn.send({ t: "manifest-end" });
-  const files = neededFiles(await conn.expect("need"), req.entries);
+  const files = neededFiles(await conn.expect("need"), entries);
   if (files.length === 0) return result(await conn.expect("synced"), 0, 0, sent);
   const { blobBytes, wire, final } = await sendBlobs(conn, req.root, files);
   return result(final, files.length, blobBytes, sent + wire);

@@ -32,6 +32,7 @@ import {
   type Entry,
   hashFile,
   type ScanOptions,
+  scanSnapshot,
   scanTree,
 } from "../../src/context/scan.js";
 
@@ -434,7 +435,8 @@ test("stat cache: an unchanged tree is not read again; a changed file is", async
   assert.equal(second.stats.hashedBytes, 0);
   assert.equal(second.stats.cacheHits, second.stats.files);
   assert.deepEqual(second.entries, first.entries);
-  assert.deepEqual(await readdir(dirname(cacheFile)), ["scan.json"]); // no temporary files left
+  // The stat cache and the fingerprint of the tree; no temporary files left.
+  assert.deepEqual((await readdir(dirname(cacheFile))).sort(), ["scan.json", "scan.tree.json"]);
 
   // Same size and the old mtime again: the ctime still gives the change away.
   const b = join(root, "sub/b.txt");
@@ -450,6 +452,57 @@ test("stat cache: an unchanged tree is not read again; a changed file is", async
   const fourth = await scanTree({ root, cacheFile });
   assert.equal(fourth.stats.hashedFiles, 0);
   assert.equal(fourth.stats.cacheHits, 3);
+});
+
+test("scanSnapshot: an unchanged tree gives the previous digest without reading the stat cache", async (t) => {
+  const root = await tree(t, {
+    ".dockerignore": "*.log\n",
+    "a.txt": "alpha",
+    "sub/b.txt": "bravo",
+  });
+  await symlink("../a.txt", join(root, "sub/link"));
+  const cacheFile = join(await tempDir(t), "scan.json");
+  await age(root);
+  const first = await scanTree({ root, cacheFile });
+  assert.equal(first.digest, manifestDigest(first.entries));
+
+  // A file .dockerignore leaves out changes its folder's timestamps, not the manifest.
+  await writeFile(join(root, "debug.log"), "noise");
+  // Without a stat cache, only the fingerprint can vouch for the files.
+  await writeFile(cacheFile, "not json");
+  const fast = await scanSnapshot({ root, cacheFile });
+  assert.equal(fast.digest, first.digest);
+  assert.equal(fast.stats.hashedFiles, 0);
+  assert.equal(fast.stats.cacheHits, fast.stats.files);
+  // The entries are completed on demand (here by reading the files: the cache is gone).
+  assert.deepEqual(await fast.entries(), first.entries);
+  assert.equal(fast.stats.hashedFiles, 3);
+
+  // A changed file changes the fingerprint: a full scan, and another digest.
+  const b = join(root, "sub/b.txt");
+  const old = await lstat(b);
+  await writeFile(b, "BRAVO");
+  await utimes(b, old.atime, old.mtime);
+  const changed = await scanSnapshot({ root, cacheFile });
+  assert.notEqual(changed.digest, first.digest);
+  assert.equal(changed.digest, manifestDigest(await changed.entries()));
+});
+
+test("scanSnapshot: a digest the files do not give is refused when the entries are needed", async (t) => {
+  const root = await tree(t, { "a.txt": "alpha", "b.txt": "bravo" });
+  const cacheFile = join(await tempDir(t), "scan.json");
+  await age(root);
+  const first = await scanTree({ root, cacheFile });
+  // The saved fingerprint still matches the tree, but the digest next to it is another tree's.
+  const treeFile = join(dirname(cacheFile), "scan.tree.json");
+  const saved = JSON.parse(await readFile(treeFile, "utf8"));
+  await writeFile(treeFile, JSON.stringify({ ...saved, digest: sha256("another tree") }));
+  const s = await scanSnapshot({ root, cacheFile });
+  assert.equal(s.digest, sha256("another tree"));
+  await rejectsInput(s.entries(), /the tree changed during the scan/);
+  // The next scan is a full one again and gives the right digest.
+  await writeFile(treeFile, "{}");
+  assert.equal((await scanSnapshot({ root, cacheFile })).digest, first.digest);
 });
 
 test("stat cache: recently modified files are not cached (racily clean)", async (t) => {

@@ -3,8 +3,7 @@ import type { Command } from "commander";
 import os from "node:os";
 import path from "node:path";
 import { toName } from "../../config/config.js";
-import { manifestDigest } from "../../context/digest.js";
-import { scanTree } from "../../context/scan.js";
+import { scanSnapshot } from "../../context/scan.js";
 import { bytes, seconds } from "../../ui/format.js";
 import { UserError } from "../errors.js";
 import { VERSION } from "../version.js";
@@ -26,7 +25,7 @@ export function registerSync(program: Command) {
       const c = commandContext(cmd);
       const t0 = performance.now();
       // The scan starts first: the modules and the kubeconfig load while it waits for the disk.
-      const scanning = scanTree({ root: c.dir, onWarning: (m) => c.reporter.warn(m) });
+      const scanning = scanSnapshot({ root: c.dir, onWarning: (m) => c.reporter.warn(m) });
       scanning.catch(() => {}); // a failed scan is reported through the session
       const [{ resolveUser }, { withAgent }, { syncTree }, cluster] = await Promise.all([
         import("../../config/identity.js"),
@@ -47,7 +46,7 @@ export function registerSync(program: Command) {
       let tScan = 0;
       const syncing = withAgent(cluster, namespace, async (s) => {
         const scan = await scanning;
-        const digest = manifestDigest(scan.entries);
+        const digest = scan.digest;
         tScan = performance.now();
         const r = await syncTree(
           s.conn,
