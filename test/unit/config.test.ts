@@ -13,9 +13,9 @@ function dirWith(yaml?: string): string {
   return dir;
 }
 
-function problems(yaml: string): { message: string; details: string[] } {
+async function problems(yaml: string): Promise<{ message: string; details: string[] }> {
   try {
-    loadConfig(dirWith(yaml));
+    await loadConfig(dirWith(yaml));
   } catch (e) {
     assert.ok(isUserError(e), `expected a UserError, got ${e}`);
     assert.equal(e.exitCode, 2);
@@ -24,16 +24,24 @@ function problems(yaml: string): { message: string; details: string[] } {
   assert.fail("the config was accepted");
 }
 
-test("no snapdeploy.yaml means all defaults", () => {
-  assert.deepEqual(loadConfig(dirWith()), {
+test("no snapdeploy.yaml means all defaults", async () => {
+  const defaults = {
     image: { dockerfile: "Dockerfile", buildArgs: {}, tagPrefix: "snap-", secrets: [] },
     deploy: { targets: [], timeout: 300 },
     server: { namespace: "snapdeploy" },
-  });
+  };
+  assert.deepEqual(await loadConfig(dirWith()), defaults);
+  // The defaults without a file (no schema loaded) are the schema's for an empty file.
+  assert.deepEqual(await loadConfig(dirWith("")), defaults);
+  assert.deepEqual(await loadConfig(dirWith("{}\n")), defaults);
+  // Each load gets its own copy.
+  const a = await loadConfig(dirWith());
+  a.image.buildArgs.X = "1";
+  assert.deepEqual((await loadConfig(dirWith())).image.buildArgs, {});
 });
 
-test("values given are kept and the rest defaulted", () => {
-  const c = loadConfig(
+test("values given are kept and the rest defaulted", async () => {
+  const c = await loadConfig(
     dirWith(
       "project: backtest\nimage: {repository: r.example/team/app, buildArgs: {PY: '3.11'}}\ndeploy:\n  targets: [{name: web}]\n",
     ),
@@ -46,8 +54,8 @@ test("values given are kept and the rest defaulted", () => {
   assert.equal(c.server.namespace, "snapdeploy");
 });
 
-test("every problem is reported with where it is", () => {
-  const p = problems(
+test("every problem is reported with where it is", async () => {
+  const p = await problems(
     "project: Bad_Name\nbogus: 1\ndeploy:\n  timeout: 1.5\n  targets: [{kind: Job, name: x}]\nimage: {buildArgs: {A: 1}}\n",
   );
   assert.match(p.message, /snapdeploy\.yaml has 5 problem\(s\)/);
@@ -59,7 +67,7 @@ test("every problem is reported with where it is", () => {
   assert.match(text, /^image\.buildArgs\.A: .*expected string/m);
 });
 
-test("YAML that does not parse is a usage error naming the file", () => {
-  const p = problems("deploy: [unclosed\n");
+test("YAML that does not parse is a usage error naming the file", async () => {
+  const p = await problems("deploy: [unclosed\n");
   assert.match(p.message, /snapdeploy\.yaml is not valid YAML/);
 });

@@ -101,7 +101,7 @@ export function registerBuild(program: Command) {
       .command("build")
       .description("build the working tree on the build server and push it (skipped if the snapshot exists)"),
   ).action(async (opts, cmd: Command) => {
-    const c = commandContext(cmd);
+    const c = await commandContext(cmd);
     const t0 = performance.now();
     const r = await runBuild(c, opts);
     const phases = Object.entries(r.timings)

@@ -31,7 +31,7 @@ export interface CommandContext {
   access(): Promise<ClusterAccess>;
 }
 
-export function commandContext(cmd: Command): CommandContext {
+export async function commandContext(cmd: Command): Promise<CommandContext> {
   const flags = cmd.optsWithGlobals() as GlobalFlags;
   const dir = path.resolve(flags.dir ?? ".");
   let kc: KubeConfig | undefined;
@@ -39,7 +39,7 @@ export function commandContext(cmd: Command): CommandContext {
   return {
     flags,
     dir,
-    config: loadConfig(dir),
+    config: await loadConfig(dir),
     reporter: createReporter({ mode: flags.output ?? "plain" }),
     kube: async () => {
       if (!kc) {

@@ -110,7 +110,7 @@ export function registerDeploy(program: Command) {
       "apply these manifests (folder of YAML files or kustomization) with the snapshot image, instead of patching targets (default: deploy.manifests)",
     )
     .action(async (opts, cmd: Command) => {
-      const c = commandContext(cmd);
+      const c = await commandContext(cmd);
       const t0 = performance.now();
       const [{ rollTargets }, { gitInfo, describeCommit }, { resolveUser }, kc] = await Promise.all([
         import("../../pipeline/deploy.js"),
@@ -180,7 +180,7 @@ export function registerDeploy(program: Command) {
     .option("--personal", "the history of your personal copies")
     .option("--user <name>", "whose personal copies (with --personal)")
     .action(async (opts, cmd: Command) => {
-      const c = commandContext(cmd);
+      const c = await commandContext(cmd);
       const [{ History }, { targetLabel }, kc] = await Promise.all([
         import("../../deploy/history.js"),
         import("../../deploy/targets.js"),
@@ -214,7 +214,7 @@ export function registerDeploy(program: Command) {
     .option("--timeout <seconds>", "how long to wait for each rollout")
     .option("--user <name>", "who is rolling back (default: your identity)")
     .action(async (opts, cmd: Command) => {
-      const c = commandContext(cmd);
+      const c = await commandContext(cmd);
       const [
         { History },
         { targetLabel },
@@ -311,7 +311,7 @@ export function registerDeploy(program: Command) {
   )
     .option("--user <name>", "whose copies (default: your identity)")
     .action(async (opts, cmd: Command) => {
-      const c = commandContext(cmd);
+      const c = await commandContext(cmd);
       const [{ deletePersonalCopies }, { resolveUser }, { targetNamespace }, kc] = await Promise.all([
         import("../../deploy/personal.js"),
         import("../../config/identity.js"),

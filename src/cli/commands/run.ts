@@ -50,7 +50,7 @@ export function registerRun(program: Command) {
     .option("--ttl <seconds>", "keep the finished Job and its logs this long", "3600")
     .option("--start-timeout <seconds>", "how long the pod may take to start (default: deploy.timeout)");
   addBuildOptions(cmd).action(async (command: string[], opts, self: Command) => {
-    const c = commandContext(self);
+    const c = await commandContext(self);
     if (!command.length) {
       throw new UserError("usage", "no command given", {
         hint: "put it after --, e.g. snapdeploy run -- python backtest.py --days 30",

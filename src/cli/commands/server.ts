@@ -68,7 +68,7 @@ export function registerServer(program: Command) {
     .option("-n, --namespace <ns>", "namespace of the build server")
     .option("--timeout <seconds>", "how long to wait for it to become ready", "300")
     .action(async (opts, cmd: Command) => {
-      const c = commandContext(cmd);
+      const c = await commandContext(cmd);
       const { installServer } = await import("../../server/ops.js");
       const image = opts.image ?? process.env.SNAPDEPLOY_SERVER_IMAGE;
       if (!image) {
@@ -109,7 +109,7 @@ export function registerServer(program: Command) {
     .description("is the build server ready; its agent version, disk, and workspaces")
     .option("-n, --namespace <ns>", "namespace of the build server")
     .action(async (opts, cmd: Command) => {
-      const c = commandContext(cmd);
+      const c = await commandContext(cmd);
       const namespace = opts.namespace ?? c.config.server.namespace;
       const { serverStatus } = await import("../../server/ops.js");
       const s = await serverStatus(await c.access(), namespace);
@@ -144,7 +144,7 @@ export function registerServer(program: Command) {
     .option("-n, --namespace <ns>", "namespace of the build server")
     .option("--purge", "also delete the data volume (all workspaces and the layer cache) and the namespace")
     .action(async (opts, cmd: Command) => {
-      const c = commandContext(cmd);
+      const c = await commandContext(cmd);
       const namespace = opts.namespace ?? c.config.server.namespace;
       const { uninstallServer } = await import("../../server/ops.js");
       const removed = await uninstallServer(await c.kube(), namespace, Boolean(opts.purge));

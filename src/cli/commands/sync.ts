@@ -22,7 +22,7 @@ export function registerSync(program: Command) {
     )
     .option("-n, --namespace <ns>", "namespace of the build server")
     .action(async (opts, cmd: Command) => {
-      const c = commandContext(cmd);
+      const c = await commandContext(cmd);
       const t0 = performance.now();
       // The scan starts first: the modules and the kubeconfig load while it waits for the disk.
       const scanning = scanSnapshot({ root: c.dir, onWarning: (m) => c.reporter.warn(m) });

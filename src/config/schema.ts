@@ -1,0 +1,101 @@
+/**
+ * The schema of snapdeploy.yaml: one zod schema is the single source of truth for what a
+ * file may say. Every problem is reported with its location, e.g. `server.namespace:
+ * expected string`. Loaded only when a project has the file (see config.ts).
+ */
+import { readFileSync } from "node:fs";
+import { parse } from "yaml";
+import { en } from "zod/locales";
+import * as z from "zod/mini";
+import { UserError } from "../cli/errors.js";
+import { NAME_PATTERN } from "../protocol/constants.js";
+import { DEFAULT_CONFIG } from "./config.js";
+
+// zod's "mini" build: the same checks, a twentieth of the code to load (every command
+// reads the config, so its import cost is paid on each run). English messages only.
+z.config(en());
+
+const name = z
+  .string()
+  .check(z.regex(NAME_PATTERN, "use lowercase letters, digits, '.', '_' or '-' (at most 63)"));
+const nonEmpty = () => z.string().check(z.minLength(1));
+
+export const ConfigSchema = z.strictObject({
+  project: z.optional(name),
+  user: z.optional(name),
+  image: z._default(
+    z.strictObject({
+      /** Where snapshots are pushed, e.g. registry.example.com/team/app. */
+      repository: z.optional(nonEmpty()),
+      dockerfile: z._default(nonEmpty(), DEFAULT_CONFIG.image.dockerfile),
+      target: z.optional(nonEmpty()),
+      platform: z.optional(nonEmpty()),
+      buildArgs: z._default(z.record(z.string(), z.string()), {}),
+      tagPrefix: z._default(
+        z.string().check(z.regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,40}$/)),
+        DEFAULT_CONFIG.image.tagPrefix,
+      ),
+      secrets: z._default(
+        z.array(
+          z.strictObject({
+            id: z.string().check(z.regex(/^[A-Za-z0-9._-]{1,64}$/)),
+            secret: nonEmpty(),
+            key: z.optional(nonEmpty()),
+          }),
+        ),
+        [],
+      ),
+    }),
+    () => structuredClone(DEFAULT_CONFIG.image),
+  ),
+  deploy: z._default(
+    z.strictObject({
+      /** Namespace of the targets (default: the kubeconfig context's namespace, else "default"). */
+      namespace: z.optional(nonEmpty()),
+      targets: z._default(
+        z.array(
+          z.strictObject({
+            kind: z._default(z.enum(["Deployment", "StatefulSet"]), "Deployment"),
+            name: nonEmpty(),
+            /** Containers to point at the snapshot (default: the first container). */
+            containers: z.optional(z.array(nonEmpty())),
+          }),
+        ),
+        [],
+      ),
+      /**
+       * Apply these manifests (a folder of YAML files or a kustomization, relative to
+       * the project folder) with the snapshot image instead of patching targets.
+       */
+      manifests: z.optional(nonEmpty()),
+      /** Seconds to wait for each rollout. */
+      timeout: z._default(z.number().check(z.int(), z.positive()), DEFAULT_CONFIG.deploy.timeout),
+    }),
+    () => structuredClone(DEFAULT_CONFIG.deploy),
+  ),
+  server: z._default(
+    z.strictObject({
+      namespace: z._default(nonEmpty(), DEFAULT_CONFIG.server.namespace),
+    }),
+    () => structuredClone(DEFAULT_CONFIG.server),
+  ),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+/** The config in `file` (snapdeploy.yaml): UserError("usage") listing every problem. */
+export function parseConfigFile(file: string): Config {
+  let raw: unknown = {};
+  try {
+    raw = parse(readFileSync(file, "utf8")) ?? {};
+  } catch (e) {
+    throw new UserError("usage", `${file} is not valid YAML: ${(e as Error).message}`);
+  }
+  const r = ConfigSchema.safeParse(raw);
+  if (!r.success) {
+    throw new UserError("usage", `${file} has ${r.error.issues.length} problem(s)`, {
+      details: r.error.issues.map((i) => `${i.path.join(".") || "(top level)"}: ${i.message}`),
+    });
+  }
+  return r.data;
+}
