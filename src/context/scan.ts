@@ -173,6 +173,7 @@ export async function scanSnapshot(opts: ScanOptions): Promise<Snapshot> {
     prefix: root.endsWith("/") ? root : `${root}/`,
     rules,
     files: [],
+    stamps: [],
     warn: opts.onWarning ?? (() => {}),
     entries: [],
     stats: {
@@ -240,12 +241,19 @@ export async function scanSnapshot(opts: ScanOptions): Promise<Snapshot> {
 async function completeHashes(w: Walk, cacheFile: string | undefined): Promise<string> {
   const cached = (cacheFile ? await loadCache(cacheFile, w.root) : undefined) ?? {};
   const fresh = new Map<string, CacheRecord>();
-  const toHash: Walk["files"] = [];
-  for (const f of w.files) {
-    const hash = cachedHash(cached, f, fresh);
-    if (hash === undefined) toHash.push(f);
+  const toHash: ToHash[] = [];
+  for (let i = 0; i < w.files.length; i++) {
+    const entry = w.files[i] as Entry;
+    const st = {
+      size: entry.size,
+      mtimeMs: w.stamps[3 * i] ?? 0,
+      ctimeMs: w.stamps[3 * i + 1] ?? 0,
+      ino: w.stamps[3 * i + 2] ?? 0,
+    };
+    const hash = cachedHash(cached, entry, st, fresh);
+    if (hash === undefined) toHash.push({ entry, st });
     else {
-      f.entry.hash = hash;
+      entry.hash = hash;
       w.stats.cacheHits++;
     }
   }
@@ -389,13 +397,24 @@ export function checkEntryPath(rel: string): void {
   }
 }
 
+/** A file to hash, with its lstat from the walk. */
+interface ToHash {
+  entry: Entry;
+  st: Pick<Stats, "size" | "mtimeMs" | "ctimeMs" | "ino">;
+}
+
 interface Walk {
   root: string;
   /** The root with a trailing '/'. */
   prefix: string;
   rules: IgnoreRules;
-  /** The files, with their lstat from the walk: hashed from the cache or read (completeHashes). */
-  files: { entry: Entry; st: Pick<Stats, "size" | "mtimeMs" | "ctimeMs" | "ino"> }[];
+  /** The files: hashed from the cache or read once the walk is done (completeHashes). */
+  files: Entry[];
+  /**
+   * The mtimeMs, ctimeMs and inode of files[i] at stamps[3i..3i+2]: numbers in one array
+   * rather than an object per file (on 100k files, ~2.4 MB instead of ~11 MB).
+   */
+  stamps: number[];
   warn: (message: string) => void;
   entries: Entry[];
   stats: ScanStats;
@@ -502,9 +521,9 @@ function visit(w: Walk, rel: string, d: Dirent): boolean | Promise<boolean> {
     w.entries.push(entry);
     w.stats.files++;
     w.stats.bytes += st.size;
-    const { size, mtimeMs, ctimeMs, ino } = st;
-    w.files.push({ entry, st: { size, mtimeMs, ctimeMs, ino } });
-    if (mtimeMs >= w.racyFrom) w.racy = true;
+    w.files.push(entry);
+    w.stamps.push(st.mtimeMs, st.ctimeMs, st.ino);
+    if (st.mtimeMs >= w.racyFrom) w.racy = true;
     fingerprint(w, rel, st, "");
     return true;
   }
@@ -534,19 +553,20 @@ function fingerprint(w: Walk, rel: string, st: Stats, target: string): void {
  */
 function cachedHash(
   cached: Record<string, unknown>,
-  f: Walk["files"][number],
+  entry: Entry,
+  st: ToHash["st"],
   fresh: Map<string, CacheRecord>,
 ): string | undefined {
-  const rel = f.entry.path;
+  const rel = entry.path;
   const rec = Object.hasOwn(cached, rel) ? cached[rel] : undefined;
   if (
     !Array.isArray(rec) ||
     rec.length !== 6 ||
-    rec[0] !== f.st.size ||
-    rec[1] !== f.st.mtimeMs ||
-    rec[2] !== f.st.ctimeMs ||
-    rec[3] !== f.st.ino ||
-    rec[4] !== f.entry.mode ||
+    rec[0] !== st.size ||
+    rec[1] !== st.mtimeMs ||
+    rec[2] !== st.ctimeMs ||
+    rec[3] !== st.ino ||
+    rec[4] !== entry.mode ||
     typeof rec[5] !== "string" ||
     !SHA256_HEX.test(rec[5])
   ) {
@@ -560,13 +580,13 @@ function cachedHash(
  * Hashes `files`, CONCURRENCY at a time, and records them in `fresh` unless racily clean.
  * Returns how many records it added.
  */
-async function hashAll(w: Walk, files: Walk["files"], fresh: Map<string, CacheRecord>): Promise<number> {
+async function hashAll(w: Walk, files: ToHash[], fresh: Map<string, CacheRecord>): Promise<number> {
   let next = 0;
   let added = 0;
   const lane = async () => {
     while (next < files.length) {
       if (w.failed) throw new Error("scan aborted");
-      const { entry, st } = files[next++] as Walk["files"][number];
+      const { entry, st } = files[next++] as ToHash;
       if (next % GC_EVERY === 0) collectGarbage(files.length);
       const hash = await hashFile(w.prefix + entry.path, st, { name: entry.path });
       entry.hash = hash;
