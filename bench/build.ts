@@ -15,7 +15,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { defaultCacheFile } from "../src/context/scan.js";
+import { defaultCacheFile, fingerprintFile } from "../src/context/scan.js";
 import { type BuildApp, buildApp, editOneFile, stampRound } from "./build-fixtures.js";
 import { report, type Row, type Sample } from "./build-report.js";
 import { FIXTURES } from "./fixtures.js";
@@ -243,7 +243,7 @@ async function benchApp(app: BuildApp, rows: Row[]) {
     await freshServer();
     stampRound(app, `${RUN_ID}-${i}`);
     app.writtenAt = Date.now();
-    rmSync(cacheFile, { force: true });
+    for (const file of [cacheFile, fingerprintFile(cacheFile)]) rmSync(file, { force: true });
     await settle();
     log(`${app.name}: cold run ${i + 1}`);
     await round(cold, { skip: false });

@@ -14,7 +14,7 @@ import { readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { defaultCacheFile } from "../src/context/scan.js";
+import { defaultCacheFile, fingerprintFile } from "../src/context/scan.js";
 import { editFiles, FIXTURES, type Fixture, generatedFixture, realFixture } from "./fixtures.js";
 import { report, type Row, type Sample } from "./sync-report.js";
 import {
@@ -194,7 +194,7 @@ async function benchTree(f: Fixture, rows: Row[]) {
   const cold = row("cold");
   for (let i = 0; i < (COLD_RUNS[f.name] ?? RUNS.cold); i++) {
     await freshServer();
-    rmSync(cacheFile, { force: true });
+    for (const file of [cacheFile, fingerprintFile(cacheFile)]) rmSync(file, { force: true });
     await sleep(f.writtenAt + RACY_MS + 100 - Date.now());
     log(`${f.name}: cold run ${i + 1}`);
     await round(cold, f.files, true);
@@ -206,7 +206,7 @@ async function benchTree(f: Fixture, rows: Row[]) {
   for (let i = 0; i < RUNS.noop; i++) await round(noop, 0);
   // Once without the local scan cache: every file is read and hashed again.
   const noopCold = row("no-op, cold local cache");
-  rmSync(cacheFile, { force: true });
+  for (const file of [cacheFile, fingerprintFile(cacheFile)]) rmSync(file, { force: true });
   noopCold.snapdeploy.push(await measure(`${f.name} no-op, cold cache`, () => snapdeploy(f, user)));
   Object.assign(noopCold, { tar: noop.tar, rsync: noop.rsync, baselinesFrom: "no-op" });
 

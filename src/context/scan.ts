@@ -163,7 +163,7 @@ export async function scanSnapshot(opts: ScanOptions): Promise<Snapshot> {
   const root = await resolveRoot(opts.root);
   const useCache = opts.useCache ?? true;
   const cacheFile = opts.cacheFile ?? defaultCacheFile(root);
-  const treeFile = `${cacheFile.replace(/\.json$/, "")}.tree.json`;
+  const treeFile = fingerprintFile(cacheFile);
   const [rules, previous] = await Promise.all([
     readDockerignore(root),
     useCache ? loadTree(treeFile, root) : undefined,
@@ -269,6 +269,11 @@ async function completeHashes(w: Walk, cacheFile: string | undefined): Promise<s
   if (cacheFile && !unchanged) await saveCache(cacheFile, w.root, fresh, w.warn);
   collectGarbage(w.entries.length);
   return manifestDigest(w.entries);
+}
+
+/** Where the fingerprint and digest of the last scan are kept, next to the stat cache `cacheFile`. */
+export function fingerprintFile(cacheFile: string): string {
+  return `${cacheFile.replace(/\.json$/, "")}.tree.json`;
 }
 
 /**
