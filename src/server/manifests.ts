@@ -111,7 +111,7 @@ export function serverObjects(o: ServerOptions): KubernetesObject[] {
       ],
     });
   } else {
-    // The node's Docker daemon: whoever can exec into this pod is root on the node.
+    // The node's Docker daemon: whoever can port-forward to or exec into this pod is root on the node.
     volumes.push({ name: "docker-socket", hostPath: { path: "/var/run/docker.sock", type: "Socket" } });
     agentMounts.push({ name: "docker-socket", mountPath: "/var/run/docker.sock" });
   }
