@@ -122,6 +122,11 @@ const MAX_SEGMENT_BYTES = 255;
 const MAX_PATH_BYTES = 4096;
 /** Root-level names the build always needs, whatever `.dockerignore` says. */
 const ALWAYS_SENT = new Set(["Dockerfile", ".dockerignore"]);
+/**
+ * Version of the stat cache and fingerprint files. Bump it whenever what a scan includes
+ * (ignore rules, entry fields) or how it fingerprints changes: a fingerprint vouches for a
+ * manifest only as this code computes it.
+ */
 const CACHE_VERSION = 1;
 // File descriptors through the callback API: an order of magnitude cheaper per call than
 // fs/promises FileHandles, which matters when most files are a few kilobytes.
