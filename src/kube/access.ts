@@ -132,8 +132,6 @@ export function accessFromKubeConfig(kc: KubeConfig): ClusterAccess {
   };
 }
 
-type Named<T> = { name?: unknown } & { [k: string]: T | unknown };
-
 /** Fields the direct path understands; a user or cluster with any other one goes through client-node. */
 const DIRECT_USER_FIELDS = new Set([
   "client-certificate",
@@ -174,7 +172,7 @@ function readDirect(file: string, wanted: string | undefined): ClusterAccess | u
     throw unreadableKubeconfig(file, e);
   }
   const list = (key: string) =>
-    (Array.isArray(doc[key]) ? doc[key] : []) as Named<Record<string, unknown> | undefined>[];
+    (Array.isArray(doc[key]) ? doc[key] : []) as (Record<string, unknown> | null)[];
   const find = (key: string, name: unknown) => list(key).find((x) => x?.name === name);
   checkContext(
     list("contexts").map((c) => String(c?.name)),

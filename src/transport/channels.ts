@@ -8,7 +8,7 @@
 import { Duplex } from "node:stream";
 import WebSocket from "ws";
 import { UserError } from "../cli/errors.js";
-import type { ClusterAccess } from "../kube/access.js";
+import { type ClusterAccess, networkError } from "../kube/access.js";
 
 const KEEPALIVE_MS = 20_000;
 const ERROR_TAIL = 64 * 1024;
@@ -192,14 +192,15 @@ export async function openChannels(
     });
     ws.once("error", (e: NodeJS.ErrnoException) =>
       reject(
-        new UserError(
-          "cluster",
-          `cannot reach the Kubernetes API server at ${cluster.server}: ${e.message}`,
-          {
-            hint: "check that the cluster is up and that your kubeconfig points at it (kubectl cluster-info)",
-            cause: e,
-          },
-        ),
+        networkError(e, cluster.server) ??
+          new UserError(
+            "cluster",
+            `cannot reach the Kubernetes API server at ${cluster.server}: ${e.message}`,
+            {
+              hint: "check that the cluster is up and your kubeconfig points at it",
+              cause: e,
+            },
+          ),
       ),
     );
   });
