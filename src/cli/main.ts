@@ -9,8 +9,8 @@ import { registerRun } from "./commands/run.js";
 import { registerDeploy } from "./commands/deploy.js";
 import { registerServer } from "./commands/server.js";
 import { registerSync } from "./commands/sync.js";
-import { ExitCode, isUserError } from "./errors.js";
-import { VERSION } from "./version.js";
+import { ExitCode, isUserError } from "../errors.js";
+import { VERSION } from "../version.js";
 
 // A short-lived process whose large data (a manifest of 100k entries) lives to the end:
 // keeping the young generation at its initial size, rather than letting it grow to

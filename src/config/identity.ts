@@ -6,7 +6,7 @@
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import os from "node:os";
-import { UserError } from "../cli/errors.js";
+import { UserError } from "../errors.js";
 import type { KubeUser } from "../kube/access.js";
 import { toName } from "./config.js";
 

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { en } from "zod/locales";
 import * as z from "zod/mini";
-import { UserError } from "../cli/errors.js";
+import { UserError } from "../errors.js";
 import { NAME_PATTERN } from "../protocol/constants.js";
 import { DEFAULT_CONFIG } from "./config.js";
 

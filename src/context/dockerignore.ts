@@ -7,7 +7,7 @@
 import { readFile } from "node:fs/promises";
 import { posix } from "node:path";
 import dockerignore from "@balena/dockerignore";
-import { UserError } from "../cli/errors.js";
+import { UserError } from "../errors.js";
 
 /** What a `.dockerignore` decides, for paths relative to the context root, '/'-separated. */
 export interface IgnoreRules {

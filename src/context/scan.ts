@@ -25,7 +25,7 @@ import {
 import { mkdir, readFile, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, posix, resolve } from "node:path";
 import { promisify } from "node:util";
-import { UserError } from "../cli/errors.js";
+import { UserError } from "../errors.js";
 import { cacheDir } from "../util/cache.js";
 import { collectGarbage } from "../util/memory.js";
 import { compareEntryPaths, manifestDigest } from "./digest.js";

@@ -14,7 +14,7 @@ import {
   type V1Deployment,
   type V1StatefulSet,
 } from "@kubernetes/client-node";
-import { UserError } from "../cli/errors.js";
+import { UserError } from "../errors.js";
 import { apiError } from "../kube/client.js";
 import { type AppliedObject, applyObject, FIELD_MANAGER } from "../server/ops.js";
 import { annotateWorkload, type ChangedWorkload, type ManifestObject } from "./manifests.js";

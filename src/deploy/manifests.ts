@@ -12,7 +12,7 @@
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import path from "node:path";
 import { parseAllDocuments } from "yaml";
-import { UserError } from "../cli/errors.js";
+import { UserError } from "../errors.js";
 
 export interface ManifestObject {
   apiVersion: string;

@@ -13,7 +13,7 @@ import {
   type V1StatefulSet,
   Watch,
 } from "@kubernetes/client-node";
-import { UserError } from "../cli/errors.js";
+import { UserError } from "../errors.js";
 import { apiError } from "../kube/client.js";
 import { type TargetKind, targetLabel } from "./targets.js";
 

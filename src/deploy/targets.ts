@@ -10,7 +10,7 @@ import {
   type V1Deployment,
   type V1StatefulSet,
 } from "@kubernetes/client-node";
-import { UserError } from "../cli/errors.js";
+import { UserError } from "../errors.js";
 import { apiError } from "../kube/client.js";
 
 export type TargetKind = "Deployment" | "StatefulSet";

@@ -18,7 +18,7 @@ import https from "node:https";
 import os from "node:os";
 import path from "node:path";
 import { parse } from "yaml";
-import { UserError } from "../cli/errors.js";
+import { UserError } from "../errors.js";
 
 export interface KubeOptions {
   kubeconfig?: string;

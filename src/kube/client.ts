@@ -3,7 +3,7 @@
  * uses) and turning API failures into messages that say what to do.
  */
 import { ApiException, KubeConfig } from "@kubernetes/client-node";
-import { UserError } from "../cli/errors.js";
+import { UserError } from "../errors.js";
 import {
   checkContext,
   type KubeOptions,

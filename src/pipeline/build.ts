@@ -5,7 +5,7 @@
  */
 import type { V1Secret } from "@kubernetes/client-node";
 import os from "node:os";
-import { UserError } from "../cli/errors.js";
+import { UserError } from "../errors.js";
 import { type Snapshot, scanSnapshot } from "../context/scan.js";
 import { type ClusterAccess, getJson } from "../kube/access.js";
 import { withAgent } from "../server/connect.js";

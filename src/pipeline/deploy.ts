@@ -4,7 +4,7 @@
  * optionally put the previous images back. Ctrl-C marks the history entries "interrupted".
  */
 import type { KubeConfig } from "@kubernetes/client-node";
-import { UserError } from "../cli/errors.js";
+import { UserError } from "../errors.js";
 import {
   applyManifests,
   applyPersonalCopy,

@@ -5,7 +5,7 @@
  * user's command as its entrypoint. Pure: no API calls, so it is unit-tested as is.
  */
 import type { V1Container, V1EnvVar, V1Job, V1PodTemplateSpec } from "@kubernetes/client-node";
-import { UserError } from "../cli/errors.js";
+import { UserError } from "../errors.js";
 
 export const RUN_LABEL = "snapdeploy.dev/run";
 export const USER_LABEL = "snapdeploy.dev/user";

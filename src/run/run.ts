@@ -2,7 +2,7 @@
  * Creating a run's Job and seeing it through: wait for its pod to start (or say why it
  * cannot), stream its output, and report the command's exit code.
  *
- * Exit codes of failures here (see src/cli/errors.ts):
+ * Exit codes of failures here (see src/errors.ts):
  * - input (6): the API server refused the Job as invalid (e.g. a bad --env name);
  * - rollout (10): the pod will not start without a fix (image cannot be pulled, missing
  *   ConfigMap/Secret, the Job's pod is refused, an init container failed) or vanished,
@@ -23,7 +23,7 @@ import {
 } from "@kubernetes/client-node";
 import { PassThrough, type Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import { UserError } from "../cli/errors.js";
+import { UserError } from "../errors.js";
 import { apiError } from "../kube/client.js";
 import type { Reporter } from "../ui/reporter.js";
 import { RUN_LABEL } from "./job.js";

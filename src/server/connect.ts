@@ -8,8 +8,8 @@
 import type { V1Pod, V1PodList } from "@kubernetes/client-node";
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { UserError } from "../cli/errors.js";
-import { VERSION } from "../cli/version.js";
+import { UserError } from "../errors.js";
+import { VERSION } from "../version.js";
 import { type ClusterAccess, getJson } from "../kube/access.js";
 import { AGENT_PORT, PROTOCOL_VERSION, RELAY_COMMAND } from "../protocol/constants.js";
 import { type ChannelStream, Refused } from "../transport/channels.js";

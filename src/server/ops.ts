@@ -10,7 +10,7 @@ import {
   PatchStrategy,
   type V1Pod,
 } from "@kubernetes/client-node";
-import { UserError } from "../cli/errors.js";
+import { UserError } from "../errors.js";
 import { accessFromKubeConfig, type ClusterAccess } from "../kube/access.js";
 import { apiError } from "../kube/client.js";
 import { findServerPod, isReady, withAgent } from "./connect.js";

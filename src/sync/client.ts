@@ -9,7 +9,7 @@ import { closeSync, constants, openSync, readSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { createDeflateRaw, deflateRaw } from "node:zlib";
-import { UserError } from "../cli/errors.js";
+import { UserError } from "../errors.js";
 import { type Entry, GC_EVERY } from "../context/scan.js";
 import { collectGarbage } from "../util/memory.js";
 import { BATCH_DEFLATE, BATCH_RAW, BLOB_HEADER, DATA_CHUNK, SEND_WINDOW } from "../protocol/constants.js";

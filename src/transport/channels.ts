@@ -7,7 +7,7 @@
  */
 import { Duplex } from "node:stream";
 import WebSocket from "ws";
-import { UserError } from "../cli/errors.js";
+import { UserError } from "../errors.js";
 import { type ClusterAccess, networkError } from "../kube/access.js";
 
 const KEEPALIVE_MS = 20_000;

@@ -46,9 +46,9 @@ async function randomFile(file: string, mib: number): Promise<string> {
   for (let i = 0; i < mib; i++) {
     const chunk = randomBytes(1024 * 1024);
     h.update(chunk);
-    if (!out.write(chunk)) await new Promise((r) => out.once("drain", r));
+    if (!out.write(chunk)) await new Promise<void>((r) => out.once("drain", () => r()));
   }
-  await new Promise((r) => out.end(r));
+  await new Promise<void>((r) => out.end(() => r()));
   return h.digest("hex");
 }
 

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { stringify } from "yaml";
-import { UserError } from "../../src/cli/errors.js";
+import { UserError } from "../../src/errors.js";
 import { loadClusterAccess } from "../../src/kube/access.js";
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");

@@ -31,7 +31,7 @@ test("an unknown option is a usage error (exit 2) without a stack trace", async 
 
 test("no kubeconfig at all is a cluster error naming what is missing (exit 3)", async () => {
   const home = mkdtempSync(path.join(tmpdir(), "snapdeploy-home-"));
-  const env = { ...process.env, HOME: home };
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: home };
   delete env.KUBECONFIG;
   delete env.KUBERNETES_SERVICE_HOST;
   const r = await run("node", [bin, "sync", "-C", home], { env });

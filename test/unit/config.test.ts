@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { isUserError } from "../../src/cli/errors.js";
+import { isUserError } from "../../src/errors.js";
 import { loadConfig } from "../../src/config/config.js";
 
 function dirWith(yaml?: string): string {

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { V1Pod, V1PodTemplateSpec } from "@kubernetes/client-node";
-import { UserError } from "../../src/cli/errors.js";
+import { UserError } from "../../src/errors.js";
 import { buildRunJob, checkQuantity, parseEnv, type RunJobInput, runJobName } from "../../src/run/job.js";
 import { exitStatus, startState } from "../../src/run/pod.js";
 

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import path from "node:path";
 import { toName } from "../../config/config.js";
 import { bytes, seconds } from "../../ui/format.js";
-import { UserError } from "../errors.js";
+import { UserError } from "../../errors.js";
 import { type CommandContext, commandContext } from "./context.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];

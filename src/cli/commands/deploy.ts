@@ -5,7 +5,7 @@ import path from "node:path";
 import type { ManifestObject } from "../../deploy/manifests.js";
 import type { TargetSpec } from "../../deploy/targets.js";
 import { ago, seconds } from "../../ui/format.js";
-import { UserError } from "../errors.js";
+import { UserError } from "../../errors.js";
 import { addBuildOptions, runBuild } from "./build.js";
 import { type CommandContext, commandContext } from "./context.js";
 

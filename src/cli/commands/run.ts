@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import { randomBytes } from "node:crypto";
 import type { TargetSpec } from "../../deploy/targets.js";
 import { buildRunJob, checkQuantity, parseEnv, runJobName } from "../../run/job.js";
-import { UserError } from "../errors.js";
+import { UserError } from "../../errors.js";
 import { addBuildOptions, runBuild } from "./build.js";
 import { commandContext } from "./context.js";
 

@@ -3,7 +3,7 @@ import { type Command, Option } from "commander";
 import { readFileSync } from "node:fs";
 import type { BuilderMode } from "../../server/manifests.js";
 import { ago, bytes } from "../../ui/format.js";
-import { UserError } from "../errors.js";
+import { UserError } from "../../errors.js";
 import { commandContext } from "./context.js";
 
 function positiveInt(v: string, flag: string): number {

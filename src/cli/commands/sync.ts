@@ -5,8 +5,8 @@ import path from "node:path";
 import { toName } from "../../config/config.js";
 import { scanSnapshot } from "../../context/scan.js";
 import { bytes, seconds } from "../../ui/format.js";
-import { UserError } from "../errors.js";
-import { VERSION } from "../version.js";
+import { UserError } from "../../errors.js";
+import { VERSION } from "../../version.js";
 import { commandContext } from "./context.js";
 
 export function registerSync(program: Command) {
