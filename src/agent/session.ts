@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { createInflateRaw, inflateRawSync } from "node:zlib";
-import { manifestDigest } from "../context/digest.js";
+import { manifestDigest } from "../protocol/manifest.js";
 import {
   ACK_EVERY,
   type AgentErrorCode,

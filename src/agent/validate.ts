@@ -7,7 +7,7 @@
  * that stay inside the tree.
  */
 import path from "node:path/posix";
-import type { Entry } from "../context/scan.js";
+import type { Entry } from "../protocol/manifest.js";
 import { NAME_PATTERN } from "../protocol/constants.js";
 
 export class InvalidInput extends Error {

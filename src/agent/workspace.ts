@@ -18,7 +18,7 @@ import {
   symlinkSync,
 } from "node:fs";
 import path from "node:path";
-import type { Entry } from "../context/scan.js";
+import type { Entry } from "../protocol/manifest.js";
 import type { BlobStore } from "./blobs.js";
 
 type Slot = "a" | "b";

@@ -6,17 +6,12 @@
  */
 import { existsSync } from "node:fs";
 import path from "node:path";
+import { DEFAULT_CONFIG } from "./defaults.js";
 import type { Config } from "./schema.js";
 
 export type { Config };
 export const CONFIG_FILE = "snapdeploy.yaml";
-
-/** What an absent snapdeploy.yaml means; the schema's defaults are these (unit-tested). */
-export const DEFAULT_CONFIG = {
-  image: { dockerfile: "Dockerfile", buildArgs: {}, tagPrefix: "snap-", secrets: [] },
-  deploy: { targets: [], timeout: 300 },
-  server: { namespace: "snapdeploy" },
-};
+export { DEFAULT_CONFIG };
 
 /** Reads <dir>/snapdeploy.yaml if present; an absent file means all defaults. */
 export async function loadConfig(dir: string): Promise<Config> {

@@ -9,7 +9,7 @@ import { en } from "zod/locales";
 import * as z from "zod/mini";
 import { UserError } from "../errors.js";
 import { NAME_PATTERN } from "../protocol/constants.js";
-import { DEFAULT_CONFIG } from "./config.js";
+import { DEFAULT_CONFIG } from "./defaults.js";
 
 // zod's "mini" build: the same checks, a twentieth of the code to load (every command
 // reads the config, so its import cost is paid on each run). English messages only.

@@ -27,26 +27,9 @@ import { dirname, isAbsolute, posix, resolve } from "node:path";
 import { promisify } from "node:util";
 import { UserError } from "../errors.js";
 import { cacheDir } from "../util/cache.js";
+import { compareEntryPaths, type Entry, manifestDigest } from "../protocol/manifest.js";
 import { collectGarbage } from "../util/memory.js";
-import { compareEntryPaths, manifestDigest } from "./digest.js";
 import { type IgnoreRules, readDockerignore } from "./dockerignore.js";
-
-export type EntryType = "file" | "dir" | "symlink";
-
-/** One path of the build context. */
-export interface Entry {
-  /** Relative to the root, '/'-separated, no leading './', never '' (the root is not an entry). */
-  path: string;
-  type: EntryType;
-  /** Permission bits only (st_mode & 0o7777). */
-  mode: number;
-  /** Bytes for files, 0 for directories, byte length of the target for symlinks. */
-  size: number;
-  /** sha256 hex of the content; files only. */
-  hash?: string;
-  /** The link target as stored in the link; symlinks only. */
-  target?: string;
-}
 
 /**
  * Counts for one scan. `files`/`dirs`/`symlinks` count entries; `bytes` is the total size of

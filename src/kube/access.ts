@@ -12,18 +12,22 @@
  * below, so they fail with the same messages.
  */
 import type { KubeConfig } from "@kubernetes/client-node";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
-import os from "node:os";
 import path from "node:path";
 import { parse } from "yaml";
 import { UserError } from "../errors.js";
+import { networkError, statusError } from "./api-errors.js";
+import {
+  checkContext,
+  type KubeOptions,
+  kubeconfigFile,
+  noCurrentCluster,
+  unreadableKubeconfig,
+} from "./kubeconfig.js";
 
-export interface KubeOptions {
-  kubeconfig?: string;
-  context?: string;
-}
+export type { KubeOptions };
 
 /** The kubeconfig user, as far as naming the workspace needs it (see config/identity.ts). */
 export interface KubeUser {
@@ -52,54 +56,6 @@ export interface ClusterAccess {
   user: KubeUser;
   /** Resolved per request: tokens from files and plugins may rotate. */
   requestOptions(): Promise<RequestAuth>;
-}
-
-/**
- * The kubeconfig file to read: --kubeconfig, else the first of $KUBECONFIG, else
- * ~/.kube/config; undefined inside a pod without one (in-cluster config).
- */
-export function kubeconfigFile(opts: KubeOptions): string | undefined {
-  const file = opts.kubeconfig ?? process.env.KUBECONFIG?.split(":")[0];
-  if (file) {
-    if (!existsSync(file))
-      throw new UserError("cluster", `kubeconfig ${file} does not exist`, {
-        hint: "set --kubeconfig or KUBECONFIG to your cluster's kubeconfig",
-      });
-    return file;
-  }
-  const home = path.join(os.homedir(), ".kube", "config");
-  if (existsSync(home)) return home;
-  // Without a kubeconfig the client library falls back to http://localhost:8080,
-  // which then fails with a message about TLS; say what is missing instead.
-  if (process.env.KUBERNETES_SERVICE_HOST) return undefined;
-  throw new UserError("cluster", `no kubeconfig: KUBECONFIG is not set and ${home} does not exist`, {
-    hint: "pass --kubeconfig FILE, set KUBECONFIG, or create ~/.kube/config for your cluster",
-  });
-}
-
-export function unreadableKubeconfig(file: string | undefined, e: unknown): UserError {
-  return new UserError(
-    "cluster",
-    `cannot read kubeconfig ${file ?? "(in-cluster)"}: ${(e as Error).message}`,
-    {
-      cause: e,
-    },
-  );
-}
-
-/** Checks that `wanted` (if given) is one of the kubeconfig's contexts. */
-export function checkContext(names: string[], wanted: string | undefined): void {
-  if (wanted && !names.includes(wanted)) {
-    throw new UserError("cluster", `context "${wanted}" is not in the kubeconfig`, {
-      hint: `available contexts: ${names.join(", ") || "(none)"}`,
-    });
-  }
-}
-
-export function noCurrentCluster(): UserError {
-  return new UserError("cluster", "the kubeconfig has no current context or cluster", {
-    hint: "pass --context, or set one with: kubectl config use-context NAME",
-  });
 }
 
 /** Access through client-node's KubeConfig (every kubeconfig form it supports). */
@@ -247,51 +203,6 @@ function readDirect(file: string, wanted: string | undefined): ClusterAccess | u
       return { ...tls, headers, agent };
     },
   };
-}
-
-/**
- * The UserError for an API response with HTTP status `code` and body `body` (a Status
- * object, usually). `action` reads like "list pods in namespace x".
- */
-export function statusError(code: number, body: unknown, action: string): UserError {
-  let message = "";
-  try {
-    message = (JSON.parse(String(body)) as { message?: string }).message ?? "";
-  } catch {
-    message = String(body ?? "");
-  }
-  if (code === 403) {
-    return new UserError("permission", `you are not allowed to ${action}: ${message}`, {
-      hint: "ask a cluster admin for RBAC rights for this verb and resource",
-    });
-  }
-  if (code === 401) return new UserError("cluster", `the API server rejected your credentials: ${message}`);
-  if (code === 404) return new UserError("notFound", `not found while trying to ${action}: ${message}`);
-  // Invalid or malformed objects: the input is wrong, not the cluster.
-  if (code === 400 || code === 422)
-    return new UserError("input", `the API server refused to ${action}: ${message}`);
-  return new UserError("cluster", `failed to ${action}: HTTP ${code} ${message}`);
-}
-
-/** The UserError for a request that never got an answer; undefined when `e` is no network failure. */
-export function networkError(e: unknown, server?: string): UserError | undefined {
-  const err = e as NodeJS.ErrnoException;
-  const netCodes = ["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ETIMEDOUT", "ECONNRESET"];
-  const code = err?.code ?? (err?.cause as NodeJS.ErrnoException | undefined)?.code;
-  if (
-    (code && netCodes.includes(code)) ||
-    /ECONNREFUSED|ENOTFOUND|fetch failed|socket hang up|timed out/.test(err?.message ?? "")
-  ) {
-    return new UserError(
-      "cluster",
-      `cannot reach the Kubernetes API server${server ? ` at ${server}` : ""}: ${err.message}`,
-      {
-        hint: "check that the cluster is up and your kubeconfig points at it",
-        cause: e,
-      },
-    );
-  }
-  return undefined;
 }
 
 const REQUEST_TIMEOUT_MS = 30_000;

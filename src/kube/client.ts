@@ -4,15 +4,14 @@
  */
 import { ApiException, KubeConfig } from "@kubernetes/client-node";
 import { UserError } from "../errors.js";
+import { networkError, statusError } from "./api-errors.js";
 import {
   checkContext,
   type KubeOptions,
   kubeconfigFile,
-  networkError,
   noCurrentCluster,
-  statusError,
   unreadableKubeconfig,
-} from "./access.js";
+} from "./kubeconfig.js";
 
 export type { KubeOptions };
 

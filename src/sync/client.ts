@@ -10,7 +10,8 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { createDeflateRaw, deflateRaw } from "node:zlib";
 import { UserError } from "../errors.js";
-import { type Entry, GC_EVERY } from "../context/scan.js";
+import { GC_EVERY } from "../context/scan.js";
+import type { Entry } from "../protocol/manifest.js";
 import { collectGarbage } from "../util/memory.js";
 import { BATCH_DEFLATE, BATCH_RAW, BLOB_HEADER, DATA_CHUNK, SEND_WINDOW } from "../protocol/constants.js";
 import {

@@ -8,7 +8,8 @@
 import { Duplex } from "node:stream";
 import WebSocket from "ws";
 import { UserError } from "../errors.js";
-import { type ClusterAccess, networkError } from "../kube/access.js";
+import type { ClusterAccess } from "../kube/access.js";
+import { networkError } from "../kube/api-errors.js";
 
 const KEEPALIVE_MS = 20_000;
 const ERROR_TAIL = 64 * 1024;

@@ -25,11 +25,10 @@ import { dirname, join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { UserError } from "../../src/errors.js";
-import { compareEntryPaths, manifestDigest } from "../../src/context/digest.js";
+import { compareEntryPaths, type Entry, manifestDigest } from "../../src/protocol/manifest.js";
 import {
   checkEntryPath,
   defaultCacheFile,
-  type Entry,
   hashFile,
   type ScanOptions,
   scanSnapshot,

@@ -1,6 +1,26 @@
-/** A content address for a scanned tree: equal digests mean equal build contexts. */
+/**
+ * The manifest: the list of a snapshot's paths (what the CLI scans, what the agent
+ * materializes) and its digest, a content address for the tree: equal digests mean equal
+ * build contexts. Both sides of the sync protocol use these definitions.
+ */
 import { createHash } from "node:crypto";
-import type { Entry } from "./scan.js";
+
+export type EntryType = "file" | "dir" | "symlink";
+
+/** One path of the build context. */
+export interface Entry {
+  /** Relative to the root, '/'-separated, no leading './', never '' (the root is not an entry). */
+  path: string;
+  type: EntryType;
+  /** Permission bits only (st_mode & 0o7777). */
+  mode: number;
+  /** Bytes for files, 0 for directories, byte length of the target for symlinks. */
+  size: number;
+  /** sha256 hex of the content; files only. */
+  hash?: string;
+  /** The link target as stored in the link; symlinks only. */
+  target?: string;
+}
 
 /**
  * Sort order of manifest entries: `path` compared by UTF-16 code units (JavaScript's `<`

@@ -1,0 +1,6 @@
+/** What an absent snapdeploy.yaml means; the schema's defaults are these (unit-tested). */
+export const DEFAULT_CONFIG = {
+  image: { dockerfile: "Dockerfile", buildArgs: {}, tagPrefix: "snap-", secrets: [] },
+  deploy: { targets: [], timeout: 300 },
+  server: { namespace: "snapdeploy" },
+};
