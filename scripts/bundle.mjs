@@ -28,6 +28,8 @@ await build({
   chunkNames: "chunks/[name]-[hash]",
   outExtension: { ".js": ".mjs" },
   format: "esm",
+  // A native addon (the file watcher of `dev`): loaded from node_modules at run time.
+  external: ["@parcel/watcher"],
   target: "node20",
   // CommonJS dependencies bundled into an ES module still call require().
   banner: {
