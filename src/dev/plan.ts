@@ -12,6 +12,7 @@
  */
 import { posix } from "node:path";
 import picomatch from "picomatch";
+import type { FileCopy } from "../live/container.js";
 import type { ChangeBatch } from "./watch.js";
 
 export interface SyncRule {
@@ -32,12 +33,7 @@ export interface DevRules {
   run: RunRule[];
 }
 
-export interface FileCopy {
-  /** Tree path. */
-  rel: string;
-  /** Absolute path in the container. */
-  dest: string;
-}
+export type { FileCopy };
 
 export type DevPlan =
   | { kind: "live"; put: FileCopy[]; remove: FileCopy[]; run: string[] }
