@@ -2,5 +2,6 @@
 export const DEFAULT_CONFIG = {
   image: { dockerfile: "Dockerfile", buildArgs: {}, tagPrefix: "snap-", secrets: [] },
   deploy: { targets: [], timeout: 300 },
+  dev: { sync: [], rebuildOn: [], run: [] },
   server: { namespace: "snapdeploy" },
 };

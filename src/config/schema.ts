@@ -73,6 +73,35 @@ export const ConfigSchema = z.strictObject({
     }),
     () => structuredClone(DEFAULT_CONFIG.deploy),
   ),
+  /** The inner loop of `snapdeploy dev` (see src/dev/plan.ts for how paths map). */
+  dev: z._default(
+    z.strictObject({
+      /** Changed files these cover go straight into the running containers (live update). */
+      sync: z._default(
+        z.array(
+          z.strictObject({
+            /** A glob over the tree's paths, or a directory or file. */
+            src: nonEmpty(),
+            /** An absolute path in the container. */
+            dest: z
+              .string()
+              .check(
+                z.refine(
+                  (d) => d.startsWith("/") && d !== "/" && !d.split("/").includes("..") && !d.includes("\0"),
+                  "must be an absolute path other than / without '..'",
+                ),
+              ),
+          }),
+        ),
+        [],
+      ),
+      /** A changed path matching one of these globs rebuilds and rolls out instead. */
+      rebuildOn: z._default(z.array(nonEmpty()), []),
+      /** Commands run in each updated container after a live update (`sh -c`). */
+      run: z._default(z.array(z.strictObject({ cmd: nonEmpty(), on: z.optional(z.array(nonEmpty())) })), []),
+    }),
+    () => structuredClone(DEFAULT_CONFIG.dev),
+  ),
   server: z._default(
     z.strictObject({
       namespace: z._default(nonEmpty(), DEFAULT_CONFIG.server.namespace),

@@ -28,6 +28,7 @@ test("no snapdeploy.yaml means all defaults", async () => {
   const defaults = {
     image: { dockerfile: "Dockerfile", buildArgs: {}, tagPrefix: "snap-", secrets: [] },
     deploy: { targets: [], timeout: 300 },
+    dev: { sync: [], rebuildOn: [], run: [] },
     server: { namespace: "snapdeploy" },
   };
   assert.deepEqual(await loadConfig(dirWith()), defaults);
@@ -65,6 +66,24 @@ test("every problem is reported with where it is", async () => {
   assert.match(text, /^deploy\.timeout: .*int/m);
   assert.match(text, /^deploy\.targets\.0\.kind: .*"Deployment"\|"StatefulSet"/m);
   assert.match(text, /^image\.buildArgs\.A: .*expected string/m);
+});
+
+test("dev rules: a sync dest must be an absolute path inside the container, not / or with '..'", async () => {
+  const c = await loadConfig(
+    dirWith(
+      "dev:\n  sync: [{src: 'app/**', dest: /app}]\n  rebuildOn: [requirements.txt]\n  run: [{cmd: 'kill -HUP 1', on: ['*.py']}]\n",
+    ),
+  );
+  assert.deepEqual(c.dev.sync, [{ src: "app/**", dest: "/app" }]);
+  assert.deepEqual(c.dev.run, [{ cmd: "kill -HUP 1", on: ["*.py"] }]);
+  const p = await problems(
+    "dev:\n  sync: [{src: a, dest: app}, {src: b, dest: /}, {src: c, dest: /x/../etc}, {dest: /y}]\n",
+  );
+  const text = p.details.join("\n");
+  assert.match(text, /^dev\.sync\.0\.dest: must be an absolute path/m);
+  assert.match(text, /^dev\.sync\.1\.dest: must be an absolute path/m);
+  assert.match(text, /^dev\.sync\.2\.dest: must be an absolute path/m);
+  assert.match(text, /^dev\.sync\.3\.src: /m);
 });
 
 test("YAML that does not parse is a usage error naming the file", async () => {
