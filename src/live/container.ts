@@ -109,6 +109,8 @@ async function execIn(
   return { exitCode: status.exitCode, output };
 }
 
+const TAR_RECORD = 10240;
+
 /** A ustar archive of the regular files `put`, named by their container paths. */
 async function tarOf(root: string, put: readonly FileCopy[]): Promise<Buffer> {
   const { pack: newPack } = await import("tar-stream");
@@ -135,6 +137,11 @@ async function tarOf(root: string, put: readonly FileCopy[]): Promise<Buffer> {
   }
   pack.finalize();
   await ended;
+  // GNU tar reads stdin in whole 10 KiB records (--read-full-records is its default for
+  // stdin): pad the archive to one, or it waits for bytes that never come. Zeros after the
+  // end-of-archive blocks are ignored by every tar.
+  const size = chunks.reduce((n, c) => n + c.length, 0);
+  chunks.push(Buffer.alloc((TAR_RECORD - (size % TAR_RECORD)) % TAR_RECORD));
   return Buffer.concat(chunks);
 }
 
