@@ -9,7 +9,7 @@ import { deflateRawSync } from "node:zlib";
 import { after, before, test } from "node:test";
 import { loadClusterAccess } from "../../src/kube/access.js";
 import { withAgent } from "../../src/server/connect.js";
-import { FRAME_DATA } from "../../src/transport/framing.js";
+import { FRAME_DATA } from "../../src/protocol/frames.js";
 import { inServer, installServer, uninstallServer } from "../helpers/cluster.js";
 
 let ns = "";
