@@ -182,12 +182,15 @@ test("workspace locks: one holder per key, waiters told who holds it and served 
   assert.deepEqual(order, []);
   assert.deepEqual(waits, ["two waits for sync from one", "three waits for sync from one"]);
   release1();
-  release1(); // a second release is a no-op: it must not free the lock held by the next
   const release2 = await second;
+  release1(); // a second release is a no-op: it must not free the lock "two" holds now
+  const fourth = locks.acquire("u/p", "four");
+  fourth.then(() => order.push("four"));
   await new Promise((r) => setImmediate(r));
   assert.deepEqual(order, ["two"]);
   assert.ok(waits.includes("three waits for two"), waits.join("; "));
   release2();
   (await third)();
-  assert.deepEqual(order, ["two", "three"]);
+  (await fourth)();
+  assert.deepEqual(order, ["two", "three", "four"]);
 });
