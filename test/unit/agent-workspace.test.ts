@@ -179,7 +179,7 @@ test("workspace locks: one holder per key, waiters told who holds it and served 
   second.then(() => order.push("two"));
   third.then(() => order.push("three"));
   await new Promise((r) => setImmediate(r));
-  assert.deepEqual(order, []);
+  assert.equal(order.length, 0);
   assert.deepEqual(waits, ["two waits for sync from one", "three waits for sync from one"]);
   release1();
   const release2 = await second;
