@@ -1,7 +1,8 @@
 /**
  * The layers' rules, checked by `npm run check` (dependency-cruiser).
  * cli ─▶ pipeline ─▶ stages (context, sync, deploy, run, server, …) ─▶ kube, transport, protocol ─▶ errors, util
- * The agent (the build-server daemon) shares only the protocol with the CLI side.
+ * The agent (the build-server daemon) shares only the protocol with the CLI side; the protocol
+ * (manifest, path rules, messages, frames) imports nothing but util and Node.js builtins.
  */
 module.exports = {
   forbidden: [
@@ -25,6 +26,22 @@ module.exports = {
       comment: "The pipeline decides and calls the stages; a stage never calls back into the pipeline.",
       from: { path: "^src/", pathNot: "^src/(cli|pipeline)/" },
       to: { path: "^src/pipeline/" },
+    },
+    {
+      name: "agent-shares-only-the-protocol",
+      severity: "error",
+      comment:
+        "The agent (bundled on its own for the build-server image) shares only the protocol with the CLI side: it imports src/agent, src/protocol, src/util and Node.js builtins, nothing else (no npm packages either).",
+      from: { path: "^src/agent/" },
+      to: { dependencyTypesNot: ["core"], pathNot: "^src/(agent|protocol|util)/" },
+    },
+    {
+      name: "protocol-stands-alone",
+      severity: "error",
+      comment:
+        "The protocol is the contract both sides build on: it imports only itself, src/util and Node.js builtins.",
+      from: { path: "^src/protocol/" },
+      to: { dependencyTypesNot: ["core"], pathNot: "^src/(protocol|util)/" },
     },
     {
       name: "no-unresolvable",

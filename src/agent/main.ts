@@ -10,7 +10,8 @@ import { promises as fs } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { AGENT_PORT, AGENT_SOCKET } from "../protocol/constants.js";
-import { Connection } from "../transport/framing.js";
+import { Connection } from "../protocol/connection.js";
+import type { AgentMessage } from "../protocol/messages.js";
 import { BlobStore } from "./blobs.js";
 import { BuildQueue } from "./build.js";
 import { RegistryClient } from "./registry.js";
@@ -55,13 +56,13 @@ export async function serve(opts: {
   await fs.mkdir(path.dirname(opts.socket), { recursive: true });
   await fs.rm(opts.socket, { force: true });
   const server = net.createServer((socket) => {
-    void serveSession(new Connection(socket), ctx);
+    void serveSession(new Connection<AgentMessage>(socket), ctx);
   });
   await new Promise<void>((resolve) => server.listen(opts.socket, resolve));
   // The same sessions on the pod's loopback, for port-forward (see AGENT_PORT).
   const tcp = net.createServer((socket) => {
     socket.setNoDelay(true);
-    void serveSession(new Connection(socket), ctx);
+    void serveSession(new Connection<AgentMessage>(socket), ctx);
   });
   await new Promise<void>((resolve, reject) => {
     tcp.once("error", reject);

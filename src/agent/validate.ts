@@ -1,22 +1,20 @@
 /**
  * The agent trusts nothing the client sends. A manifest is accepted only when every
  * entry, materialized under the workspace root in sorted order, can write nowhere
- * else: relative '/'-separated paths without '.', '..' or empty segments, no NUL,
- * bounded lengths, only files/dirs/symlinks, every parent a directory entry of the
- * same manifest (so nothing is ever written through a symlink), and symlink targets
- * that stay inside the tree.
+ * else: its paths and link targets follow the protocol's rules (protocol/paths.ts:
+ * no '.', '..' or empty segments, no NUL, bounded lengths, targets that stay inside
+ * the tree, through the manifest's other links too), only files/dirs/symlinks, and
+ * every parent a directory entry of the same manifest (so nothing is ever written
+ * through a symlink).
  */
 import path from "node:path/posix";
-import type { Entry } from "../protocol/manifest.js";
 import { NAME_PATTERN } from "../protocol/constants.js";
-
-export class InvalidInput extends Error {
-  override name = "InvalidInput";
-}
+import type { Entry } from "../protocol/manifest.js";
+import { escapingLink, pathProblem, targetProblem } from "../protocol/paths.js";
+import { InvalidInput } from "./errors.js";
+import { parseRef } from "./registry.js";
 
 const HASH = /^[0-9a-f]{64}$/;
-const MAX_SEGMENT = 255;
-const MAX_PATH = 4096;
 
 export function validateName(kind: "user" | "project", value: unknown): string {
   if (typeof value !== "string" || !NAME_PATTERN.test(value)) {
@@ -27,36 +25,62 @@ export function validateName(kind: "user" | "project", value: unknown): string {
   return value;
 }
 
+/** Repository path components and tags as the distribution spec names them. */
+const REPOSITORY = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::[0-9]{1,5})?$/;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+
+/** An image reference host/repository:tag (the only form the CLI sends). */
+export function validateRef(value: unknown): string {
+  const ref = String(value);
+  let parsed: ReturnType<typeof parseRef>;
+  try {
+    parsed = parseRef(ref);
+  } catch (e) {
+    throw new InvalidInput((e as Error).message);
+  }
+  if (!HOST.test(parsed.host) || !REPOSITORY.test(parsed.repository) || !TAG.test(parsed.tag)) {
+    throw new InvalidInput(
+      `invalid image reference ${JSON.stringify(ref)}: expected host/repository:tag, the repository in lowercase`,
+    );
+  }
+  return ref;
+}
+
+/** BuildKit secret ids name files in the build's secrets folder: one plain name each. */
+const SECRET_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+export function validateSecrets(value: unknown): { id: string; data: string }[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new InvalidInput("secrets is not a list");
+  return value.map((s: { id?: unknown; data?: unknown }) => {
+    const id = s?.id;
+    if (typeof id !== "string" || !SECRET_ID.test(id) || id === "." || id === "..")
+      throw new InvalidInput(`invalid secret id ${JSON.stringify(id)}`);
+    return { id, data: String(s.data) };
+  });
+}
+
 export function validatePath(p: unknown): string {
   if (typeof p !== "string" || p.length === 0) throw new InvalidInput("empty path in manifest");
-  const shown = () => JSON.stringify(p);
-  if (p.includes("\0")) throw new InvalidInput(`path ${shown()} contains a NUL byte`);
-  if (p.startsWith("/")) throw new InvalidInput(`absolute path ${shown()} is not allowed`);
-  // UTF-8 takes at most 3 bytes per UTF-16 unit, so short paths need no byte count.
-  const short = p.length * 3 <= MAX_SEGMENT;
-  if (!short && Buffer.byteLength(p) > MAX_PATH)
-    throw new InvalidInput(`path ${shown().slice(0, 80)}… is longer than ${MAX_PATH} bytes`);
-  for (const seg of p.split("/")) {
-    if (seg === "" || seg === "." || seg === "..")
-      throw new InvalidInput(`path ${shown()} has a '${seg}' segment`);
-    if (!short && Buffer.byteLength(seg) > MAX_SEGMENT)
-      throw new InvalidInput(`path ${shown()} has a name longer than ${MAX_SEGMENT} bytes`);
+  const problem = pathProblem(p);
+  if (problem) {
+    const shown = JSON.stringify(p);
+    throw new InvalidInput(`path ${shown.length > 200 ? `${shown.slice(0, 80)}…` : shown} ${problem}`);
   }
   return p;
 }
 
 /** A symlink target must be relative and, resolved from the link's directory, stay in the tree. */
 export function validateSymlink(linkPath: string, target: unknown): string {
-  if (typeof target !== "string" || target.length === 0)
-    throw new InvalidInput(`symlink ${linkPath} has no target`);
-  if (target.includes("\0")) throw new InvalidInput(`symlink ${linkPath} target contains a NUL byte`);
-  if (target.startsWith("/")) throw new InvalidInput(`symlink ${linkPath} points to absolute path ${target}`);
-  if (Buffer.byteLength(target) > MAX_PATH) throw new InvalidInput(`symlink ${linkPath} target is too long`);
-  const resolved = path.normalize(path.join(path.dirname(linkPath), target));
-  if (resolved === ".." || resolved.startsWith("../")) {
-    throw new InvalidInput(`symlink ${linkPath} -> ${target} points outside the workspace`);
-  }
+  if (typeof target !== "string") throw new InvalidInput(`symlink ${linkPath} has no target`);
+  const problem = targetProblem(linkPath, target);
+  if (problem) throw new InvalidInput(`symlink ${linkPath} -> ${shorten(target)} ${problem}`);
   return target;
+}
+
+function shorten(s: string): string {
+  return s.length > 200 ? `${s.slice(0, 80)}…` : s;
 }
 
 /** Checks a whole manifest (entries sorted by path) and returns it typed. */
@@ -65,6 +89,7 @@ export function validateManifest(raw: unknown, maxEntries = 2_000_000): Entry[] 
   if (raw.length > maxEntries)
     throw new InvalidInput(`manifest has ${raw.length} entries, more than ${maxEntries}`);
   const types = new Map<string, Entry["type"]>();
+  const links = new Map<string, string>();
   let prev: string | undefined;
   const out: Entry[] = [];
   for (const r of raw as Record<string, unknown>[]) {
@@ -93,6 +118,7 @@ export function validateManifest(raw: unknown, maxEntries = 2_000_000): Entry[] 
       e.hash = r.hash;
     } else if (r.type === "symlink") {
       e.target = validateSymlink(p, r.target);
+      links.set(p, e.target);
     } else if (r.type !== "dir") {
       throw new InvalidInput(
         `${p}: unsupported entry type ${JSON.stringify(r.type)} (only files, directories and symlinks)`,
@@ -101,5 +127,8 @@ export function validateManifest(raw: unknown, maxEntries = 2_000_000): Entry[] 
     types.set(p, e.type);
     out.push(e);
   }
+  const leaving = links.size ? escapingLink(links) : undefined;
+  if (leaving)
+    throw new InvalidInput(`symlink ${leaving.path} -> ${shorten(leaving.target)} ${leaving.problem}`);
   return out;
 }

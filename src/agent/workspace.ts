@@ -232,7 +232,7 @@ function same(a: Entry, b: Entry): boolean {
  * than a trip through libuv's thread pool; the loop yields to other sessions every
  * YIELD_EVERY operations.
  */
-async function applyDiff(tree: string, from: Entry[], to: Entry[], blobs: BlobStore): Promise<void> {
+export async function applyDiff(tree: string, from: Entry[], to: Entry[], blobs: BlobStore): Promise<void> {
   const want = new Map(to.map((e) => [e.path, e]));
   const have = new Map(from.map((e) => [e.path, e]));
   const abs = (p: string) => path.join(tree, p);

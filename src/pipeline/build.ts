@@ -11,7 +11,7 @@ import { type ClusterAccess, getJson } from "../kube/access.js";
 import { withAgent } from "../server/connect.js";
 import { type BuildSettings, snapshotId, snapshotTag } from "../snapshot/identity.js";
 import { type SyncResult, syncTree } from "../sync/client.js";
-import { RemoteError } from "../transport/framing.js";
+import { RemoteError } from "../protocol/connection.js";
 import type { Reporter } from "../ui/reporter.js";
 import { ago } from "../ui/format.js";
 

@@ -14,13 +14,9 @@ import { GC_EVERY } from "../context/scan.js";
 import type { Entry } from "../protocol/manifest.js";
 import { collectGarbage } from "../util/memory.js";
 import { BATCH_DEFLATE, BATCH_RAW, BLOB_HEADER, DATA_CHUNK, SEND_WINDOW } from "../protocol/constants.js";
-import {
-  type Connection,
-  FRAME_DATA,
-  type Message,
-  ProtocolError,
-  remoteError,
-} from "../transport/framing.js";
+import { type Connection, remoteError } from "../protocol/connection.js";
+import { FRAME_DATA, ProtocolError } from "../protocol/frames.js";
+import type { Message } from "../protocol/messages.js";
 
 export interface SyncRequest {
   root: string;

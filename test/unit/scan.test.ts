@@ -246,7 +246,7 @@ test("a symlink leading out of the tree is an input error naming the link and it
 
   const rel = await tree(t, { "sub/x": "" });
   await symlink("../../outside", join(rel, "sub/out"));
-  await rejectsInput(scan(rel), /symlink "sub\/out" points outside the build context: "\.\.\/\.\.\/outside"/);
+  await rejectsInput(scan(rel), /symlink "sub\/out" points outside the tree: "\.\.\/\.\.\/outside"/);
 
   // Links to the root itself, or ignored links, are fine.
   const ok = await tree(t, { ".dockerignore": "sub/out\n", "sub/x": "" });
@@ -254,6 +254,48 @@ test("a symlink leading out of the tree is an input error naming the link and it
   await symlink("..", join(ok, "sub/top"));
   await symlink(".", join(ok, "self"));
   assert.deepEqual(paths((await scan(ok)).entries), [".dockerignore", "self", "sub", "sub/top", "sub/x"]);
+});
+
+test("a chain of symlinks that each stay inside but together climb out is refused, like the agent does", async (t) => {
+  const viaDir = await tree(t, { "d/": "" });
+  await symlink("..", join(viaDir, "d/up"));
+  await symlink("d/up/..", join(viaDir, "x"));
+  await rejectsInput(
+    scan(viaDir),
+    /symlink "x" leads outside the tree through the link d\/up: "d\/up\/\.\."/,
+  );
+
+  // Two hops: l1 -> d/l2/.., d/l2 -> e/l3, d/e/l3 -> ../.. (the root).
+  const twoLinks = await tree(t, { "d/e/": "" });
+  await symlink("d/l2/..", join(twoLinks, "l1"));
+  await symlink("e/l3", join(twoLinks, "d/l2"));
+  await symlink("../..", join(twoLinks, "d/e/l3"));
+  await rejectsInput(scan(twoLinks), /symlink "l1" leads outside the tree through the link d\/l2/);
+
+  const loop = await tree(t, {});
+  await symlink("q/x", join(loop, "p"));
+  await symlink("p/x", join(loop, "q"));
+  await rejectsInput(scan(loop), /more than 40 links/);
+
+  // Chains that stay inside are fine, and so is a chain through a link .dockerignore leaves out.
+  const ok = await tree(t, { ".dockerignore": "out\n", "d/": "", "e/f": "" });
+  await symlink("..", join(ok, "d/up"));
+  await symlink("d/up/e/f", join(ok, "y"));
+  await symlink("d/up", join(ok, "z"));
+  await symlink("../..", join(ok, "e/out2"));
+  await rm(join(ok, "e/out2"));
+  await symlink("/", join(ok, "out"));
+  await symlink("out/..", join(ok, "w"));
+  assert.deepEqual(paths((await scan(ok)).entries), [
+    ".dockerignore",
+    "d",
+    "d/up",
+    "e",
+    "e/f",
+    "w",
+    "y",
+    "z",
+  ]);
 });
 
 test("sockets and FIFOs are skipped with a warning naming them", async (t) => {
@@ -295,8 +337,8 @@ test("NUL bytes, segments over 255 bytes and paths over 4096 bytes are refused",
       (e: unknown) => e instanceof UserError && e.code === "input" && message.test(e.message),
     );
   refuses("a/b\0c", /NUL/);
-  refuses(`a/${"é".repeat(128)}/b`, /file name too long/); // 128 characters, 256 bytes
-  refuses(`${"a/".repeat(2048)}b`, /path too long/);
+  refuses(`a/${"é".repeat(128)}/b`, /name longer than 255 bytes/); // 128 characters, 256 bytes
+  refuses(`${"a/".repeat(2048)}b`, /longer than 4096 bytes/);
   checkEntryPath(`a/${"é".repeat(127)}x/b`); // 255 bytes is fine
   checkEntryPath(`${"a/".repeat(2047)}b`); // 4095 bytes is fine
 });
@@ -316,7 +358,7 @@ test("a real path over 4096 bytes is an input error", async (t) => {
   } finally {
     process.chdir(cwd);
   }
-  await rejectsInput(scan(root), /path too long/);
+  await rejectsInput(scan(root), /longer than 4096 bytes/);
 });
 
 // --- unreadable paths ------------------------------------------------------------------------

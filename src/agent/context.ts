@@ -1,0 +1,26 @@
+/** What every session of the agent shares: the stores, the queues and the settings. */
+import type { Connection } from "../protocol/connection.js";
+import type { AgentMessage } from "../protocol/messages.js";
+import type { BlobStore } from "./blobs.js";
+import type { BuildQueue } from "./build.js";
+import type { RegistryClient } from "./registry.js";
+import type { WorkspaceLocks } from "./workspace.js";
+
+export interface AgentContext {
+  registry: RegistryClient;
+  builds: BuildQueue;
+  /** A memory-backed folder for BuildKit secret files, removed after each build. */
+  secretsDir: string;
+  version: string;
+  dataDir: string;
+  /** How users should name the volume in messages (e.g. "PVC snapdeploy/snapdeploy-data"). */
+  volumeName: string;
+  blobs: BlobStore;
+  locks: WorkspaceLocks;
+  workspacesDir: string;
+  builder: string;
+  log: (line: string) => void;
+}
+
+/** The connection of an agent session: it sends the agent's messages. */
+export type AgentConnection = Connection<AgentMessage>;

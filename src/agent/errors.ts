@@ -1,0 +1,50 @@
+/**
+ * The agent's errors and how they reach the client: every failure of an operation goes
+ * back as { t: "error", code, message, hint, ...details } before the connection closes.
+ */
+import { promises as fs } from "node:fs";
+import type { AgentErrorCode } from "../protocol/constants.js";
+import { ProtocolError } from "../protocol/frames.js";
+import { BlobMismatch } from "./blobs.js";
+import { StepFailed } from "./build.js";
+import type { AgentConnection, AgentContext } from "./context.js";
+import { RegistryError } from "./registry.js";
+
+/** Something the client sent that the agent refuses (code "input"). */
+export class InvalidInput extends Error {
+  override name = "InvalidInput";
+}
+
+/** The client gave up on the operation ({ t: "abort" }): nothing to report back. */
+export class ClientAbort extends Error {}
+
+export async function reportError(conn: AgentConnection, ctx: AgentContext, e: unknown) {
+  const err = e as NodeJS.ErrnoException;
+  let code: AgentErrorCode = "internal";
+  let message = err?.message ?? String(e);
+  let hint: string | undefined;
+  let extra: Record<string, unknown> = {};
+  if (e instanceof InvalidInput || e instanceof BlobMismatch) code = "input";
+  else if (e instanceof StepFailed) {
+    code = e.phase;
+    extra = { step: e.step, tail: e.tail, kind: e.kind };
+  } else if (e instanceof RegistryError) {
+    code = "registry";
+    extra = { kind: e.kind };
+  } else if (e instanceof ProtocolError) code = "protocol";
+  else if (e instanceof ClientAbort) {
+    ctx.log(`client aborted: ${message}`);
+    return;
+  } else if (err?.code === "ENOSPC") {
+    code = "noSpace";
+    const disk = await fs.statfs(ctx.dataDir).catch(() => undefined);
+    const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
+    message = `the build server's volume ${ctx.volumeName} (mounted at ${ctx.dataDir}) is full${
+      disk ? `: ${gib(disk.bavail * disk.bsize)} free of ${gib(disk.blocks * disk.bsize)}` : ""
+    }`;
+    hint =
+      "grow it (snapdeploy server install --size <bigger>, where the storage class allows expansion) or free space: see the workspaces and their sizes with snapdeploy server status, and delete old ones under /data/workspaces on the build server";
+  }
+  if (code === "internal" || code === "protocol") ctx.log(`error: ${err?.stack ?? message}`);
+  await conn.send({ t: "error", code, message, hint, ...extra }).catch(() => {});
+}

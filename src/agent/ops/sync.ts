@@ -1,0 +1,120 @@
+/**
+ * The sync operation: brings the workspace user/project to the announced manifest,
+ * asking only for the manifest when the workspace holds another one and only for the
+ * blobs the store lacks.
+ */
+import { createInflateRaw } from "node:zlib";
+import { FRAME_DATA, ProtocolError } from "../../protocol/frames.js";
+import { manifestDigest } from "../../protocol/manifest.js";
+import type { Message } from "../../protocol/messages.js";
+import { receiveBlobs } from "../blob-stream.js";
+import type { AgentConnection, AgentContext } from "../context.js";
+import { ClientAbort, InvalidInput } from "../errors.js";
+import { validateManifest, validateName } from "../validate.js";
+import { Workspace } from "../workspace.js";
+
+const MAX_MANIFEST_BYTES = 512 * 1024 * 1024;
+
+export async function sync(conn: AgentConnection, ctx: AgentContext, op: Message) {
+  const user = validateName("user", op.user);
+  const project = validateName("project", op.project);
+  const digest = String(op.digest ?? "");
+  const ws = new Workspace(ctx.workspacesDir, user, project);
+  const key = `${user}/${project}`;
+  const release = await ctx.locks.acquire(
+    key,
+    `sync from ${String(op.client ?? "a client")}`,
+    (holder, since) => {
+      void conn.send({ t: "waiting", holder, since }).catch(() => {});
+    },
+  );
+  try {
+    const current = await ws.currentDigest();
+    if (current === digest) {
+      const info = await ws.info();
+      await conn.send({
+        t: "synced",
+        noop: true,
+        digest,
+        added: 0,
+        changed: 0,
+        removed: 0,
+        sample: [],
+        files: info?.files,
+      });
+      return;
+    }
+    const t0 = Date.now();
+    await conn.send({ t: "send-manifest", have: current ?? null });
+    const entries = validateManifest(await receiveManifest(conn));
+    const actual = manifestDigest(entries);
+    if (actual !== digest)
+      throw new InvalidInput(`manifest digest mismatch: announced ${digest}, received ${actual}`);
+
+    const tManifest = Date.now();
+    // What to send, as a bitmap over the manifest's files in order (the first file with
+    // each missing content): 12 KB for 100k files, where hex hashes would be 6.6 MB.
+    const files = entries.filter((e) => e.type === "file");
+    const wanted = new Set<string>();
+    const bitmap = Buffer.alloc(Math.ceil(files.length / 8));
+    files.forEach((e, i) => {
+      const h = e.hash as string;
+      if (ctx.blobs.has(h) || wanted.has(h)) return;
+      wanted.add(h);
+      bitmap[i >> 3] = (bitmap[i >> 3] as number) | (1 << (i & 7));
+    });
+    const need = [...wanted];
+    const sizes = new Map(files.map((e) => [e.hash as string, e.size]));
+    await conn.send({ t: "need", count: need.length, files: bitmap.toString("base64") });
+    let received = 0;
+    if (need.length) received = await receiveBlobs(conn, ctx.blobs, new Set(need), sizes);
+    const missing = need.filter((h) => !ctx.blobs.has(h));
+    if (missing.length)
+      throw new InvalidInput(`the client did not send ${missing.length} needed blobs (e.g. ${missing[0]})`);
+
+    const tBlobs = Date.now();
+    const changes = await ws.update(digest, entries, ctx.blobs);
+    ctx.log(
+      `sync ${key}: +${changes.added} ~${changes.changed} -${changes.removed}, ${need.length} blobs, ${received} bytes; ` +
+        `manifest ${tManifest - t0} ms, blobs ${tBlobs - tManifest} ms, workspace ${Date.now() - tBlobs} ms`,
+    );
+    await conn.send({
+      t: "synced",
+      noop: false,
+      digest,
+      ...changes,
+      blobs: need.length,
+      files: entries.filter((e) => e.type === "file").length,
+    });
+  } finally {
+    release();
+  }
+}
+
+/** The manifest: compressed JSON in data frames, then { t: "manifest-end" }. */
+async function receiveManifest(conn: AgentConnection): Promise<unknown> {
+  const inflate = createInflateRaw({ maxOutputLength: MAX_MANIFEST_BYTES });
+  const out: Buffer[] = [];
+  inflate.on("data", (d: Buffer) => out.push(d));
+  const done = new Promise<void>((resolve, reject) => {
+    inflate.on("end", resolve);
+    inflate.on("error", reject);
+  });
+  for (;;) {
+    const f = await conn.next();
+    if (f.kind === FRAME_DATA) {
+      inflate.write(f.data);
+      continue;
+    }
+    if (f.msg.t === "manifest-end") break;
+    if (f.msg.t === "abort") throw new ClientAbort(String(f.msg.reason ?? "client aborted"));
+    throw new ProtocolError(`unexpected "${f.msg.t}" while receiving the manifest`);
+  }
+  inflate.end();
+  try {
+    await done;
+    return JSON.parse(Buffer.concat(out).toString("utf8"));
+  } catch (e) {
+    throw new InvalidInput(`the manifest could not be read: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,244 @@
+/**
+ * The JSON messages of a session between the CLI and the agent, by operation. A session
+ * is a hello each way, then operations one after another until the client says bye:
+ *
+ *   sync:   client sync → agent synced (noop), or agent send-manifest → client manifest
+ *           (data frames) + manifest-end → agent need → client blobs (data frames, agent
+ *           acks) + blobs-end → agent synced. The agent may say waiting (lock held) first.
+ *   check:  client check → agent check.
+ *   build:  client build → agent waiting / queued / phase / log … → agent built.
+ *   status: client status → agent status.        ping → pong.
+ *
+ * Any step may be answered with an error, after which the agent closes the connection.
+ * What is sent is typed here; what is received is untrusted (the agent validates every
+ * field, the client reads fields defensively), so the receiving side sees `Message`.
+ */
+import type { AgentErrorCode } from "./constants.js";
+
+/** Any message as received: a type tag and whatever else the peer sent. */
+export type Message = { t: string; [key: string]: unknown };
+
+// ── Client → agent ──────────────────────────────────────────────────────────────
+
+export interface ClientHello {
+  t: "hello";
+  protocol: number;
+  client: string;
+}
+
+/** Asks for the workspace `user`/`project` to hold the snapshot with manifest `digest`. */
+export interface SyncRequest {
+  t: "sync";
+  user: string;
+  project: string;
+  digest: string;
+  /** Who syncs (user@host), shown to others waiting for the workspace lock. */
+  client: string;
+}
+
+export interface ManifestEnd {
+  t: "manifest-end";
+}
+
+export interface BlobsEnd {
+  t: "blobs-end";
+}
+
+/** The client gives up on the sync (a file changed while it was sent): nothing is switched. */
+export interface Abort {
+  t: "abort";
+  reason: string;
+}
+
+/** Does the registry hold `ref`? If not, why the cache missed (see CheckReply). */
+export interface CheckRequest {
+  t: "check";
+  ref: string;
+  user: string;
+  project: string;
+  /** The manifest digest of the snapshot. */
+  manifest: string;
+  settings: Record<string, unknown>;
+}
+
+/** A BuildKit secret: `data` base64. */
+export interface BuildSecret {
+  id: string;
+  data: string;
+}
+
+/** Builds the workspace's current tree (which must hold `manifest`) as `ref` and pushes it. */
+export interface BuildRequest {
+  t: "build";
+  user: string;
+  project: string;
+  manifest: string;
+  ref: string;
+  /** Relative to the tree; default "Dockerfile". */
+  dockerfile?: string;
+  buildArgs?: Record<string, string>;
+  target?: string;
+  platform?: string;
+  settings?: Record<string, unknown>;
+  labels?: Record<string, string>;
+  secrets?: BuildSecret[];
+}
+
+export interface StatusRequest {
+  t: "status";
+}
+
+export interface Ping {
+  t: "ping";
+}
+
+export interface Bye {
+  t: "bye";
+}
+
+export type ClientMessage =
+  | ClientHello
+  | SyncRequest
+  | ManifestEnd
+  | BlobsEnd
+  | Abort
+  | CheckRequest
+  | BuildRequest
+  | StatusRequest
+  | Ping
+  | Bye;
+
+// ── Agent → client ──────────────────────────────────────────────────────────────
+
+export interface AgentHello {
+  t: "hello";
+  protocol: number;
+  /** The agent's version. */
+  agent: string;
+}
+
+/** The workspace lock is held by `holder` since `since` (ms since the epoch). */
+export interface Waiting {
+  t: "waiting";
+  holder: string;
+  since: number;
+}
+
+/** The workspace holds something else (`have`, its digest): send the manifest. */
+export interface SendManifest {
+  t: "send-manifest";
+  have: string | null;
+}
+
+/**
+ * The blobs to send: a bitmap (base64, bit i of byte i>>3 = file i of the manifest's
+ * files in order) marking the first file with each content the agent lacks.
+ */
+export interface Need {
+  t: "need";
+  count: number;
+  files: string;
+}
+
+/** Compressed blob-stream bytes consumed so far. */
+export interface Ack {
+  t: "ack";
+  bytes: number;
+}
+
+export interface Synced {
+  t: "synced";
+  noop: boolean;
+  digest: string;
+  added: number;
+  changed: number;
+  removed: number;
+  /** A few changed paths ("+ a", "~ b", "- c"). */
+  sample: string[];
+  /** Files in the workspace's tree. */
+  files?: number;
+  /** Blobs received. */
+  blobs?: number;
+}
+
+export type CheckReply =
+  | { t: "check"; exists: true; digest: string; labels: Record<string, string> }
+  | { t: "check"; exists: false; reason?: string; lastRef?: string };
+
+/** The build waits for a slot: `position` builds are ahead of it. */
+export interface Queued {
+  t: "queued";
+  position: number;
+}
+
+export interface Phase {
+  t: "phase";
+  phase: "build" | "push";
+}
+
+/** One line of build or push output. */
+export interface Log {
+  t: "log";
+  line: string;
+}
+
+export interface Built {
+  t: "built";
+  ref: string;
+  /** The pushed image's manifest digest (sha256:…). */
+  digest: string;
+  buildMs: number;
+  pushMs: number;
+}
+
+/** One workspace as `status` lists it. */
+export interface WorkspaceSummary {
+  user: string;
+  project: string;
+  digest: string;
+  files: number;
+  bytes: number;
+  lastSync: string;
+}
+
+export interface Status {
+  t: "status";
+  agent: string;
+  builder: string;
+  disk: { total: number; free: number };
+  blobs: number;
+  workspaces: WorkspaceSummary[];
+}
+
+export interface Pong {
+  t: "pong";
+}
+
+/** The operation failed; the agent closes the connection after it. */
+export interface ErrorReply {
+  t: "error";
+  code: AgentErrorCode;
+  message: string;
+  hint?: string;
+  /** Build and push failures: the failing step and the last lines of its output. */
+  step?: string;
+  tail?: string[];
+  /** What kind of push or registry failure (auth, notFound, unreachable, …). */
+  kind?: string;
+}
+
+export type AgentMessage =
+  | AgentHello
+  | Waiting
+  | SendManifest
+  | Need
+  | Ack
+  | Synced
+  | CheckReply
+  | Queued
+  | Phase
+  | Log
+  | Built
+  | Status
+  | Pong
+  | ErrorReply;
