@@ -16,7 +16,7 @@ import {
 } from "@kubernetes/client-node";
 import { UserError } from "../errors.js";
 import { apiError } from "../kube/client.js";
-import { type AppliedObject, applyObject, FIELD_MANAGER } from "../server/ops.js";
+import { type AppliedObject, applyObject, DiscoveringObjectApi, FIELD_MANAGER } from "../kube/apply.js";
 import { annotateWorkload, type ChangedWorkload, type ManifestObject } from "./manifests.js";
 import { type ResolvedTarget, type TargetKind, targetLabel } from "./targets.js";
 
@@ -195,13 +195,6 @@ export async function applyPersonalCopy(
       e,
       `apply ${t.kind === "Deployment" ? "deployments" : "statefulsets"}/${name} in namespace ${t.namespace}`,
     );
-  }
-}
-
-/** The generic object client, plus its (cached) discovery: is a kind served, is it namespaced. */
-class DiscoveringObjectApi extends KubernetesObjectApi {
-  discover(apiVersion: string, kind: string) {
-    return this.resource(apiVersion, kind);
   }
 }
 
