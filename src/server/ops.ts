@@ -5,9 +5,7 @@ import {
   AppsV1Api,
   CoreV1Api,
   type KubeConfig,
-  type KubernetesObject,
   KubernetesObjectApi,
-  PatchStrategy,
   type V1Pod,
 } from "@kubernetes/client-node";
 import { UserError } from "../errors.js";
