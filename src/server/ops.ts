@@ -13,7 +13,7 @@ import { accessFromKubeConfig, type ClusterAccess } from "../kube/access.js";
 import { applyObjects } from "../kube/apply.js";
 import { apiError } from "../kube/client.js";
 import { findServerPod, isReady, withAgent } from "./connect.js";
-import { DATA_CLAIM, SERVER_NAME, type ServerOptions, serverObjects } from "./manifests.js";
+import { DATA_CLAIM, SERVER_NAME, type ServerOptions, serverObjects } from "./objects.js";
 
 function podProblem(p: V1Pod): string | undefined {
   for (const s of [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])]) {

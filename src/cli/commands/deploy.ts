@@ -7,7 +7,7 @@ import type { TargetSpec } from "../../deploy/targets.js";
 import { ago, seconds } from "../../ui/format.js";
 import { UserError } from "../../errors.js";
 import { addBuildOptions, runBuild } from "./build.js";
-import { type CommandContext, commandContext } from "./context.js";
+import { type CommandContext, commandContext } from "../context.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -115,7 +115,7 @@ export function registerDeploy(program: Command) {
       const [{ rollTargets }, { gitInfo, describeCommit }, { resolveUser }, kc] = await Promise.all([
         import("../../pipeline/deploy.js"),
         import("../../deploy/git.js"),
-        import("../../config/identity.js"),
+        import("../../config/user.js"),
         c.kube(),
       ]);
       // Both are checked before the build: a wrong target or manifest fails in seconds.
@@ -229,7 +229,7 @@ export function registerDeploy(program: Command) {
         import("../../deploy/apply.js"),
         import("../../deploy/rollout.js"),
         import("../../pipeline/deploy.js"),
-        import("../../config/identity.js"),
+        import("../../config/user.js"),
         c.kube(),
       ]);
       const user = resolveUser({
@@ -314,7 +314,7 @@ export function registerDeploy(program: Command) {
       const c = await commandContext(cmd);
       const [{ deletePersonalCopies }, { resolveUser }, { targetNamespace }, kc] = await Promise.all([
         import("../../deploy/personal.js"),
-        import("../../config/identity.js"),
+        import("../../config/user.js"),
         import("../../deploy/targets.js"),
         c.kube(),
       ]);
@@ -342,7 +342,7 @@ async function personalise(
   targets: Awaited<ReturnType<typeof resolveTargets>>,
 ) {
   if (!opts.personal) return targets;
-  const { resolveUser } = await import("../../config/identity.js");
+  const { resolveUser } = await import("../../config/user.js");
   const user = resolveUser({
     flag: opts.user as string | undefined,
     config: c.config.user,

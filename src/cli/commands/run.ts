@@ -9,7 +9,7 @@ import type { TargetSpec } from "../../deploy/targets.js";
 import { buildRunJob, checkQuantity, parseEnv, runJobName } from "../../run/job.js";
 import { UserError } from "../../errors.js";
 import { addBuildOptions, runBuild } from "./build.js";
-import { commandContext } from "./context.js";
+import { commandContext } from "../context.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -66,7 +66,7 @@ export function registerRun(program: Command) {
         : seconds(opts.startTimeout, "--start-timeout", 1);
 
     const [{ ensureNamespace, parseTarget, resolveTarget, targetLabel, targetNamespace }, { resolveUser }] =
-      await Promise.all([import("../../deploy/targets.js"), import("../../config/identity.js")]);
+      await Promise.all([import("../../deploy/targets.js"), import("../../config/user.js")]);
     const spec: TargetSpec | undefined = opts.target ? parseTarget(opts.target) : c.config.deploy.targets[0];
     if (!spec) {
       throw new UserError("usage", "no target given: the Job is made from a workload's pod template", {

@@ -7,7 +7,7 @@ import { scanSnapshot } from "../../context/scan.js";
 import { bytes, seconds } from "../../ui/format.js";
 import { UserError } from "../../errors.js";
 import { VERSION } from "../../version.js";
-import { commandContext } from "./context.js";
+import { commandContext } from "../context.js";
 
 export function registerSync(program: Command) {
   program
@@ -28,7 +28,7 @@ export function registerSync(program: Command) {
       const scanning = scanSnapshot({ root: c.dir, onWarning: (m) => c.reporter.warn(m) });
       scanning.catch(() => {}); // a failed scan is reported through the session
       const [{ resolveUser }, { withAgent }, { syncTree }, cluster] = await Promise.all([
-        import("../../config/identity.js"),
+        import("../../config/user.js"),
         import("../../server/connect.js"),
         import("../../sync/client.js"),
         c.access(),
