@@ -193,7 +193,7 @@ describe("serverObjects", () => {
     assert.equal(cm.data["bundle.crt"], [pem("a"), pem("b")].join("\n"), "hosts in sorted order");
     assert.equal(env.NODE_EXTRA_CA_CERTS, "/etc/snapdeploy/registry-ca/bundle.crt");
     assert.equal(mount(agent, "registry-ca")?.readOnly, true);
-    assert.deepEqual((volume("registry-ca-certsd")?.configMap as Any).items, [
+    assert.deepEqual((volume("registry-ca-certsd")?.configMap as Any)?.items, [
       { key: "reg.a.crt", path: "reg.a/ca.crt" },
       { key: "reg.b_5000.crt", path: "reg.b:5000/ca.crt" },
     ]);
