@@ -8,7 +8,8 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import { UserError } from "../errors.js";
 import { History, type HistoryEntry } from "../deploy/history.js";
 import { pointTargets, type Stamp } from "../deploy/patch.js";
-import { replaceStuckPods, updateRevision, waitForRollout } from "../deploy/rollout.js";
+import { waitForRollout } from "../deploy/rollout.js";
+import { replaceStuckPods, updateRevision } from "../deploy/stuck-pods.js";
 import { type ResolvedTarget, targetLabel } from "../deploy/targets.js";
 import type { Reporter } from "../ui/reporter.js";
 
