@@ -7,6 +7,7 @@
  */
 import { CoreV1Api, type KubeConfig, type V1ConfigMap } from "@kubernetes/client-node";
 import { apiError } from "../kube/client.js";
+import { labelValue } from "../kube/names.js";
 import { type TargetKind, targetLabel } from "./targets.js";
 
 export type Outcome = "in progress" | "succeeded" | "failed" | "rolled back" | "interrupted";
@@ -74,7 +75,8 @@ export class History {
           namespace: this.namespace,
           labels: {
             "app.kubernetes.io/managed-by": "snapdeploy",
-            "snapdeploy.dev/target": `${this.target.kind}.${this.target.name}`,
+            // A label value has at most 63 characters: a long name is shortened (kube/names.ts).
+            "snapdeploy.dev/target": labelValue(`${this.target.kind}.${this.target.name}`),
           },
           resourceVersion: cm?.metadata?.resourceVersion,
         },

@@ -2,11 +2,10 @@
  * Waits for a rollout the way `kubectl rollout status` decides it (observed
  * generation, updated/ready/available replicas, the Progressing condition), driven
  * by watches rather than polling. While it waits it looks at the pods of the *new*
- * revision and fails fast with the reason when one cannot come up.
+ * revision and fails fast with the reason when one cannot come up (diagnose.ts).
  */
 import {
   AppsV1Api,
-  CoreV1Api,
   type KubeConfig,
   type V1Deployment,
   type V1Pod,
@@ -14,7 +13,7 @@ import {
   Watch,
 } from "@kubernetes/client-node";
 import { UserError } from "../errors.js";
-import { apiError } from "../kube/client.js";
+import { diagnosePod, readinessProblem } from "./diagnose.js";
 import { type TargetKind, targetLabel } from "./targets.js";
 
 export interface RolloutTarget {
@@ -81,124 +80,6 @@ export function rolloutState(
   return { done: true, message: `${want} of ${want} pods ready at the new revision` };
 }
 
-export interface PodProblem {
-  pod: string;
-  reason: string;
-  message: string;
-  details: string[];
-}
-
-const IMAGE_PULL = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"];
-const CONFIG = ["CreateContainerConfigError", "CreateContainerError"];
-
-/** Why a pod of the new revision cannot come up, if it cannot. */
-export async function diagnosePod(kc: KubeConfig, pod: V1Pod): Promise<PodProblem | undefined> {
-  const core = kc.makeApiClient(CoreV1Api);
-  const name = pod.metadata?.name ?? "?";
-  const ns = pod.metadata?.namespace ?? "default";
-  for (const cs of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
-    const waiting = cs.state?.waiting;
-    if (waiting?.reason && IMAGE_PULL.includes(waiting.reason)) {
-      const warningsNow = async () =>
-        (
-          (
-            await core
-              .listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })
-              .catch(() => undefined)
-          )?.items ?? []
-        ).filter((e) => e.type === "Warning");
-      let warnings = await warningsNow();
-      // The status can change before the kubelet's event is written: look once more.
-      if (!warnings.some((e) => /failed to pull/i.test(e.message ?? ""))) {
-        await new Promise((r) => setTimeout(r, 1000));
-        warnings = await warningsNow();
-      }
-      // The kubelet's "Failed to pull image ..." event carries the registry's answer.
-      const failed =
-        warnings.filter((e) => /failed to pull/i.test(e.message ?? "")).at(-1) ??
-        warnings.filter((e) => /pull|image/i.test(e.message ?? "")).at(-1);
-      return {
-        pod: name,
-        reason: waiting.reason,
-        message: `container ${cs.name} cannot pull image ${cs.image}`,
-        details: [failed?.message ?? waiting.message ?? waiting.reason],
-      };
-    }
-    if (waiting?.reason && CONFIG.includes(waiting.reason)) {
-      return {
-        pod: name,
-        reason: waiting.reason,
-        message: `container ${cs.name} cannot be created`,
-        details: [waiting.message ?? waiting.reason],
-      };
-    }
-    const term = cs.state?.terminated ?? (cs.restartCount > 0 ? cs.lastState?.terminated : undefined);
-    if (term && (term.exitCode !== 0 || term.reason === "OOMKilled")) {
-      const logsOf = (previous: boolean) =>
-        core
-          .readNamespacedPodLog({ name, namespace: ns, container: cs.name, previous, tailLines: 20 })
-          .catch(() => "");
-      let logs = await logsOf(!cs.state?.terminated);
-      if (cs.state?.terminated) {
-        // The kubelet may have restarted the container between our reading the pod and its
-        // log: the log read was then the new instance's, and the one diagnosed is "previous".
-        const now = await core.readNamespacedPod({ name, namespace: ns }).catch(() => undefined);
-        const again = now?.status?.containerStatuses?.find((c) => c.name === cs.name);
-        if ((again?.restartCount ?? cs.restartCount) > cs.restartCount) logs = await logsOf(true);
-      }
-      const oom = term.reason === "OOMKilled";
-      const limit = pod.spec?.containers.find((c) => c.name === cs.name)?.resources?.limits?.memory;
-      return {
-        pod: name,
-        reason: oom
-          ? "OOMKilled"
-          : cs.state?.waiting?.reason === "CrashLoopBackOff"
-            ? "CrashLoopBackOff"
-            : "Error",
-        message: oom
-          ? `container ${cs.name} was killed for using too much memory (OOMKilled${limit ? `, limit ${limit}` : ""})`
-          : `container ${cs.name} exited with code ${term.exitCode}${cs.restartCount ? ` (restarted ${cs.restartCount} times)` : ""}`,
-        details: String(logs ?? "")
-          .split("\n")
-          .filter((l, i, a) => l !== "" || i < a.length - 1)
-          .slice(-20)
-          .map((l) => `| ${l}`),
-      };
-    }
-  }
-  const sched = pod.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False");
-  if (sched?.reason === "Unschedulable") {
-    return {
-      pod: name,
-      reason: "Unschedulable",
-      message: "the pod cannot be scheduled",
-      details: [sched.message ?? ""],
-    };
-  }
-  return undefined;
-}
-
-/** Why pods of the new revision are running but not ready (for the timeout message). */
-async function readinessProblem(kc: KubeConfig, pods: V1Pod[]): Promise<string[]> {
-  const core = kc.makeApiClient(CoreV1Api);
-  const out: string[] = [];
-  for (const p of pods) {
-    const ready = p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
-    if (ready || p.status?.phase !== "Running") continue;
-    const events = await core
-      .listNamespacedEvent({
-        namespace: p.metadata?.namespace ?? "",
-        fieldSelector: `involvedObject.name=${p.metadata?.name}`,
-      })
-      .catch(() => undefined);
-    const unhealthy = (events?.items ?? []).filter((e) => e.reason === "Unhealthy").at(-1);
-    out.push(
-      `pod ${p.metadata?.name}: running but not ready${unhealthy?.message ? `: ${unhealthy.message}` : ""}`,
-    );
-  }
-  return out;
-}
-
 /** Label selector of the pods of the workload's newest revision, once it is known. */
 async function newRevisionSelector(
   kc: KubeConfig,
@@ -221,72 +102,6 @@ async function newRevisionSelector(
   );
   const hash = rs?.metadata?.labels?.["pod-template-hash"];
   return hash ? [...base, `pod-template-hash=${hash}`].join(",") : undefined;
-}
-
-/** The revision a StatefulSet is updating its pods to, read before a rollback changes it. */
-export async function updateRevision(kc: KubeConfig, t: RolloutTarget): Promise<string | undefined> {
-  const sts = await kc
-    .makeApiClient(AppsV1Api)
-    .readNamespacedStatefulSet({ name: t.name, namespace: t.namespace })
-    .catch(() => undefined);
-  return sts?.status?.updateRevision;
-}
-
-/**
- * After a StatefulSet's template is put back, its controller still waits for the pods
- * of the failed revision to become ready before it replaces them (a known StatefulSet
- * limitation with ordered pod management), and they never will: the rollback would
- * not settle. Once the controller has seen the restored template, this deletes the
- * failed revision's pods that are not ready, so they are recreated from it. Ready
- * pods are left to the normal rolling update. Returns the deleted pods' names.
- */
-export async function replaceStuckPods(
-  kc: KubeConfig,
-  t: RolloutTarget,
-  failedRevision: string,
-  timeoutMs = 30_000,
-): Promise<string[]> {
-  const apps = kc.makeApiClient(AppsV1Api);
-  const core = kc.makeApiClient(CoreV1Api);
-  const label = targetLabel(t);
-  const end = Date.now() + timeoutMs;
-  let sts: V1StatefulSet;
-  for (;;) {
-    sts = await apps.readNamespacedStatefulSet({ name: t.name, namespace: t.namespace }).catch((e) => {
-      throw apiError(e, `read ${label} in namespace ${t.namespace}`);
-    });
-    if ((sts.status?.observedGeneration ?? 0) >= (sts.metadata?.generation ?? 0)) break;
-    if (Date.now() > end) return [];
-    await new Promise((r) => setTimeout(r, 300));
-  }
-  // Nothing was restored (same template): these pods are the current revision's.
-  if (sts.status?.updateRevision === failedRevision) return [];
-  const selector = [
-    ...Object.entries(sts.spec?.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`),
-    `controller-revision-hash=${failedRevision}`,
-  ].join(",");
-  const pods = await core
-    .listNamespacedPod({ namespace: t.namespace, labelSelector: selector })
-    .catch((e) => {
-      throw apiError(e, `list the pods of ${label} in namespace ${t.namespace}`);
-    });
-  const stuck = pods.items.filter(
-    (p) =>
-      !p.metadata?.deletionTimestamp &&
-      !p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
-  );
-  const deleted: string[] = [];
-  for (const p of stuck) {
-    const name = p.metadata?.name as string;
-    try {
-      await core.deleteNamespacedPod({ name, namespace: t.namespace });
-      deleted.push(name);
-    } catch (e) {
-      if ((e as { code?: number }).code !== 404)
-        throw apiError(e, `delete pod ${name} in namespace ${t.namespace}`);
-    }
-  }
-  return deleted;
 }
 
 export async function waitForRollout(

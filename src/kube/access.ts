@@ -29,7 +29,7 @@ import {
 
 export type { KubeOptions };
 
-/** The kubeconfig user, as far as naming the workspace needs it (see config/identity.ts). */
+/** The kubeconfig user, as far as naming the workspace needs it (see config/user.ts). */
 export interface KubeUser {
   name: string;
   certData?: string;

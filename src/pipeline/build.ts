@@ -9,7 +9,7 @@ import { UserError } from "../errors.js";
 import { type Snapshot, scanSnapshot } from "../context/scan.js";
 import { type ClusterAccess, getJson } from "../kube/access.js";
 import { withAgent } from "../server/connect.js";
-import { type BuildSettings, snapshotId, snapshotTag } from "../snapshot/identity.js";
+import { type BuildSettings, snapshotId, snapshotTag } from "../snapshot/id.js";
 import { type SyncResult, syncTree } from "../sync/client.js";
 import { RemoteError } from "../protocol/connection.js";
 import type { Reporter } from "../ui/reporter.js";

@@ -1,30 +1,27 @@
 /**
  * Rolling targets to an image: record history, patch (or apply personal copies, or
- * apply the user's manifests), watch every rollout, and on failure explain it and
+ * apply the user's objects, --manifests), watch every rollout, and on failure explain it and
  * optionally put the previous images back. Ctrl-C marks the history entries "interrupted".
  */
 import type { KubeConfig } from "@kubernetes/client-node";
 import { UserError } from "../errors.js";
-import {
-  applyManifests,
-  applyPersonalCopy,
-  currentImages,
-  type ManifestSet,
-  pointTargets,
-  type Stamp,
-} from "../deploy/apply.js";
 import { History, type HistoryEntry } from "../deploy/history.js";
-import { replaceStuckPods, updateRevision, waitForRollout } from "../deploy/rollout.js";
+import { currentImages, pointTargets, type Stamp } from "../deploy/patch.js";
+import { applyPersonalCopy } from "../deploy/personal.js";
+import { personalName } from "../deploy/personal-name.js";
+import { applyResources, type ResourceSet } from "../deploy/resources/apply.js";
+import { waitForRollout } from "../deploy/rollout.js";
 import { type ResolvedTarget, resolveTarget, targetLabel } from "../deploy/targets.js";
 import type { Reporter } from "../ui/reporter.js";
+import { restoreImages } from "./rollback.js";
 
 export interface RolloutRequest {
   targets: ResolvedTarget[];
   /**
-   * Apply these manifests (image already substituted) instead of patching `targets`:
-   * the Deployments and StatefulSets in them that got the image become the targets.
+   * Apply the user's objects (--manifests; image already substituted) instead of patching
+   * `targets`: the Deployments and StatefulSets among them that got the image become the targets.
    */
-  manifests?: ManifestSet;
+  resources?: ResourceSet;
   image: string;
   stamp: Stamp;
   action: HistoryEntry["action"];
@@ -50,8 +47,8 @@ export async function rollTargets(
   process.once("SIGINT", onSigint);
   const started: { target: ResolvedTarget; history: History; entry: HistoryEntry }[] = [];
   try {
-    if (req.manifests && (req.personal || req.targets.length))
-      throw new Error("manifests are deployed on their own, without targets or personal copies");
+    if (req.resources && (req.personal || req.targets.length))
+      throw new Error("the user's objects are deployed on their own, without targets or personal copies");
     let targets = req.targets;
     const images = (t: ResolvedTarget) => Object.fromEntries(t.containers.map((c) => [c, req.image]));
     const begin = async (t: ResolvedTarget) => {
@@ -68,8 +65,8 @@ export async function rollTargets(
       });
       started.push({ target: t, history, entry });
     };
-    if (req.manifests) {
-      const r = await applyManifests(kc, req.manifests, req.stamp, begin);
+    if (req.resources) {
+      const r = await applyResources(kc, req.resources, req.stamp, begin);
       for (const a of r.applied) reporter.info(`${a.kind.toLowerCase()}/${a.name} ${a.outcome}`);
       for (const t of r.targets)
         reporter.info(`${targetLabel(t)} (${t.containers.join(", ")}) now runs ${req.image}`);
@@ -79,7 +76,7 @@ export async function rollTargets(
     } else if (req.personal) {
       const copies: ResolvedTarget[] = [];
       for (const t of targets) {
-        const name = `${t.name}-${req.stamp.user}`.slice(0, 63);
+        const name = personalName(t.name, req.stamp.user, t.kind);
         // The copy may not exist yet: its history starts with no previous image.
         const existing = await resolveTarget(kc, t.namespace, {
           kind: t.kind,
@@ -151,20 +148,21 @@ export async function rollTargets(
       for (const s of started) {
         const previous = s.entry.previous;
         if (!Object.keys(previous).length) {
-          // Only a manifest deploy can create a workload: it has no earlier image to go back to.
+          // Only a deploy of the user's objects (--manifests) can create a workload: it has
+          // no earlier image to go back to.
           created.push(targetLabel(s.target));
           reporter.warn(
             `${targetLabel(s.target)} was created by this deploy: there is no previous image to restore; it stays as applied`,
           );
           continue;
         }
-        const failedRevision =
-          s.target.kind === "StatefulSet" ? await updateRevision(kc, s.target) : undefined;
-        await pointTargets(kc, [{ target: s.target, images: previous }], {
-          ...req.stamp,
-          cause: `snapdeploy rollback after failed deploy of ${req.image}`,
-        });
-        if (failedRevision) await unstick(kc, s.target, failedRevision, reporter);
+        await restoreImages(
+          kc,
+          s.target,
+          previous,
+          { ...req.stamp, cause: `snapdeploy rollback after failed deploy of ${req.image}` },
+          reporter,
+        );
         await waitForRollout(kc, s.target, {
           timeoutMs: req.timeoutMs,
           onProgress: (m) => reporter.info(m),
@@ -187,23 +185,5 @@ export async function rollTargets(
     throw first;
   } finally {
     process.off("SIGINT", onSigint);
-  }
-}
-
-/** After a StatefulSet's rollback: replaces its stuck pods of the failed revision (see replaceStuckPods). */
-export async function unstick(
-  kc: KubeConfig,
-  t: ResolvedTarget,
-  failedRevision: string,
-  reporter: Reporter,
-): Promise<void> {
-  try {
-    const deleted = await replaceStuckPods(kc, t, failedRevision);
-    if (deleted.length)
-      reporter.info(
-        `${targetLabel(t)}: deleted ${deleted.join(", ")} (not ready, failed revision) so they restart on the restored template`,
-      );
-  } catch (e) {
-    reporter.warn(`${targetLabel(t)}: could not replace the failed revision's pods: ${(e as Error).message}`);
   }
 }

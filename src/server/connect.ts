@@ -19,7 +19,7 @@ import { ProtocolError } from "../protocol/frames.js";
 import { openPortForward } from "../transport/portforward.js";
 import { cacheDir } from "../util/cache.js";
 import { within } from "../util/time.js";
-import { AGENT_CONTAINER, SELECTOR } from "./manifests.js";
+import { AGENT_CONTAINER, SELECTOR } from "./objects.js";
 
 export type Transport = "port-forward" | "exec";
 

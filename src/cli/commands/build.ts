@@ -4,7 +4,7 @@ import path from "node:path";
 import { toName } from "../../config/config.js";
 import { bytes, seconds } from "../../ui/format.js";
 import { UserError } from "../../errors.js";
-import { type CommandContext, commandContext } from "./context.js";
+import { type CommandContext, commandContext } from "../context.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -54,7 +54,7 @@ function parseSecret(spec: string): { id: string; secret: string; key?: string }
 /** Resolves flags + snapdeploy.yaml into a build request and runs it. */
 export async function runBuild(c: CommandContext, opts: Record<string, unknown>) {
   const [{ resolveUser }, { buildSnapshot }, cluster] = await Promise.all([
-    import("../../config/identity.js"),
+    import("../../config/user.js"),
     import("../../pipeline/build.js"),
     c.access(),
   ]);

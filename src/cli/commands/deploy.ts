@@ -1,13 +1,8 @@
 /** snapdeploy deploy | history | rollback | personal delete */
-import type { KubeConfig } from "@kubernetes/client-node";
 import type { Command } from "commander";
-import path from "node:path";
-import type { ManifestObject } from "../../deploy/manifests.js";
-import type { TargetSpec } from "../../deploy/targets.js";
 import { ago, seconds } from "../../ui/format.js";
-import { UserError } from "../../errors.js";
 import { addBuildOptions, runBuild } from "./build.js";
-import { type CommandContext, commandContext } from "./context.js";
+import { type CommandContext, commandContext } from "../context.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -25,70 +20,14 @@ function addTargetOptions(cmd: Command): Command {
     );
 }
 
-/** The targets named by flags, else by snapdeploy.yaml, resolved against the cluster. */
-async function resolveTargets(c: CommandContext, opts: Record<string, unknown>, kc: KubeConfig) {
-  const { parseTarget, resolveTarget, ensureNamespace, targetNamespace } = await import(
-    "../../deploy/targets.js"
-  );
-  const flags = opts.target as string[];
-  const specs: TargetSpec[] = flags.length ? flags.map(parseTarget) : c.config.deploy.targets;
-  if (!specs.length) {
-    throw new UserError("usage", "no deploy target given", {
-      hint: "pass --target deployment/NAME[:container], or list deploy.targets in snapdeploy.yaml",
-    });
-  }
-  const namespace = targetNamespace(
-    kc,
-    opts.targetNamespace as string | undefined,
-    c.config.deploy.namespace,
-  );
-  await ensureNamespace(kc, namespace);
-  return await Promise.all(specs.map((s) => resolveTarget(kc, namespace, s)));
-}
-
-/**
- * With --manifests (or deploy.manifests when no --target and no --personal is given):
- * the manifests, loaded and checked before anything is built, and the repository
- * whose containers get the snapshot. Undefined when deploying to targets.
- */
-async function loadDeployManifests(c: CommandContext, opts: Record<string, unknown>, kc: KubeConfig) {
-  const flag = opts.manifests as string | undefined;
-  const targetFlags = (opts.target as string[]).length > 0;
-  if (flag && targetFlags) {
-    throw new UserError("usage", "--manifests and --target cannot be combined", {
-      hint: "with --manifests, the Deployments and StatefulSets in the manifests that run the image are the targets",
-    });
-  }
-  if (flag && opts.personal) {
-    throw new UserError("usage", "--manifests and --personal cannot be combined", {
-      hint: "--personal makes copies of existing targets (-t); manifests name their own objects: give them your own names instead",
-    });
-  }
-  const configured = c.config.deploy.manifests;
-  const chosen = flag ?? (targetFlags || opts.personal ? undefined : configured);
-  if (!chosen) return undefined;
-  const [{ loadManifests, requireImageUse, imageRepository }, { ensureNamespace, targetNamespace }] =
-    await Promise.all([import("../../deploy/manifests.js"), import("../../deploy/targets.js")]);
-  const repository =
-    (opts.repository as string | undefined) ??
-    c.config.image.repository ??
-    (opts.image ? imageRepository(opts.image as string) : undefined);
-  if (!repository) {
-    throw new UserError("usage", "no image repository given", {
-      hint: "pass --repository registry.example.com/team/app, or set image.repository in snapdeploy.yaml: containers running it get the snapshot",
-    });
-  }
-  // Relative to the project folder (-C), like --dockerfile and deploy.manifests.
-  const where = path.resolve(c.dir, chosen);
-  const objects: ManifestObject[] = loadManifests(where).map((l) => l.object);
-  requireImageUse(objects, repository, where);
-  const namespace = targetNamespace(
-    kc,
-    opts.targetNamespace as string | undefined,
-    c.config.deploy.namespace,
-  );
-  await ensureNamespace(kc, namespace);
-  return { objects, repository, where, namespace };
+/** What --target and --target-namespace choose, with snapdeploy.yaml's defaults. */
+function targetChoice(c: CommandContext, opts: Record<string, unknown>) {
+  return {
+    flags: opts.target as string[],
+    configured: c.config.deploy.targets,
+    namespaceFlag: opts.targetNamespace as string | undefined,
+    configuredNamespace: c.config.deploy.namespace,
+  };
 }
 
 export function registerDeploy(program: Command) {
@@ -112,15 +51,33 @@ export function registerDeploy(program: Command) {
     .action(async (opts, cmd: Command) => {
       const c = await commandContext(cmd);
       const t0 = performance.now();
-      const [{ rollTargets }, { gitInfo, describeCommit }, { resolveUser }, kc] = await Promise.all([
+      const [
+        { rollTargets },
+        { loadDeployResources, resolveTargets, withImage },
+        { gitInfo, describeCommit },
+        { resolveUser },
+        kc,
+      ] = await Promise.all([
         import("../../pipeline/deploy.js"),
+        import("../../pipeline/deploy-input.js"),
         import("../../deploy/git.js"),
-        import("../../config/identity.js"),
+        import("../../config/user.js"),
         c.kube(),
       ]);
       // Both are checked before the build: a wrong target or manifest fails in seconds.
-      const manifests = await loadDeployManifests(c, opts, kc);
-      const targets = manifests ? [] : await resolveTargets(c, opts, kc);
+      const resources = await loadDeployResources(kc, {
+        flag: opts.manifests,
+        configured: c.config.deploy.manifests,
+        targetFlags: (opts.target as string[]).length > 0,
+        personal: Boolean(opts.personal),
+        repositoryFlag: opts.repository,
+        configuredRepository: c.config.image.repository,
+        image: opts.image,
+        dir: c.dir,
+        namespaceFlag: opts.targetNamespace,
+        configuredNamespace: c.config.deploy.namespace,
+      });
+      const targets = resources ? [] : await resolveTargets(kc, targetChoice(c, opts));
       const user = resolveUser({
         flag: opts.user,
         config: c.config.user,
@@ -135,17 +92,11 @@ export function registerDeploy(program: Command) {
       }
       const git = gitInfo(c.dir);
       const tBuild = performance.now();
-      let manifestSet: import("../../deploy/apply.js").ManifestSet | undefined;
-      if (manifests) {
-        const { substituteImage } = await import("../../deploy/manifests.js");
-        const s = substituteImage(manifests.objects, manifests.repository, image, manifests.where);
-        manifestSet = { ...s, namespace: manifests.namespace };
-      }
       const reports = await rollTargets(
         kc,
         {
           targets,
-          manifests: manifestSet,
+          resources: resources && withImage(resources, image),
           image,
           action: "deploy",
           personal: Boolean(opts.personal),
@@ -181,12 +132,26 @@ export function registerDeploy(program: Command) {
     .option("--user <name>", "whose personal copies (with --personal)")
     .action(async (opts, cmd: Command) => {
       const c = await commandContext(cmd);
-      const [{ History }, { targetLabel }, kc] = await Promise.all([
-        import("../../deploy/history.js"),
-        import("../../deploy/targets.js"),
-        c.kube(),
-      ]);
-      const targets = await personalise(c, opts, kc, await resolveTargets(c, opts, kc));
+      const [{ History }, { targetLabel }, { personalTargets, resolveTargets }, { resolveUser }, kc] =
+        await Promise.all([
+          import("../../deploy/history.js"),
+          import("../../deploy/targets.js"),
+          import("../../pipeline/deploy-input.js"),
+          import("../../config/user.js"),
+          c.kube(),
+        ]);
+      const shared = await resolveTargets(kc, targetChoice(c, opts));
+      // With --personal, the user's copies instead of the shared targets.
+      const targets = opts.personal
+        ? personalTargets(
+            shared,
+            resolveUser({
+              flag: opts.user,
+              config: c.config.user,
+              kubeUser: kc.getCurrentUser() ?? undefined,
+            }),
+          )
+        : shared;
       const out: string[] = [];
       const data: Record<string, unknown> = {};
       for (const t of targets) {
@@ -215,21 +180,10 @@ export function registerDeploy(program: Command) {
     .option("--user <name>", "who is rolling back (default: your identity)")
     .action(async (opts, cmd: Command) => {
       const c = await commandContext(cmd);
-      const [
-        { History },
-        { targetLabel },
-        { pointTargets },
-        { waitForRollout, updateRevision },
-        { unstick },
-        { resolveUser },
-        kc,
-      ] = await Promise.all([
-        import("../../deploy/history.js"),
-        import("../../deploy/targets.js"),
-        import("../../deploy/apply.js"),
-        import("../../deploy/rollout.js"),
-        import("../../pipeline/deploy.js"),
-        import("../../config/identity.js"),
+      const [{ rollBack }, { resolveTargets }, { resolveUser }, kc] = await Promise.all([
+        import("../../pipeline/rollback.js"),
+        import("../../pipeline/deploy-input.js"),
+        import("../../config/user.js"),
         c.kube(),
       ]);
       const user = resolveUser({
@@ -237,70 +191,23 @@ export function registerDeploy(program: Command) {
         config: c.config.user,
         kubeUser: kc.getCurrentUser() ?? undefined,
       });
-      const targets = await resolveTargets(c, opts, kc);
-      const plans = [];
-      for (const t of targets) {
-        const history = new History(kc, t.namespace, t);
-        const entries = await history.list();
-        let images: Record<string, string>;
-        let what: string;
-        if (opts.to !== undefined) {
-          const e = entries.find((x) => x.revision === Number(opts.to));
-          if (!e) {
-            throw new UserError("notFound", `${targetLabel(t)} has no history revision ${opts.to}`, {
-              hint: `revisions: ${entries.map((x) => x.revision).join(", ") || "(none)"}; see: snapdeploy history`,
-            });
-          }
-          images = Object.fromEntries(t.containers.map((cn) => [cn, e.image]));
-          what = `revision ${e.revision}`;
-        } else {
-          const last = entries.at(-1);
-          if (!last || !Object.keys(last.previous).length) {
-            throw new UserError(
-              "notFound",
-              `${targetLabel(t)} has no earlier image recorded to roll back to`,
-              { hint: "see: snapdeploy history" },
-            );
-          }
-          images = last.previous;
-          what = `the images before revision ${last.revision}`;
-        }
-        plans.push({ t, history, images, what });
-      }
-      const timeoutMs = Number(opts.timeout ?? c.config.deploy.timeout) * 1000;
-      for (const p of plans) {
-        const image = Object.values(p.images)[0] ?? "";
-        const entry = await p.history.begin({
-          action: "rollback",
-          image,
-          previous: Object.fromEntries(
-            p.t.containers.map((cn) => [
-              cn,
-              p.t.object.spec?.template.spec?.containers.find((x) => x.name === cn)?.image ?? "",
-            ]),
-          ),
+      const targets = await resolveTargets(kc, targetChoice(c, opts));
+      await rollBack(
+        kc,
+        {
+          targets,
+          to: opts.to === undefined ? undefined : Number(opts.to),
           user,
-          time: new Date().toISOString(),
-        });
-        const failedRevision = p.t.kind === "StatefulSet" ? await updateRevision(kc, p.t) : undefined;
-        await pointTargets(kc, [{ target: p.t, images: p.images }], {
-          user,
-          cause: `snapdeploy rollback to ${p.what} by ${user}`,
-        });
-        if (failedRevision) await unstick(kc, p.t, failedRevision, c.reporter);
-        try {
-          await waitForRollout(kc, p.t, { timeoutMs, onProgress: (m) => c.reporter.info(m) });
-          await p.history.finish(entry.revision, "succeeded");
-        } catch (e) {
-          await p.history.finish(entry.revision, "failed", (e as Error).message);
-          throw e;
-        }
-        c.reporter.result(`${targetLabel(p.t)} rolled back to ${p.what}: ${image}`, {
-          target: targetLabel(p.t),
-          image,
-          revision: entry.revision,
-        });
-      }
+          timeoutMs: Number(opts.timeout ?? c.config.deploy.timeout) * 1000,
+        },
+        c.reporter,
+        (r) =>
+          c.reporter.result(`${r.target} rolled back to ${r.what}: ${r.image}`, {
+            target: r.target,
+            image: r.image,
+            revision: r.revision,
+          }),
+      );
     });
 
   const personal = program.command("personal").description("your personal copies of the targets");
@@ -314,7 +221,7 @@ export function registerDeploy(program: Command) {
       const c = await commandContext(cmd);
       const [{ deletePersonalCopies }, { resolveUser }, { targetNamespace }, kc] = await Promise.all([
         import("../../deploy/personal.js"),
-        import("../../config/identity.js"),
+        import("../../config/user.js"),
         import("../../deploy/targets.js"),
         c.kube(),
       ]);
@@ -332,21 +239,4 @@ export function registerDeploy(program: Command) {
         { removed },
       );
     });
-}
-
-/** With --personal, the user's copies instead of the shared targets. */
-async function personalise(
-  c: CommandContext,
-  opts: Record<string, unknown>,
-  kc: KubeConfig,
-  targets: Awaited<ReturnType<typeof resolveTargets>>,
-) {
-  if (!opts.personal) return targets;
-  const { resolveUser } = await import("../../config/identity.js");
-  const user = resolveUser({
-    flag: opts.user as string | undefined,
-    config: c.config.user,
-    kubeUser: kc.getCurrentUser() ?? undefined,
-  });
-  return targets.map((t) => ({ ...t, name: `${t.name}-${user}`.slice(0, 63) }));
 }

@@ -4,12 +4,10 @@
  * output and exits with the command's exit code, or with --detach prints the Job's name.
  */
 import type { Command } from "commander";
-import { randomBytes } from "node:crypto";
-import type { TargetSpec } from "../../deploy/targets.js";
-import { buildRunJob, checkQuantity, parseEnv, runJobName } from "../../run/job.js";
+import { checkQuantity, parseEnv } from "../../run/job.js";
 import { UserError } from "../../errors.js";
 import { addBuildOptions, runBuild } from "./build.js";
-import { commandContext } from "./context.js";
+import { commandContext } from "../context.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -65,60 +63,41 @@ export function registerRun(program: Command) {
         ? c.config.deploy.timeout
         : seconds(opts.startTimeout, "--start-timeout", 1);
 
-    const [{ ensureNamespace, parseTarget, resolveTarget, targetLabel, targetNamespace }, { resolveUser }] =
-      await Promise.all([import("../../deploy/targets.js"), import("../../config/identity.js")]);
-    const spec: TargetSpec | undefined = opts.target ? parseTarget(opts.target) : c.config.deploy.targets[0];
-    if (!spec) {
-      throw new UserError("usage", "no target given: the Job is made from a workload's pod template", {
-        hint: "pass --target deployment/NAME, or list it under deploy.targets in snapdeploy.yaml",
-      });
-    }
+    const [{ resolveRunTarget, runSnapshot, runTargetSpec }, { resolveUser }] = await Promise.all([
+      import("../../pipeline/run.js"),
+      import("../../config/user.js"),
+    ]);
+    const spec = runTargetSpec(opts.target, c.config.deploy.targets);
     const kc = await c.kube();
-    const namespace = targetNamespace(kc, opts.targetNamespace, c.config.deploy.namespace);
-    await ensureNamespace(kc, namespace).catch((e) => {
-      if (e instanceof UserError && e.code === "notFound") {
-        throw new UserError("notFound", e.message, {
-          hint: "pass --target-namespace, or set deploy.namespace in snapdeploy.yaml",
-        });
-      }
-      throw e;
-    });
     // Before building: a wrong target should not cost a build.
-    const target = await resolveTarget(kc, namespace, spec);
-    const container = target.containers[0] as string;
+    const where = await resolveRunTarget(kc, spec, opts.targetNamespace, c.config.deploy.namespace);
+    const namespace = where.namespace;
 
     let image = opts.image as string | undefined;
     if (!image) {
       const built = await runBuild(c, opts);
       image = `${built.ref.replace(/:[^:/]+$/, "")}@${built.digest}`;
     }
-    const name = runJobName(target.name, randomBytes(3).toString("hex"));
-    const template = target.object.spec?.template;
-    if (!template) throw new UserError("input", `${targetLabel(target)} has no pod template`);
-    const { job, warnings } = buildRunJob({
-      name,
-      template,
-      container,
-      image,
-      command,
-      user: resolveUser({
-        flag: opts.user,
-        config: c.config.user,
-        kubeUser: kc.getCurrentUser() ?? undefined,
-      }),
-      target: `${targetLabel(target)}:${container}`,
-      cpu,
-      memory,
-      env,
-      ttlSeconds,
-    });
-    for (const w of warnings) c.reporter.warn(w);
-
-    const { runJob } = await import("../../run/run.js");
     const detach = Boolean(opts.detach);
-    const exit = await runJob(
+    const { name, exit } = await runSnapshot(
       kc,
-      { namespace, job, container, detach, startTimeoutSeconds, output: process.stdout },
+      {
+        ...where,
+        image,
+        command,
+        user: resolveUser({
+          flag: opts.user,
+          config: c.config.user,
+          kubeUser: kc.getCurrentUser() ?? undefined,
+        }),
+        cpu,
+        memory,
+        env,
+        ttlSeconds,
+        startTimeoutSeconds,
+        detach,
+        output: process.stdout,
+      },
       c.reporter,
     );
     if (detach) {

@@ -1,10 +1,10 @@
 /** snapdeploy server install | status | uninstall */
 import { type Command, Option } from "commander";
 import { readFileSync } from "node:fs";
-import type { BuilderMode } from "../../server/manifests.js";
+import type { BuilderMode } from "../../server/objects.js";
 import { ago, bytes } from "../../ui/format.js";
 import { UserError } from "../../errors.js";
-import { commandContext } from "./context.js";
+import { commandContext } from "../context.js";
 
 function positiveInt(v: string, flag: string): number {
   const n = Number(v);

@@ -1,13 +1,12 @@
 /** snapdeploy sync: scan the working tree and sync it to your workspace on the build server. */
 import type { Command } from "commander";
-import os from "node:os";
 import path from "node:path";
 import { toName } from "../../config/config.js";
 import { scanSnapshot } from "../../context/scan.js";
 import { bytes, seconds } from "../../ui/format.js";
 import { UserError } from "../../errors.js";
 import { VERSION } from "../../version.js";
-import { commandContext } from "./context.js";
+import { commandContext } from "../context.js";
 
 export function registerSync(program: Command) {
   program
@@ -27,10 +26,9 @@ export function registerSync(program: Command) {
       // The scan starts first: the modules and the kubeconfig load while it waits for the disk.
       const scanning = scanSnapshot({ root: c.dir, onWarning: (m) => c.reporter.warn(m) });
       scanning.catch(() => {}); // a failed scan is reported through the session
-      const [{ resolveUser }, { withAgent }, { syncTree }, cluster] = await Promise.all([
-        import("../../config/identity.js"),
-        import("../../server/connect.js"),
-        import("../../sync/client.js"),
+      const [{ resolveUser }, { syncSnapshot }, cluster] = await Promise.all([
+        import("../../config/user.js"),
+        import("../../pipeline/sync.js"),
         c.access(),
       ]);
       const user = resolveUser({ flag: opts.user, config: c.config.user, kubeUser: cluster.user });
@@ -40,32 +38,13 @@ export function registerSync(program: Command) {
           hint: "pass --project NAME",
         });
       const namespace = opts.namespace ?? c.config.server.namespace;
-
-      // The connection to the build server is opened while the tree is scanned: the scan
-      // is mostly local CPU work, the connection mostly waiting for the network.
-      let tScan = 0;
-      const syncing = withAgent(cluster, namespace, async (s) => {
-        const scan = await scanning;
-        const digest = scan.digest;
-        tScan = performance.now();
-        const r = await syncTree(
-          s.conn,
-          {
-            root: scan.root,
-            user,
-            project,
-            digest,
-            entries: scan.entries,
-            client: `${user}@${os.hostname()}`,
-          },
-          {
-            onWaiting: (holder) =>
-              c.reporter.info(`waiting: workspace ${user}/${project} is locked by ${holder}`),
-          },
-        );
-        return { scan, digest, r, transport: s.transport };
-      });
-      const { scan, digest, r, transport } = await syncing;
+      const {
+        scan,
+        digest,
+        result: r,
+        transport,
+        scannedAt: tScan,
+      } = await syncSnapshot(cluster, { user, project, serverNamespace: namespace }, c.reporter, scanning);
       const t1 = performance.now();
       const where = `${user}/${project}`;
       const summary = r.noop

@@ -1,5 +1,5 @@
 /**
- * A snapshot's identity: a digest of everything that decides the image — the synced
+ * A snapshot's id: a digest of everything that decides the image — the synced
  * manifest, the Dockerfile path, build args, target stage and platform. Equal ids
  * mean the same image can be reused, by anyone on the team.
  */

@@ -4,10 +4,10 @@
  */
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Command } from "commander";
-import type { ClusterAccess } from "../../kube/access.js";
+import type { ClusterAccess } from "../kube/access.js";
 import path from "node:path";
-import { type Config, loadConfig } from "../../config/config.js";
-import { createReporter, type OutputMode, type Reporter } from "../../ui/reporter.js";
+import { type Config, loadConfig } from "../config/config.js";
+import { createReporter, type OutputMode, type Reporter } from "../ui/reporter.js";
 
 export interface GlobalFlags {
   debug?: boolean;
@@ -43,13 +43,13 @@ export async function commandContext(cmd: Command): Promise<CommandContext> {
     reporter: createReporter({ mode: flags.output ?? "plain" }),
     kube: async () => {
       if (!kc) {
-        const { loadKubeConfig } = await import("../../kube/client.js");
+        const { loadKubeConfig } = await import("../kube/client.js");
         kc = loadKubeConfig({ kubeconfig: flags.kubeconfig, context: flags.context });
       }
       return kc;
     },
     access: () => {
-      access ??= import("../../kube/access.js").then(({ loadClusterAccess }) =>
+      access ??= import("../kube/access.js").then(({ loadClusterAccess }) =>
         loadClusterAccess({ kubeconfig: flags.kubeconfig, context: flags.context }),
       );
       return access;

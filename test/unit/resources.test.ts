@@ -1,18 +1,12 @@
-/** Loading the user's manifests (folders, kustomizations) and putting the snapshot image in. */
+/** Loading the user's objects (--manifests: folders, kustomizations) and putting the snapshot image in. */
 import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, describe, test } from "node:test";
-import {
-  annotateWorkload,
-  imageRepository,
-  loadManifests,
-  type ManifestObject,
-  parseManifests,
-  splitImage,
-  substituteImage,
-} from "../../src/deploy/manifests.js";
+import { imageRepository, splitImage, substituteImage } from "../../src/deploy/resources/images.js";
+import { loadResources, parseResources } from "../../src/deploy/resources/load.js";
+import { annotateWorkload, type ResourceObject } from "../../src/deploy/resources/object.js";
 
 const dirs: string[] = [];
 after(async () => {
@@ -59,7 +53,7 @@ spec:
   ports: [{port: 80}]
 `;
 
-const names = (objects: { object: ManifestObject }[]) =>
+const names = (objects: { object: ResourceObject }[]) =>
   objects.map((o) => `${o.object.kind}/${o.object.metadata.name}`);
 
 async function rejects(fn: () => unknown, code: string, message: RegExp, hint?: RegExp) {
@@ -83,7 +77,7 @@ describe("loading a folder", () => {
       "notes.txt": "not yaml",
       "sub/c.yaml": service("nested"),
     });
-    assert.deepEqual(names(loadManifests(dir)), ["Deployment/api", "Service/web", "Deployment/web"]);
+    assert.deepEqual(names(loadResources(dir)), ["Deployment/api", "Service/web", "Deployment/web"]);
   });
 
   test("a single file, and a List is flattened", async () => {
@@ -94,30 +88,30 @@ describe("loading a folder", () => {
         items: [{ ...obj("v1", "ConfigMap", "a") }],
       }),
     });
-    assert.deepEqual(names(loadManifests(path.join(dir, "list.yaml"))), ["ConfigMap/a"]);
+    assert.deepEqual(names(loadResources(path.join(dir, "list.yaml"))), ["ConfigMap/a"]);
   });
 
   test("bad YAML, a document that is no object, duplicates and a missing path are input errors", async () => {
     await rejects(
-      () => parseManifests("a: [1, 2", "x.yaml"),
+      () => parseResources("a: [1, 2", "x.yaml"),
       "input",
       /x\.yaml, document 1 is not valid YAML/,
     );
     await rejects(
-      () => parseManifests("---\nkind: Deployment\n", "x.yaml"),
+      () => parseResources("---\nkind: Deployment\n", "x.yaml"),
       "input",
       /x\.yaml, document 1 is not a Kubernetes object/,
       /apiVersion, kind and metadata\.name/,
     );
     const dup = await tree({ "a.yaml": service("web"), "b.yaml": service("web") });
     await rejects(
-      () => loadManifests(dup),
+      () => loadResources(dup),
       "input",
       /service\/web is defined twice: in .*a\.yaml and .*b\.yaml/,
     );
-    await rejects(() => loadManifests(path.join(dup, "nope")), "input", /nope do not exist/);
+    await rejects(() => loadResources(path.join(dup, "nope")), "input", /nope do not exist/);
     const empty = await tree({ "README.md": "" });
-    await rejects(() => loadManifests(empty), "input", /has no \*\.yaml or \*\.yml files/);
+    await rejects(() => loadResources(empty), "input", /has no \*\.yaml or \*\.yml files/);
   });
 });
 
@@ -126,7 +120,7 @@ function at(o: unknown, p: string): unknown {
   return p.split(".").reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], o);
 }
 
-function obj(apiVersion: string, kind: string, name: string): ManifestObject {
+function obj(apiVersion: string, kind: string, name: string): ResourceObject {
   return { apiVersion, kind, metadata: { name } };
 }
 
@@ -154,7 +148,7 @@ describe("kustomizations", () => {
         "",
       ].join("\n"),
     });
-    const loaded = loadManifests(path.join(dir, "overlay"));
+    const loaded = loadResources(path.join(dir, "overlay"));
     assert.deepEqual(names(loaded), [
       "Deployment/web",
       "Service/web",
@@ -162,10 +156,10 @@ describe("kustomizations", () => {
       "Namespace/research",
     ]);
     const [d, s, cm, ns] = loaded.map((l) => l.object) as [
-      ManifestObject,
-      ManifestObject,
-      ManifestObject,
-      ManifestObject,
+      ResourceObject,
+      ResourceObject,
+      ResourceObject,
+      ResourceObject,
     ];
     assert.equal(d.metadata.namespace, "research");
     assert.equal(cm.metadata.namespace, "research");
@@ -197,7 +191,7 @@ describe("kustomizations", () => {
         deployment("c", "cache:7"),
       ].join("\n"),
     });
-    const images = loadManifests(dir).map((l) => at(l.object, "spec.template.spec.containers.0.image"));
+    const images = loadResources(dir).map((l) => at(l.object, "spec.template.spec.containers.0.image"));
     assert.deepEqual(images, ["registry.example.com/app:3", `db@sha256:${"1".repeat(64)}`, "cache:7"]);
   });
 
@@ -207,27 +201,27 @@ describe("kustomizations", () => {
       "a.yaml": service("web"),
     });
     await rejects(
-      () => loadManifests(dir),
+      () => loadResources(dir),
       "input",
       /kustomization\.yaml: the kustomization field "patches" is not supported/,
       /resources, namespace, images, commonLabels, commonAnnotations/,
     );
     const prefix = await tree({ "kustomization.yaml": "namePrefix: dev-\n" });
-    await rejects(() => loadManifests(prefix), "input", /field "namePrefix" is not supported/);
+    await rejects(() => loadResources(prefix), "input", /field "namePrefix" is not supported/);
     const tag = await tree({ "kustomization.yaml": "images: [{name: a, tagSuffix: x}]\n" });
-    await rejects(() => loadManifests(tag), "input", /images\[0\]\.tagSuffix is not supported/);
+    await rejects(() => loadResources(tag), "input", /images\[0\]\.tagSuffix is not supported/);
   });
 
   test("missing, remote and looping resources are input errors", async () => {
     const missing = await tree({ "kustomization.yaml": "resources: [gone.yaml]\n" });
-    await rejects(() => loadManifests(missing), "input", /resource gone\.yaml does not exist/);
+    await rejects(() => loadResources(missing), "input", /resource gone\.yaml does not exist/);
     const remote = await tree({ "kustomization.yaml": "resources: [https://example.com/x.yaml]\n" });
-    await rejects(() => loadManifests(remote), "input", /remote resource .* is not supported/);
+    await rejects(() => loadResources(remote), "input", /remote resource .* is not supported/);
     const loop = await tree({
       "a/kustomization.yaml": "resources: [../b]\n",
       "b/kustomization.yaml": "resources: [../a]\n",
     });
-    await rejects(() => loadManifests(path.join(loop, "a")), "input", /resources loop back to/);
+    await rejects(() => loadResources(path.join(loop, "a")), "input", /resources loop back to/);
   });
 });
 
@@ -252,7 +246,7 @@ describe("substituting the snapshot image", () => {
 
   test("containers and init containers running the repository, with a tag or a digest, get the image", () => {
     const objects = [
-      ...parseManifests(
+      ...parseResources(
         deployment(
           "web",
           `${REPO}:latest`,
@@ -266,7 +260,7 @@ describe("substituting the snapshot image", () => {
         ),
         "d.yaml",
       ),
-      ...parseManifests(
+      ...parseResources(
         [
           "apiVersion: batch/v1",
           "kind: CronJob",
@@ -282,7 +276,7 @@ describe("substituting the snapshot image", () => {
         ].join("\n"),
         "c.yaml",
       ),
-      ...parseManifests(service("web"), "s.yaml"),
+      ...parseResources(service("web"), "s.yaml"),
     ].map((l) => l.object);
     const before = JSON.stringify(objects);
     const r = substituteImage(objects, REPO, IMAGE);
@@ -294,13 +288,13 @@ describe("substituting the snapshot image", () => {
         ["nightly", ["job"]],
       ],
     );
-    const d = r.objects[0] as ManifestObject;
+    const d = r.objects[0] as ResourceObject;
     assert.deepEqual(
       (at(d, "spec.template.spec.containers") as { image: string }[]).map((c) => c.image),
       [IMAGE, "envoy:1.30"],
     );
     assert.equal(at(d, "spec.template.spec.initContainers.0.image"), IMAGE);
-    const cj = r.objects[1] as ManifestObject;
+    const cj = r.objects[1] as ResourceObject;
     assert.equal(at(cj, "spec.jobTemplate.spec.template.spec.containers.0.image"), IMAGE);
     assert.ok(
       r.changed[0] && r.objects.includes(r.changed[0].object),
@@ -316,7 +310,7 @@ describe("substituting the snapshot image", () => {
   });
 
   test("kinds of other API groups are not workloads", () => {
-    const fake = parseManifests(deployment("x", `${REPO}:1`).replace("apps/v1", "example.com/v1"), "x.yaml");
+    const fake = parseResources(deployment("x", `${REPO}:1`).replace("apps/v1", "example.com/v1"), "x.yaml");
     assert.throws(
       () =>
         substituteImage(
@@ -329,7 +323,7 @@ describe("substituting the snapshot image", () => {
   });
 
   test("no container running the repository fails and lists the images found", async () => {
-    const objects = parseManifests(
+    const objects = parseResources(
       `${deployment("web", "nginx:1.27")}---\n${deployment("api", `${REPO}-api:1`)}`,
       "d.yaml",
     ).map((l) => l.object);

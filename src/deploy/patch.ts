@@ -1,0 +1,112 @@
+/**
+ * Points targets at an image: a strategic-merge patch of the named containers'
+ * images plus pod-template annotations that say which snapshot, who, which commit,
+ * and when. Every patch is first sent as a server-side dry run for all targets, so
+ * a refusal (RBAC, validation) changes nothing rather than half the targets.
+ */
+import { AppsV1Api, type KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { FIELD_MANAGER } from "../kube/apply.js";
+import { apiError } from "../kube/client.js";
+import type { ResolvedTarget } from "./targets.js";
+
+export const ANNOTATION = {
+  snapshot: "snapdeploy.dev/snapshot",
+  image: "snapdeploy.dev/image",
+  user: "snapdeploy.dev/user",
+  commit: "snapdeploy.dev/commit",
+  dirty: "snapdeploy.dev/dirty",
+  time: "snapdeploy.dev/time",
+  changeCause: "kubernetes.io/change-cause",
+};
+export const OWNER_LABEL = "snapdeploy.dev/owner";
+export const PERSONAL_LABEL = "snapdeploy.dev/personal";
+
+export interface Stamp {
+  snapshot?: string;
+  user: string;
+  commit?: string;
+  dirty?: boolean;
+  cause: string;
+}
+
+/** The images the target's named containers (and init containers) run now. */
+export function currentImages(t: ResolvedTarget): Record<string, string> {
+  const out: Record<string, string> = {};
+  const spec = t.object.spec?.template.spec;
+  for (const c of [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])])
+    if (t.containers.includes(c.name)) out[c.name] = c.image ?? "";
+  return out;
+}
+
+/** The pod-template annotations of a deploy: which snapshot and image, who, which commit, when. */
+export function templateAnnotations(images: Record<string, string>, stamp: Stamp): Record<string, string> {
+  const annotations: Record<string, string> = {
+    [ANNOTATION.user]: stamp.user,
+    [ANNOTATION.time]: new Date().toISOString(),
+    [ANNOTATION.image]: Object.values(images)[0] ?? "",
+    [ANNOTATION.commit]: stamp.commit ?? "",
+    [ANNOTATION.dirty]: String(stamp.dirty ?? false),
+  };
+  if (stamp.snapshot) annotations[ANNOTATION.snapshot] = stamp.snapshot;
+  return annotations;
+}
+
+/** The patch for `t`; names of the target's init containers go to initContainers. */
+function patchBody(t: ResolvedTarget, images: Record<string, string>, stamp: Stamp) {
+  const annotations = templateAnnotations(images, stamp);
+  const init = new Set((t.object.spec?.template.spec?.initContainers ?? []).map((c) => c.name));
+  const list = (wantInit: boolean) =>
+    Object.entries(images)
+      .filter(([name]) => init.has(name) === wantInit)
+      .map(([name, image]) => ({ name, image }));
+  const containers = list(false);
+  const initContainers = list(true);
+  return {
+    metadata: { annotations: { [ANNOTATION.changeCause]: stamp.cause } },
+    spec: {
+      template: {
+        metadata: { annotations },
+        spec: {
+          ...(containers.length ? { containers } : {}),
+          ...(initContainers.length ? { initContainers } : {}),
+        },
+      },
+    },
+  };
+}
+
+async function patchOne(kc: KubeConfig, t: ResolvedTarget, body: object, dryRun: boolean) {
+  const apps = kc.makeApiClient(AppsV1Api);
+  const opts = setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch);
+  const req = {
+    name: t.name,
+    namespace: t.namespace,
+    body,
+    fieldManager: FIELD_MANAGER,
+    dryRun: dryRun ? "All" : undefined,
+  };
+  try {
+    if (t.kind === "Deployment") await apps.patchNamespacedDeployment(req, opts);
+    else await apps.patchNamespacedStatefulSet(req, opts);
+  } catch (e) {
+    throw apiError(
+      e,
+      `patch ${t.kind === "Deployment" ? "deployments" : "statefulsets"}/${t.name} in namespace ${t.namespace}`,
+    );
+  }
+}
+
+/** Dry-runs every patch, then applies them. */
+export async function pointTargets(
+  kc: KubeConfig,
+  targets: { target: ResolvedTarget; images: Record<string, string> }[],
+  stamp: Stamp,
+  onApplied?: (t: ResolvedTarget) => Promise<void> | void,
+): Promise<void> {
+  for (const { target, images } of targets)
+    await patchOne(kc, target, patchBody(target, images, stamp), true);
+  for (const { target, images } of targets) {
+    await onApplied?.(target);
+    await patchOne(kc, target, patchBody(target, images, stamp), false);
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * Putting targets back to earlier images: the ones before the last deploy, or those of
+ * a history revision. Each rollback is recorded in the target's history like a deploy,
+ * and waited for. A StatefulSet's pods stuck at the failed revision are replaced, or
+ * the rollback would never settle (see replaceStuckPods).
+ */
+import type { KubeConfig } from "@kubernetes/client-node";
+import { UserError } from "../errors.js";
+import { History, type HistoryEntry } from "../deploy/history.js";
+import { pointTargets, type Stamp } from "../deploy/patch.js";
+import { waitForRollout } from "../deploy/rollout.js";
+import { replaceStuckPods, updateRevision } from "../deploy/stuck-pods.js";
+import { type ResolvedTarget, targetLabel } from "../deploy/targets.js";
+import type { Reporter } from "../ui/reporter.js";
+
+export interface RollbackPlan {
+  target: ResolvedTarget;
+  /** The image to restore, per container. */
+  images: Record<string, string>;
+  /** What is restored, for messages: "revision 3", "the images before revision 4". */
+  what: string;
+}
+
+/**
+ * What rolling `t` back restores, from its history: the images of revision `to` in
+ * every named container, else the images recorded before the last entry. Pure.
+ */
+export function planRollback(t: ResolvedTarget, entries: HistoryEntry[], to?: number): RollbackPlan {
+  if (to !== undefined) {
+    const e = entries.find((x) => x.revision === to);
+    if (!e) {
+      throw new UserError("notFound", `${targetLabel(t)} has no history revision ${to}`, {
+        hint: `revisions: ${entries.map((x) => x.revision).join(", ") || "(none)"}; see: snapdeploy history`,
+      });
+    }
+    return {
+      target: t,
+      images: Object.fromEntries(t.containers.map((cn) => [cn, e.image])),
+      what: `revision ${e.revision}`,
+    };
+  }
+  const last = entries.at(-1);
+  if (!last || !Object.keys(last.previous).length) {
+    throw new UserError("notFound", `${targetLabel(t)} has no earlier image recorded to roll back to`, {
+      hint: "see: snapdeploy history",
+    });
+  }
+  return { target: t, images: last.previous, what: `the images before revision ${last.revision}` };
+}
+
+export interface RollbackRequest {
+  targets: ResolvedTarget[];
+  /** The history revision to restore; undefined: the images before the last deploy. */
+  to?: number;
+  user: string;
+  timeoutMs: number;
+}
+
+export interface RollbackReport {
+  target: string;
+  image: string;
+  revision: number;
+  what: string;
+}
+
+/**
+ * Plans every target's rollback first (so a missing revision changes nothing), then
+ * rolls them back one after the other, each waited for; `onRolledBack` hears of each
+ * as it settles. Stops at the first that fails, its history entry marked failed.
+ */
+export async function rollBack(
+  kc: KubeConfig,
+  req: RollbackRequest,
+  reporter: Reporter,
+  onRolledBack: (r: RollbackReport) => void,
+): Promise<RollbackReport[]> {
+  const plans: { plan: RollbackPlan; history: History }[] = [];
+  for (const t of req.targets) {
+    const history = new History(kc, t.namespace, t);
+    plans.push({ plan: planRollback(t, await history.list(), req.to), history });
+  }
+  const reports: RollbackReport[] = [];
+  for (const { plan, history } of plans) {
+    const t = plan.target;
+    const image = Object.values(plan.images)[0] ?? "";
+    const entry = await history.begin({
+      action: "rollback",
+      image,
+      previous: Object.fromEntries(
+        t.containers.map((cn) => [
+          cn,
+          t.object.spec?.template.spec?.containers.find((x) => x.name === cn)?.image ?? "",
+        ]),
+      ),
+      user: req.user,
+      time: new Date().toISOString(),
+    });
+    await restoreImages(
+      kc,
+      t,
+      plan.images,
+      { user: req.user, cause: `snapdeploy rollback to ${plan.what} by ${req.user}` },
+      reporter,
+    );
+    try {
+      await waitForRollout(kc, t, { timeoutMs: req.timeoutMs, onProgress: (m) => reporter.info(m) });
+      await history.finish(entry.revision, "succeeded");
+    } catch (e) {
+      await history.finish(entry.revision, "failed", (e as Error).message);
+      throw e;
+    }
+    const report = { target: targetLabel(t), image, revision: entry.revision, what: plan.what };
+    reports.push(report);
+    onRolledBack(report);
+  }
+  return reports;
+}
+
+/**
+ * Points `t` back at `images` (no history entry: the caller writes it). For a
+ * StatefulSet, the revision it was updating to is read first, and its pods stuck at
+ * that revision are replaced once the controller has seen the restored template.
+ */
+export async function restoreImages(
+  kc: KubeConfig,
+  t: ResolvedTarget,
+  images: Record<string, string>,
+  stamp: Stamp,
+  reporter: Reporter,
+): Promise<void> {
+  const failedRevision = t.kind === "StatefulSet" ? await updateRevision(kc, t) : undefined;
+  await pointTargets(kc, [{ target: t, images }], stamp);
+  if (failedRevision) await unstick(kc, t, failedRevision, reporter);
+}
+
+/** After a StatefulSet's rollback: replaces its stuck pods of the failed revision (see replaceStuckPods). */
+async function unstick(
+  kc: KubeConfig,
+  t: ResolvedTarget,
+  failedRevision: string,
+  reporter: Reporter,
+): Promise<void> {
+  try {
+    const deleted = await replaceStuckPods(kc, t, failedRevision);
+    if (deleted.length)
+      reporter.info(
+        `${targetLabel(t)}: deleted ${deleted.join(", ")} (not ready, failed revision) so they restart on the restored template`,
+      );
+  } catch (e) {
+    reporter.warn(`${targetLabel(t)}: could not replace the failed revision's pods: ${(e as Error).message}`);
+  }
+}

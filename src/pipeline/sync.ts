@@ -1,0 +1,61 @@
+/**
+ * scan → sync, without a build: the working tree to the user's workspace on the build
+ * server. The connection is opened while the tree is scanned: the scan is mostly local
+ * CPU work, the connection mostly waiting for the network.
+ */
+import os from "node:os";
+import type { Snapshot } from "../context/scan.js";
+import type { ClusterAccess } from "../kube/access.js";
+import { type Transport, withAgent } from "../server/connect.js";
+import { type SyncResult, syncTree } from "../sync/client.js";
+import type { Reporter } from "../ui/reporter.js";
+
+export interface SyncRequest {
+  user: string;
+  project: string;
+  serverNamespace: string;
+}
+
+export interface SyncReport {
+  scan: Snapshot;
+  /** The manifest digest of what was synced. */
+  digest: string;
+  result: SyncResult;
+  transport: Transport;
+  /** performance.now() when the scan was done. */
+  scannedAt: number;
+}
+
+export async function syncSnapshot(
+  cluster: ClusterAccess,
+  req: SyncRequest,
+  reporter: Reporter,
+  /**
+   * The scan of `req.dir`, started by the caller before this module loads (so the disk
+   * work starts first); its failure is reported through the session.
+   */
+  scanning: Promise<Snapshot>,
+): Promise<SyncReport> {
+  let scannedAt = 0;
+  return await withAgent(cluster, req.serverNamespace, async (s) => {
+    const scan = await scanning;
+    const digest = scan.digest;
+    scannedAt = performance.now();
+    const result = await syncTree(
+      s.conn,
+      {
+        root: scan.root,
+        user: req.user,
+        project: req.project,
+        digest,
+        entries: scan.entries,
+        client: `${req.user}@${os.hostname()}`,
+      },
+      {
+        onWaiting: (holder) =>
+          reporter.info(`waiting: workspace ${req.user}/${req.project} is locked by ${holder}`),
+      },
+    );
+    return { scan, digest, result, transport: s.transport, scannedAt };
+  });
+}

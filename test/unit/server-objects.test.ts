@@ -1,0 +1,203 @@
+/** The build server's Kubernetes objects (server/objects.ts), as `server install` applies them. */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { AGENT_SOCKET } from "../../src/protocol/constants.js";
+import {
+  AGENT_CONTAINER,
+  APP_LABEL,
+  caKey,
+  DATA_CLAIM,
+  REGISTRY_CA_CONFIGMAP,
+  SERVER_NAME,
+  type ServerOptions,
+  serverObjects,
+} from "../../src/server/objects.js";
+
+const base: ServerOptions = {
+  namespace: "snap",
+  image: "registry.example/snapdeploy/server:1",
+  builder: "docker-socket",
+  size: "20Gi",
+  insecureRegistries: [],
+  maxBuilds: 2,
+  registryCAs: {},
+};
+
+interface Container {
+  name: string;
+  image: string;
+  command: string[];
+  env?: { name: string; value: string }[];
+  volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
+  securityContext?: { privileged?: boolean };
+  readinessProbe?: { exec: { command: string[] } };
+}
+interface Volume {
+  name: string;
+  [k: string]: unknown;
+}
+interface PodSpec {
+  serviceAccountName: string;
+  automountServiceAccountToken: boolean;
+  containers: Container[];
+  volumes: Volume[];
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: the objects are plain JSON, read by path
+type Any = any;
+
+function parts(o: ServerOptions) {
+  const objects = serverObjects(o) as Any[];
+  const of = (kind: string) => objects.filter((x) => x.kind === kind);
+  const deployment = of("Deployment")[0];
+  const pod = deployment.spec.template.spec as PodSpec;
+  const container = (name: string) => pod.containers.find((c) => c.name === name);
+  const agent = container(AGENT_CONTAINER) as Container;
+  const env = Object.fromEntries((agent.env ?? []).map((e) => [e.name, e.value]));
+  const volume = (name: string) => pod.volumes.find((v) => v.name === name);
+  const mount = (c: Container, name: string) => c.volumeMounts.find((m) => m.name === name);
+  return { objects, of, deployment, pod, container, agent, env, volume, mount };
+}
+
+describe("serverObjects", () => {
+  test("namespace, service account, volume claim and deployment, in that order, all labelled", () => {
+    const { objects } = parts(base);
+    assert.deepEqual(
+      objects.map((o) => `${o.kind}/${o.metadata.name}`),
+      [
+        "Namespace/snap",
+        `ServiceAccount/${SERVER_NAME}`,
+        `PersistentVolumeClaim/${DATA_CLAIM}`,
+        `Deployment/${SERVER_NAME}`,
+      ],
+    );
+    for (const o of objects) {
+      assert.equal(o.metadata.labels[APP_LABEL], SERVER_NAME, o.kind);
+      assert.equal(o.metadata.labels["app.kubernetes.io/managed-by"], "snapdeploy", o.kind);
+      if (o.kind !== "Namespace") assert.equal(o.metadata.namespace, "snap", o.kind);
+    }
+  });
+
+  test("is pure: the same options give the same objects", () => {
+    assert.deepEqual(serverObjects(base), serverObjects(base));
+  });
+
+  test("the agent has no API token, one pod owns the volume, its pods carry the selector's labels", () => {
+    const { of, deployment, pod } = parts(base);
+    assert.equal(of("ServiceAccount")[0].automountServiceAccountToken, false);
+    assert.equal(pod.automountServiceAccountToken, false);
+    assert.equal(pod.serviceAccountName, SERVER_NAME);
+    assert.equal(deployment.spec.replicas, 1);
+    assert.equal(deployment.spec.strategy.type, "Recreate");
+    const selector = deployment.spec.selector.matchLabels;
+    for (const [k, v] of Object.entries(selector))
+      assert.equal(deployment.spec.template.metadata.labels[k], v);
+  });
+
+  test("the volume claim has the size, and the storage class only when given", () => {
+    const claim = (o: ServerOptions) => parts(o).of("PersistentVolumeClaim")[0].spec;
+    assert.deepEqual(claim(base).resources.requests, { storage: "20Gi" });
+    assert.equal("storageClassName" in claim(base), false);
+    assert.equal(claim({ ...base, storageClass: "fast" }).storageClassName, "fast");
+    // "" means no class at all (static volumes): it must be kept, not dropped.
+    assert.equal(claim({ ...base, storageClass: "" }).storageClassName, "");
+  });
+
+  test("the agent runs the agent bundle, is ready once its socket exists, and is never privileged", () => {
+    const { agent, env } = parts(base);
+    assert.equal(agent.image, base.image);
+    assert.deepEqual(agent.command, ["node", "/opt/snapdeploy/agent.cjs", "serve"]);
+    assert.deepEqual(agent.readinessProbe?.exec.command, ["test", "-S", AGENT_SOCKET]);
+    assert.equal(agent.securityContext?.privileged, undefined);
+    assert.equal(env.SNAPDEPLOY_DATA, "/data");
+    assert.equal(env.SNAPDEPLOY_BUILDER, "docker-socket");
+    assert.equal(env.SNAPDEPLOY_MAX_BUILDS, "2");
+    assert.equal(env.SNAPDEPLOY_VOLUME, `PVC snap/${DATA_CLAIM}`);
+  });
+
+  test("secrets and the socket live in a memory-backed volume; data on the claim", () => {
+    const { agent, volume, mount } = parts(base);
+    assert.deepEqual(volume("run")?.emptyDir, { medium: "Memory" });
+    assert.equal(mount(agent, "run")?.mountPath, AGENT_SOCKET.slice(0, AGENT_SOCKET.lastIndexOf("/")));
+    assert.deepEqual(volume("data")?.persistentVolumeClaim, { claimName: DATA_CLAIM });
+    assert.equal(mount(agent, "data")?.mountPath, "/data");
+  });
+
+  test("docker-socket: the node's Docker socket is mounted into the agent, no dockerd container", () => {
+    const { pod, agent, env, volume, mount, container } = parts(base);
+    assert.deepEqual(
+      pod.containers.map((c) => c.name),
+      [AGENT_CONTAINER],
+    );
+    assert.equal(container("dockerd"), undefined);
+    assert.deepEqual(volume("docker-socket")?.hostPath, { path: "/var/run/docker.sock", type: "Socket" });
+    assert.equal(mount(agent, "docker-socket")?.mountPath, "/var/run/docker.sock");
+    assert.equal(env.DOCKER_HOST, undefined);
+    assert.equal(volume("dind-socket"), undefined);
+  });
+
+  test("dind: a privileged dockerd beside the agent, sharing a socket; no host path", () => {
+    const o: ServerOptions = { ...base, builder: "dind", insecureRegistries: ["reg.local:5000"] };
+    const { pod, agent, env, volume, mount, container } = parts(o);
+    assert.deepEqual(
+      pod.containers.map((c) => c.name),
+      [AGENT_CONTAINER, "dockerd"],
+    );
+    const dockerd = container("dockerd") as Container;
+    assert.equal(dockerd.securityContext?.privileged, true);
+    assert.equal(agent.securityContext?.privileged, undefined);
+    assert.ok(dockerd.command.includes("--host=unix:///run/dind/docker.sock"));
+    assert.ok(dockerd.command.includes("--data-root=/data/docker"));
+    assert.ok(dockerd.command.includes("--insecure-registry=reg.local:5000"));
+    assert.equal(env.DOCKER_HOST, "unix:///run/dind/docker.sock");
+    assert.equal(env.SNAPDEPLOY_BUILDER, "dind");
+    assert.equal(env.SNAPDEPLOY_INSECURE_REGISTRIES, "reg.local:5000");
+    assert.deepEqual(volume("dind-socket")?.emptyDir, {});
+    assert.equal(mount(agent, "dind-socket")?.mountPath, "/run/dind");
+    assert.equal(mount(dockerd, "dind-socket")?.mountPath, "/run/dind");
+    assert.equal(volume("docker-socket"), undefined);
+    for (const v of pod.volumes) assert.equal("hostPath" in v, false, v.name);
+  });
+
+  test("a registry secret becomes the agent's read-only DOCKER_CONFIG; without one it is on the volume", () => {
+    const without = parts(base);
+    assert.equal(without.env.DOCKER_CONFIG, "/data/docker");
+    assert.equal(without.volume("registry-credentials"), undefined);
+    const withSecret = parts({ ...base, registrySecret: "push-creds" });
+    assert.equal(withSecret.env.DOCKER_CONFIG, "/etc/snapdeploy/docker");
+    assert.deepEqual(withSecret.volume("registry-credentials")?.secret, {
+      secretName: "push-creds",
+      items: [{ key: ".dockerconfigjson", path: "config.json" }],
+    });
+    assert.equal(withSecret.mount(withSecret.agent, "registry-credentials")?.readOnly, true);
+  });
+
+  test("registry CAs: a ConfigMap with one key per host and a bundle, trusted by the agent and by dockerd", () => {
+    const pem = (n: string) => `-----BEGIN CERTIFICATE-----\n${n}\n-----END CERTIFICATE-----\n`;
+    const registryCAs = { "reg.b:5000": pem("b"), "reg.a": pem("a") };
+    const none = parts(base);
+    assert.equal(none.of("ConfigMap").length, 0);
+    assert.equal(none.env.NODE_EXTRA_CA_CERTS, undefined);
+
+    const { of, objects, agent, env, volume, mount, container } = parts({
+      ...base,
+      builder: "dind",
+      registryCAs,
+    });
+    const cm = of("ConfigMap")[0];
+    assert.equal(cm.metadata.name, REGISTRY_CA_CONFIGMAP);
+    assert.equal(objects.indexOf(cm), 1, "before the deployment that mounts it");
+    assert.equal(caKey("reg.b:5000"), "reg.b_5000.crt");
+    assert.equal(cm.data["reg.b_5000.crt"], pem("b"));
+    assert.equal(cm.data["reg.a.crt"], pem("a"));
+    assert.equal(cm.data["bundle.crt"], [pem("a"), pem("b")].join("\n"), "hosts in sorted order");
+    assert.equal(env.NODE_EXTRA_CA_CERTS, "/etc/snapdeploy/registry-ca/bundle.crt");
+    assert.equal(mount(agent, "registry-ca")?.readOnly, true);
+    assert.deepEqual((volume("registry-ca-certsd")?.configMap as Any)?.items, [
+      { key: "reg.a.crt", path: "reg.a/ca.crt" },
+      { key: "reg.b_5000.crt", path: "reg.b:5000/ca.crt" },
+    ]);
+    const dockerd = container("dockerd") as Container;
+    assert.equal(mount(dockerd, "registry-ca-certsd")?.mountPath, "/etc/docker/certs.d");
+  });
+});
