@@ -3,7 +3,7 @@
  * dind daemon), and the local registries (one open, one with htpasswd auth).
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import os from "node:os";
@@ -86,25 +86,86 @@ function contextBytes(stderr: string): number {
   return Number(last[1]) * unit;
 }
 
+/** A build started in the background, its output gathered as it comes. */
+interface Build {
+  user: string;
+  child: ChildProcess;
+  stdout: string;
+  stderr: string;
+  exit: Promise<number | null>;
+}
+
+function startBuild(dir: string, user: string, repo: string): Build {
+  const child = spawn(
+    process.execPath,
+    [CLI, "build", "-n", ns, "--user", user, "--project", "app", "-r", repo, "-C", dir],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const b: Build = { user, child, stdout: "", stderr: "", exit: exitOf(child) };
+  child.stdout?.on("data", (d) => {
+    b.stdout += d;
+  });
+  child.stderr?.on("data", (d) => {
+    b.stderr += d;
+  });
+  return b;
+}
+
+/**
+ * The build steps waiting at a gate: process id by the app.txt in their container (a
+ * subshell forked from a step has the step's command line and root too).
+ */
+async function gateSteps(gate: string): Promise<Map<string, number>> {
+  const found = new Map<string, number>();
+  const r = await run("pgrep", ["-f", gate]);
+  for (const pid of r.stdout.split("\n").filter(Boolean)) {
+    const who = await fs.readFile(`/proc/${pid}/root/app.txt`, "utf8").catch(() => "");
+    if (who.trim() && !found.has(who.trim())) found.set(who.trim(), Number(pid));
+  }
+  return found;
+}
+
+/** Whose builds wait at a gate now, sorted. */
+const atGate = async (gate: string) => [...(await gateSteps(gate)).keys()].sort();
+
+/** Lets `user`'s build step pass its gate. */
+async function openGate(gate: string, user: string, timeoutMs = 10_000): Promise<void> {
+  await eventually(
+    `${user}'s build at its gate`,
+    async () => {
+      const pid = (await gateSteps(gate)).get(user);
+      if (!pid) return false;
+      await fs.writeFile(`/proc/${pid}/root/gate-open`, "");
+      return true;
+    },
+    timeoutMs,
+  );
+}
+
 describe("build", () => {
   // One repository for every run (its base layers are then pushed once); each run's
-  // trees carry RUN_ID, so their snapshots are new.
+  // trees carry RUN_ID, so their snapshots are new. Each test builds in workspaces of
+  // its own (its own users) and builds what it compares itself.
   const repo = `${REGISTRY_NODE}/e2e/app`;
-  let dir = "";
 
   test("a cold build streams remote output, pushes, and prints repo:tag@digest", async () => {
-    dir = await app();
+    // Dependencies no earlier run has built: the dependency step really runs.
+    const dir = await app({ "deps.txt": `cold ${RUN_ID}` });
     const r = await build(dir, "alice", repo);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /not built yet: first build in this workspace/);
-    assert.match(r.stderr, /^REMOTE: .*installing dependencies/m);
+    assert.match(r.stderr, /^REMOTE: .*\binstalling dependencies\s*$/m, "the step's own output");
     const ref = refOf(r.stdout);
     assert.ok(await registryHasTag(ref.repo.replace(`${REGISTRY_NODE}/`, ""), ref.tag));
   });
 
   test("a rebuild after a one-file change reuses the cached dependency layer", async () => {
+    const dir = await app({ "deps.txt": `rebuild ${RUN_ID}` });
+    const first = await build(dir, "abe", repo);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stderr, /^REMOTE: .*\binstalling dependencies\s*$/m, "the first build runs the step");
     await fs.writeFile(path.join(dir, "app.txt"), "version 2\n");
-    const r = await build(dir, "alice", repo);
+    const r = await build(dir, "abe", repo);
     assert.equal(r.code, 0, r.stderr);
     assert.match(
       r.stderr,
@@ -120,17 +181,26 @@ describe("build", () => {
   });
 
   test("an identical tree from a second user skips sync and build", async () => {
-    const copy = await app({ "app.txt": "version 2\n" });
+    const original = await app({ "app.txt": "one tree, two users\n" });
+    const first = await build(original, "amy", repo);
+    assert.equal(first.code, 0, first.stderr);
+    const copy = await app({ "app.txt": "one tree, two users\n" });
     const r = await build(copy, "bob", repo, ["-o", "json"]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /already built \d+s ago by alice/);
+    assert.match(r.stderr, /already built \d+s ago by amy/);
     const j = JSON.parse(r.stdout);
     assert.equal(j.skipped, true);
     assert.equal(j.sync, undefined, "nothing may be synced on a hit");
+    const built = refOf(first.stdout);
+    assert.equal(j.ref, `${built.repo}:${built.tag}`, "the first user's image");
+    assert.equal(j.digest, built.digest);
   });
 
   test("changed build args are named as the reason for a cache miss", async () => {
-    const r = await build(dir, "alice", repo, ["--build-arg", "MODE=debug"]);
+    const dir = await app({ "app.txt": "with build args\n" });
+    const first = await build(dir, "cara", repo);
+    assert.equal(first.code, 0, first.stderr);
+    const r = await build(dir, "cara", repo, ["--build-arg", "MODE=debug"]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /not built yet: same files, but buildArgs changed/);
   });
@@ -218,25 +288,90 @@ describe("build", () => {
     );
   });
 
-  test("four users building at once: no interference, shared cache, a visible queue", async () => {
-    const trees = await Promise.all([
-      app({ "app.txt": "frank\n" }),
-      app({ "app.txt": "gina\n" }),
-      app({ "app.txt": "same\n" }),
-      app({ "app.txt": "same\n" }),
-    ]);
-    const users = ["frank", "gina", "hank", "ivy"];
-    const results = await Promise.all(trees.map((t, i) => build(t, users[i] as string, repo)));
-    for (const r of results) assert.equal(r.code, 0, r.stderr);
-    const all = results.map((r) => r.stderr).join("\n");
-    assert.match(all, /queued: \d+ build\(s\) ahead of yours/);
-    // The dependency layer was built once (earlier) and shared by everyone.
-    for (const r of results.filter((x) => !/already built/.test(x.stderr))) {
-      assert.doesNotMatch(r.stderr, /REMOTE: .*\binstalling dependencies\s*$/m);
+  test("four builds at once, two slots: two run, the others wait in order and are told their place", async () => {
+    // The server allows two builds at once (--max-builds 2). Each build's last step waits
+    // for its gate, a file the test writes into that step's container (through
+    // /proc/PID/root: the builds run on this machine's Docker daemon), so which builds
+    // run at any moment is the test's choice, not the scheduler's luck. A gate that is
+    // never opened fails its build after 5 minutes.
+    const gate = uniqueName("gate");
+    const dockerfile = [
+      `FROM ${BASE}`,
+      "COPY app.txt /app.txt",
+      `RUN : ${gate}; for i in $(seq 1 3000); do [ -e /gate-open ] && break; sleep 0.1; done; [ -e /gate-open ] && echo "built for $(cat /app.txt)"`,
+      "",
+    ].join("\n");
+    const users = ["frank", "gina", "hank", "ivy"] as const;
+    const trees = await Promise.all(users.map((u) => app({ Dockerfile: dockerfile, "app.txt": `${u}\n` })));
+    const builds = new Map<string, Build>();
+    const start = (i: number) => {
+      const user = users[i] as string;
+      builds.set(user, startBuild(trees[i] as string, user, repo));
+      return builds.get(user) as Build;
+    };
+    try {
+      const frank = start(0);
+      const gina = start(1);
+      await eventually(
+        "frank's and gina's builds to wait at their gates",
+        async () => (await atGate(gate)).join() === "frank,gina",
+        180_000,
+      );
+      const hank = start(2);
+      await eventually(
+        "hank's build to queue",
+        async () => /queued: 1 build\(s\) ahead of yours/.test(hank.stderr),
+        60_000,
+      );
+      const ivy = start(3);
+      await eventually(
+        "ivy's build to queue",
+        async () => /queued: 2 build\(s\) ahead of yours/.test(ivy.stderr),
+        60_000,
+      );
+      // Two slots: the queued builds have not started building.
+      assert.deepEqual(await atGate(gate), ["frank", "gina"]);
+      for (const b of [hank, ivy]) assert.doesNotMatch(b.stderr, /building \S+:snap-/, b.user);
+
+      // A freed slot goes to the first in line (hank); ivy moves up to first place.
+      await openGate(gate, "frank");
+      assert.equal(await frank.exit, 0, frank.stderr);
+      await eventually("a queued build to start", async () => (await atGate(gate)).length === 2, 120_000);
+      assert.deepEqual(await atGate(gate), ["gina", "hank"]);
+      await eventually(
+        "ivy to be told her new place",
+        async () =>
+          /queued: 2 build\(s\) ahead of yours[\s\S]*queued: 1 build\(s\) ahead of yours/.test(ivy.stderr),
+        10_000,
+      );
+      assert.doesNotMatch(ivy.stderr, /building \S+:snap-/);
+
+      await openGate(gate, "gina");
+      assert.equal(await gina.exit, 0, gina.stderr);
+      await eventually(
+        "ivy's build to start",
+        async () => (await atGate(gate)).join() === "hank,ivy",
+        120_000,
+      );
+      await openGate(gate, "hank");
+      await openGate(gate, "ivy");
+      for (const b of [hank, ivy]) assert.equal(await b.exit, 0, b.stderr);
+
+      // No build saw another's files.
+      for (const b of builds.values()) {
+        assert.match(b.stderr, new RegExp(`^REMOTE: .*built for ${b.user}\\s*$`, "m"));
+        for (const other of users.filter((u) => u !== b.user))
+          assert.doesNotMatch(b.stderr, new RegExp(`built for ${other}`), `${b.user} saw ${other}`);
+      }
+      const tags = new Set([...builds.values()].map((b) => refOf(b.stdout).tag));
+      assert.equal(tags.size, 4);
+    } finally {
+      for (const b of builds.values()) {
+        if (b.child.exitCode !== null) continue;
+        await openGate(gate, b.user, 1000).catch(() => {});
+        b.child.kill("SIGINT");
+      }
     }
-    const refs = results.map((r) => refOf(r.stdout));
-    assert.equal(refs[2]?.tag, refs[3]?.tag, "identical trees give the same snapshot");
-    assert.notEqual(refs[0]?.tag, refs[1]?.tag);
   });
 
   test("the context transfer stays incremental when a sync switches the workspace's tree", async (t) => {

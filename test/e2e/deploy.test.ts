@@ -23,8 +23,9 @@ import {
   tempNamespace,
   uninstallServer,
   uniqueName,
-  restrictedKubeconfig,
+  kubeconfigWithRules,
   sleep,
+  exitOf,
 } from "../helpers/cluster.js";
 import { served, servedSoon, startClient, webApp } from "../helpers/web.js";
 
@@ -251,8 +252,16 @@ describe("deploy", () => {
     assert.notEqual((await kubectl(["-n", ns, "get", "deploy", "shared-alice"])).code, 0);
   });
 
-  test("Ctrl-C during a rollout leaves a history entry that explains the state", async () => {
+  test("Ctrl-C during a rollout: exit 130, the new spec stays, the old pod serves, history says interrupted", async () => {
     await workload("slow");
+    // An image of the app that runs but never listens: its pods never pass the readiness
+    // probe, so the rollout stays in progress (nothing to diagnose) until the deploy's timeout.
+    const neverReady = `${REGISTRY_NODE}/e2e/web:${uniqueName("never-ready")}`;
+    const dir = await webApp(dirs, RUN_ID, "never served\n", {
+      "server.js": "console.log('up, never listening');\nsetInterval(() => {}, 60_000);\n",
+    });
+    await must(DOCKER, ["build", "-q", "-t", neverReady, dir]);
+    await must(DOCKER, ["push", "-q", neverReady]);
     const child = spawn(
       process.execPath,
       [
@@ -263,11 +272,11 @@ describe("deploy", () => {
         "--target-namespace",
         ns,
         "--image",
-        `${REGISTRY_NODE}/e2e/never:there`,
+        neverReady,
         "--user",
         "alice",
         "--timeout",
-        "120",
+        "600",
       ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
@@ -275,18 +284,49 @@ describe("deploy", () => {
     child.stderr.on("data", (d) => {
       stderr += d;
     });
-    // Listen for the exit now: a fast pull-failure diagnosis may end it before the interrupt.
-    const exited = new Promise<number | null>((r) => child.on("exit", r));
-    await eventually("the deploy to start", async () => /updated deployment\/slow/.test(stderr), 30_000);
-    child.kill("SIGINT");
-    // It must exit by itself (nothing left open keeps it alive).
-    const code = await Promise.race([exited, sleep(30_000).then(() => "still running after 30 s")]);
-    if (typeof code === "string") child.kill("SIGKILL");
-    // Either the interrupt or an already-diagnosed pull failure ends it; both are recorded.
-    assert.ok(code === 130 || code === 10, `exit ${code}: ${stderr}`);
+    const exited = exitOf(child);
+    try {
+      await eventually(
+        "the deploy to update the target",
+        async () => /updated deployment\/slow/.test(stderr),
+        60_000,
+      );
+      // The rollout is under way when the signal comes: a pod of the new image runs, not ready.
+      await eventually(
+        "a running, unready pod of the new image",
+        async () => {
+          const pods = JSON.parse(
+            await mustKubectl(["-n", ns, "get", "pods", "-l", "app=slow", "-o", "json"]),
+          );
+          return pods.items.some(
+            (p: {
+              spec: { containers: { image: string }[] };
+              status: { containerStatuses?: { ready: boolean; state: { running?: object } }[] };
+            }) =>
+              p.spec.containers[0]?.image === neverReady &&
+              p.status.containerStatuses?.[0]?.state.running !== undefined &&
+              p.status.containerStatuses[0].ready === false,
+          );
+        },
+        120_000,
+      );
+      assert.equal(child.exitCode, null, `the deploy ended before the interrupt: ${stderr}`);
+      child.kill("SIGINT");
+      // It must exit by itself (nothing left open keeps it alive).
+      const code = await Promise.race([exited, sleep(30_000).then(() => "still running after 30 s")]);
+      assert.equal(code, 130, stderr);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    }
+    assert.match(stderr, /interrupted: the targets were updated but their rollout was not awaited/);
+    // What it leaves behind: the new spec applied, the old pod still the one serving, and
+    // a history entry that says the rollout was interrupted (not "in progress").
+    assert.equal(await image("slow"), neverReady);
+    assert.equal(await served(ns, "slow"), "placeholder\n");
     const h = await snapdeploy(["history", "-t", "slow", "--target-namespace", ns]);
-    assert.match(h.stdout, /interrupted|failed/);
-    assert.doesNotMatch(h.stdout, /in progress/);
+    assert.equal(h.code, 0, h.stderr);
+    assert.match(h.stdout, /^\s+1\s+deploy\s+.*\binterrupted\b/m);
+    assert.doesNotMatch(h.stdout, /in progress|succeeded|failed/);
   });
 });
 
@@ -338,24 +378,55 @@ describe("bad input", () => {
   });
 
   test("no permission to patch names the verb and resource (exit 4), and nothing changes", async () => {
-    const kubeconfig = await restrictedKubeconfig(
-      ns,
-      "get,list,watch",
-      "deployments,namespaces,configmaps,pods",
-    );
-    const before = await image("hello");
-    const r = await snapdeploy([
-      "deploy",
-      "--kubeconfig",
-      kubeconfig,
-      "-t",
-      "hello",
-      "--image",
-      `${REGISTRY_NODE}/e2e/x:1`,
+    // Every right a deploy uses except patching the workload: reading it and what its
+    // rollout makes, and writing its history.
+    const { kubeconfig, serviceAccount } = await kubeconfigWithRules(ns, [
+      { group: "apps", resources: ["deployments", "replicasets"], verbs: ["get", "list", "watch"] },
+      { group: "", resources: ["pods", "pods/log", "events"], verbs: ["get", "list", "watch"] },
+      { group: "", resources: ["configmaps"], verbs: ["get", "list", "watch", "create", "update", "patch"] },
     ]);
+    const historyOf = async () =>
+      (
+        await kubectl([
+          "-n",
+          ns,
+          "get",
+          "configmap",
+          "snapdeploy-history-deployment-hello",
+          "-o",
+          "jsonpath={.data.entries}",
+        ])
+      ).stdout;
+    const before = await image("hello");
+    const historyBefore = await historyOf();
+    const deployAs = (img: string) =>
+      snapdeploy(["deploy", "--kubeconfig", kubeconfig, "-t", "hello", "--image", img, "--user", "alice"]);
+    const r = await deployAs(`${REGISTRY_NODE}/e2e/x:1`);
     assert.equal(r.code, 4, r.stderr);
-    assert.match(r.stderr, /not allowed to (patch deployments\/hello|write the deploy history)/);
+    assert.match(r.stderr, new RegExp(`not allowed to patch deployments/hello in namespace ${ns}`));
     assert.equal(await image("hello"), before);
+    assert.equal(await historyOf(), historyBefore, "the history is untouched");
+    // The patch was the only right missing: with it, the same user's deploy goes through.
+    await mustKubectl([
+      "-n",
+      ns,
+      "create",
+      "role",
+      `${serviceAccount}-patch`,
+      "--verb=patch",
+      "--resource=deployments",
+    ]);
+    await mustKubectl([
+      "-n",
+      ns,
+      "create",
+      "rolebinding",
+      `${serviceAccount}-patch`,
+      `--role=${serviceAccount}-patch`,
+      `--serviceaccount=${ns}:${serviceAccount}`,
+    ]);
+    const ok = await deployAs(PLACEHOLDER);
+    assert.equal(ok.code, 0, ok.stderr);
   });
 
   test("an unreachable cluster and a missing context are clear errors (exit 3)", async () => {

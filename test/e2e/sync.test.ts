@@ -14,6 +14,7 @@ import {
   eventually,
   inServer,
   installServer,
+  kubectl,
   mustKubectl,
   serverImage,
   serverPod,
@@ -100,10 +101,40 @@ describe("server install", () => {
 
   test("the build server's service account has no API rights and no token", async () => {
     const sa = `system:serviceaccount:${ns}:snapdeploy-build-server`;
-    const can = await mustKubectl(["auth", "can-i", "--list", "-n", ns, `--as=${sa}`]).catch((e) =>
-      String(e),
-    );
-    assert.doesNotMatch(can, /pods\s|deployments|secrets/);
+    /** kubectl auth can-i's answer, failing unless the check itself ran (exit 0 "yes", exit 1 "no"). */
+    const canI = async (args: string[]) => {
+      const r = await kubectl(["auth", "can-i", ...args]);
+      const errors = r.stderr
+        .split("\n")
+        .filter((l) => l.trim() && !l.startsWith("Warning: "))
+        .join("\n");
+      assert.equal(errors, "", `kubectl auth can-i ${args.join(" ")} failed: ${r.stderr}`);
+      const answer = r.stdout.trim();
+      assert.ok(
+        (r.code === 0 && answer === "yes") || (r.code === 1 && answer === "no"),
+        `kubectl auth can-i ${args.join(" ")}: exit ${r.code}, ${JSON.stringify(answer)}`,
+      );
+      return answer;
+    };
+    // The check can say yes: as the account, to what every authenticated user may do, and
+    // as the cluster admin, to what the account may not.
+    assert.equal(await canI(["create", "selfsubjectaccessreviews", "-A", `--as=${sa}`]), "yes");
+    assert.equal(await canI(["get", "pods", "-n", ns]), "yes");
+    for (const check of [
+      ["get", "pods"],
+      ["list", "pods"],
+      ["create", "pods", "--subresource=exec"],
+      ["create", "pods", "--subresource=portforward"],
+      ["get", "secrets"],
+      ["list", "secrets"],
+      ["get", "configmaps"],
+      ["get", "deployments.apps"],
+      ["patch", "deployments.apps"],
+      ["create", "serviceaccounts", "--subresource=token"],
+    ]) {
+      assert.equal(await canI([...check, "-n", ns, `--as=${sa}`]), "no", check.join(" "));
+    }
+    assert.equal(await canI(["list", "nodes", "-A", `--as=${sa}`]), "no", "list nodes");
     const automount = await mustKubectl([
       "-n",
       ns,
@@ -318,9 +349,11 @@ describe("sync", () => {
   });
 
   test("server status lists the workspaces", async () => {
+    const dir = await tree({ "one.txt": "1\n", "two.txt": "2\n", "sub/three.txt": "3\n" });
+    assert.equal((await sync(dir, "ivan", "listed")).code, 0);
     const st = await snapdeploy(["server", "status", "-n", ns]);
     assert.equal(st.code, 0, st.stderr);
-    assert.match(st.stdout, /alice\/app\s+5 files/);
+    assert.match(st.stdout, /ivan\/listed\s+3 files/);
     assert.match(st.stdout, /last sync \d+/);
   });
 });

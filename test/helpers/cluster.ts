@@ -195,6 +195,41 @@ export async function restrictedKubeconfig(ns: string, verbs: string, resources:
   const sa = uniqueName("limited");
   await mustKubectl(["-n", ns, "create", "serviceaccount", sa]);
   await mustKubectl(["-n", ns, "create", "role", sa, `--verb=${verbs}`, `--resource=${resources}`]);
+  return await kubeconfigOf(ns, sa);
+}
+
+/** One rule of a Role: `verbs` on `resources` of the API group `group` ("" is the core group). */
+export interface RoleRule {
+  group: string;
+  resources: string[];
+  verbs: string[];
+}
+
+/**
+ * Like restrictedKubeconfig, for rights that differ by resource: a fresh service account
+ * in `ns` whose Role there holds exactly `rules`. Returns the kubeconfig and the account's
+ * name (to grant it more later).
+ */
+export async function kubeconfigWithRules(
+  ns: string,
+  rules: RoleRule[],
+): Promise<{ kubeconfig: string; serviceAccount: string }> {
+  const sa = uniqueName("limited");
+  await mustKubectl(["-n", ns, "create", "serviceaccount", sa]);
+  await mustKubectl(
+    ["-n", ns, "apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "Role",
+      metadata: { name: sa },
+      rules: rules.map((r) => ({ apiGroups: [r.group], resources: r.resources, verbs: r.verbs })),
+    }),
+  );
+  return { kubeconfig: await kubeconfigOf(ns, sa), serviceAccount: sa };
+}
+
+/** Binds the Role named like the service account `sa` to it; returns a kubeconfig that acts as it. */
+async function kubeconfigOf(ns: string, sa: string): Promise<string> {
   await mustKubectl(["-n", ns, "create", "rolebinding", sa, `--role=${sa}`, `--serviceaccount=${ns}:${sa}`]);
   const token = (await mustKubectl(["-n", ns, "create", "token", sa])).trim();
   const ca = (
