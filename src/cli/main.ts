@@ -7,6 +7,8 @@ import { setFlagsFromString } from "node:v8";
 import { registerBuild } from "./commands/build.js";
 import { registerRun } from "./commands/run.js";
 import { registerDeploy } from "./commands/deploy.js";
+import { registerDev } from "./commands/dev.js";
+import { registerLogs } from "./commands/logs.js";
 import { registerServer } from "./commands/server.js";
 import { registerSync } from "./commands/sync.js";
 import { ExitCode, isUserError } from "../errors.js";
@@ -41,6 +43,8 @@ export function buildProgram(): Command {
   registerBuild(program);
   registerDeploy(program);
   registerRun(program);
+  registerDev(program);
+  registerLogs(program);
   for (const c of program.commands) inheritExitOverride(c);
   return program;
 }

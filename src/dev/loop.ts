@@ -44,8 +44,11 @@ export interface LoopOptions {
   dockerfile: string;
   kc: KubeConfig;
   cluster: ClusterAccess;
-  /** Syncs, builds and rolls out the tree as it is now; rejects on failure or when `signal` aborts. */
-  deploy(signal: AbortSignal): Promise<Deployed>;
+  /**
+   * Syncs, builds and rolls out the tree as it is now (`force`: even when the targets
+   * already run its snapshot); rejects on failure or when `signal` aborts.
+   */
+  deploy(signal: AbortSignal, force: boolean): Promise<Deployed>;
   events: LoopEvents;
   debounceMs?: number;
 }
@@ -74,17 +77,17 @@ export async function startLoop(opts: LoopOptions): Promise<DevLoop> {
   let closed = false;
 
   // Work runs one item at a time; batches that arrive meanwhile are merged.
-  let queued: { batch: ChangeBatch; rebuild?: string } | undefined;
+  let queued: { batch: ChangeBatch; rebuild?: string; force?: boolean } | undefined;
   let inFlight: { abort: AbortController; kind: "deploy" | "live" } | undefined;
   let running: Promise<void> = Promise.resolve();
   let idleWaiters: (() => void)[] = [];
 
-  const doDeploy = async (reason: string) => {
+  const doDeploy = async (reason: string, force = false) => {
     const abort = new AbortController();
     inFlight = { abort, kind: "deploy" };
     events.say(`rebuild: ${reason}`);
     try {
-      const d = await opts.deploy(abort.signal);
+      const d = await opts.deploy(abort.signal, force);
       deployed = d;
       liveSince.clear();
       liveGeneration = 0;
@@ -181,7 +184,7 @@ export async function startLoop(opts: LoopOptions): Promise<DevLoop> {
       const item = queued;
       queued = undefined;
       if (item.rebuild) {
-        await doDeploy(item.rebuild);
+        await doDeploy(item.rebuild, item.force);
         continue;
       }
       inFlight = { abort: new AbortController(), kind: "live" };
@@ -204,8 +207,12 @@ export async function startLoop(opts: LoopOptions): Promise<DevLoop> {
     for (const f of w) f();
   };
 
-  const enqueue = (batch: ChangeBatch, rebuild?: string) => {
-    queued = { batch: merge(queued?.batch, batch), rebuild: rebuild ?? queued?.rebuild };
+  const enqueue = (batch: ChangeBatch, rebuild?: string, force?: boolean) => {
+    queued = {
+      batch: merge(queued?.batch, batch),
+      rebuild: rebuild ?? queued?.rebuild,
+      force: force || queued?.force,
+    };
     // A newer change cancels a rebuild in flight: the next one includes it.
     if (inFlight?.kind === "deploy") {
       queued.rebuild ??= "changes during a rebuild";
@@ -227,7 +234,7 @@ export async function startLoop(opts: LoopOptions): Promise<DevLoop> {
 
   return {
     firstDeploy: first,
-    redeploy: (reason) => enqueue({ changed: [], deleted: [] }, reason),
+    redeploy: (reason) => enqueue({ changed: [], deleted: [] }, reason, true),
     idle: () =>
       new Promise<void>((resolve) => {
         if (!queued && !inFlight) resolve();

@@ -26,6 +26,10 @@ export interface BuildRequest {
   /** BuildKit secrets taken from Kubernetes Secrets (read with the user's credentials). */
   secrets: { id: string; secret: string; key?: string }[];
   secretsNamespace: string;
+  /** A scan already started (or done) for `dir`; else the build starts one. */
+  scan?: Promise<Snapshot>;
+  /** Cancels the build (as Ctrl-C does): the build server stops it. */
+  signal?: AbortSignal;
 }
 
 export interface BuildResult {
@@ -54,94 +58,99 @@ export async function buildSnapshot(
   // The session with the build server is opened while the tree is scanned: the scan is
   // mostly local CPU work, opening the session mostly waiting for the network.
   let prepared!: Promise<[Snapshot, { id: string; data: string }[]]>;
-  const building = withAgent(cluster, req.serverNamespace, async (s) => {
-    const [scan, secrets] = await prepared;
-    const manifest = scan.digest;
-    const id = snapshotId(manifest, req.settings);
-    const ref = `${req.repository}:${snapshotTag(id, req.tagPrefix)}`;
-    lap("scan");
-    const settings = { ...req.settings } as Record<string, unknown>;
-    await s.conn.send({ t: "check", ref, user: req.user, project: req.project, manifest, settings });
-    const check = await s.conn.expect("check").catch((e) => {
-      throw registryError(e, ref);
-    });
-    lap("check");
-    if (check.exists) {
-      const labels = (check.labels ?? {}) as Record<string, string>;
-      const by = labels["dev.snapdeploy.user"];
-      const at = labels["dev.snapdeploy.created"];
-      reporter.info(`already built${at ? ` ${ago(at)}` : ""}${by ? ` by ${by}` : ""}: ${ref}`);
-      return {
-        ref,
-        digest: String(check.digest),
-        snapshot: id,
-        skipped: true,
-        builtBy: by,
-        builtAt: at,
-        timings,
-      };
-    }
-    const sync = await syncTree(
-      s.conn,
-      {
-        root: scan.root,
+  const building = withAgent(
+    cluster,
+    req.serverNamespace,
+    async (s) => {
+      const [scan, secrets] = await prepared;
+      const manifest = scan.digest;
+      const id = snapshotId(manifest, req.settings);
+      const ref = `${req.repository}:${snapshotTag(id, req.tagPrefix)}`;
+      lap("scan");
+      const settings = { ...req.settings } as Record<string, unknown>;
+      await s.conn.send({ t: "check", ref, user: req.user, project: req.project, manifest, settings });
+      const check = await s.conn.expect("check").catch((e) => {
+        throw registryError(e, ref);
+      });
+      lap("check");
+      if (check.exists) {
+        const labels = (check.labels ?? {}) as Record<string, string>;
+        const by = labels["dev.snapdeploy.user"];
+        const at = labels["dev.snapdeploy.created"];
+        reporter.info(`already built${at ? ` ${ago(at)}` : ""}${by ? ` by ${by}` : ""}: ${ref}`);
+        return {
+          ref,
+          digest: String(check.digest),
+          snapshot: id,
+          skipped: true,
+          builtBy: by,
+          builtAt: at,
+          timings,
+        };
+      }
+      const sync = await syncTree(
+        s.conn,
+        {
+          root: scan.root,
+          user: req.user,
+          project: req.project,
+          digest: manifest,
+          entries: scan.entries,
+          client: `${req.user}@${os.hostname()}`,
+        },
+        {
+          onWaiting: (holder) =>
+            reporter.info(`waiting: workspace ${req.user}/${req.project} is locked by ${holder}`),
+        },
+      );
+      lap("sync");
+      const why =
+        check.reason ??
+        (sync.noop
+          ? "no earlier build of these files"
+          : `${sync.added} added, ${sync.changed} changed, ${sync.removed} removed since this workspace's last snapshot${
+              sync.sample.length ? ` (${sync.sample.slice(0, 5).join(", ")})` : ""
+            }`);
+      reporter.info(`not built yet: ${why}`);
+
+      await s.conn.send({
+        t: "build",
         user: req.user,
         project: req.project,
-        digest: manifest,
-        entries: scan.entries,
-        client: `${req.user}@${os.hostname()}`,
-      },
-      {
-        onWaiting: (holder) =>
-          reporter.info(`waiting: workspace ${req.user}/${req.project} is locked by ${holder}`),
-      },
-    );
-    lap("sync");
-    const why =
-      check.reason ??
-      (sync.noop
-        ? "no earlier build of these files"
-        : `${sync.added} added, ${sync.changed} changed, ${sync.removed} removed since this workspace's last snapshot${
-            sync.sample.length ? ` (${sync.sample.slice(0, 5).join(", ")})` : ""
-          }`);
-    reporter.info(`not built yet: ${why}`);
-
-    await s.conn.send({
-      t: "build",
-      user: req.user,
-      project: req.project,
-      manifest,
-      ref,
-      dockerfile: req.settings.dockerfile,
-      buildArgs: req.settings.buildArgs,
-      target: req.settings.target,
-      platform: req.settings.platform,
-      settings,
-      labels: {
-        "dev.snapdeploy.user": req.user,
-        "dev.snapdeploy.created": new Date().toISOString(),
-        "dev.snapdeploy.snapshot": id,
-      },
-      secrets,
-    });
-    for (;;) {
-      const m = await s.conn.expect().catch((e) => {
-        throw buildError(e, ref);
+        manifest,
+        ref,
+        dockerfile: req.settings.dockerfile,
+        buildArgs: req.settings.buildArgs,
+        target: req.settings.target,
+        platform: req.settings.platform,
+        settings,
+        labels: {
+          "dev.snapdeploy.user": req.user,
+          "dev.snapdeploy.created": new Date().toISOString(),
+          "dev.snapdeploy.snapshot": id,
+        },
+        secrets,
       });
-      if (m.t === "log") reporter.remote(String(m.line));
-      else if (m.t === "queued") reporter.info(`queued: ${m.position} build(s) ahead of yours`);
-      else if (m.t === "waiting")
-        reporter.info(`waiting: workspace ${req.user}/${req.project} is locked by ${m.holder}`);
-      else if (m.t === "phase") reporter.info(`${m.phase === "push" ? "pushing" : "building"} ${ref}`);
-      else if (m.t === "built") {
-        timings.build = Number(m.buildMs) / 1000;
-        timings.push = Number(m.pushMs) / 1000;
-        return { ref, digest: String(m.digest), snapshot: id, skipped: false, sync, timings };
+      for (;;) {
+        const m = await s.conn.expect().catch((e) => {
+          throw buildError(e, ref);
+        });
+        if (m.t === "log") reporter.remote(String(m.line));
+        else if (m.t === "queued") reporter.info(`queued: ${m.position} build(s) ahead of yours`);
+        else if (m.t === "waiting")
+          reporter.info(`waiting: workspace ${req.user}/${req.project} is locked by ${m.holder}`);
+        else if (m.t === "phase") reporter.info(`${m.phase === "push" ? "pushing" : "building"} ${ref}`);
+        else if (m.t === "built") {
+          timings.build = Number(m.buildMs) / 1000;
+          timings.push = Number(m.pushMs) / 1000;
+          return { ref, digest: String(m.digest), snapshot: id, skipped: false, sync, timings };
+        }
       }
-    }
-  });
+    },
+    req.signal,
+  );
   prepared = Promise.all([
-    scanSnapshot({ root: req.dir, onWarning: (m) => reporter.warn(m) }),
+    req.scan ?? scanSnapshot({ root: req.dir, onWarning: (m) => reporter.warn(m) }),
     readSecrets(cluster, req),
   ]);
   prepared.catch(() => {}); // a failure is reported through the session

@@ -27,7 +27,11 @@ export interface RolloutRequest {
   action: HistoryEntry["action"];
   personal: boolean;
   rollbackOnFailure: boolean;
+  /** Put the previous images back when interrupted during the rollout too (dev's Ctrl-C). */
+  rollbackOnInterrupt?: boolean;
   timeoutMs: number;
+  /** Interrupts like Ctrl-C. */
+  signal?: AbortSignal;
 }
 
 export interface RolloutReport {
@@ -45,6 +49,7 @@ export async function rollTargets(
   const abort = new AbortController();
   const onSigint = () => abort.abort();
   process.once("SIGINT", onSigint);
+  req.signal?.addEventListener("abort", onSigint, { once: true });
   const started: { target: ResolvedTarget; history: History; entry: HistoryEntry }[] = [];
   try {
     if (req.resources && (req.personal || req.targets.length))
@@ -133,7 +138,7 @@ export async function rollTargets(
         )
         .catch(() => {});
     }
-    if (interrupted) {
+    if (interrupted && !req.rollbackOnInterrupt) {
       throw new UserError(
         "interrupted",
         "interrupted: the targets were updated but their rollout was not awaited",
@@ -142,8 +147,8 @@ export async function rollTargets(
         },
       );
     }
-    if (req.rollbackOnFailure && !req.personal) {
-      reporter.warn(`rolling back: ${first.message}`);
+    if ((req.rollbackOnFailure || (interrupted && req.rollbackOnInterrupt)) && !req.personal) {
+      reporter.warn(`rolling back: ${interrupted ? "interrupted during the rollout" : first.message}`);
       const created: string[] = [];
       for (const s of started) {
         const previous = s.entry.previous;
@@ -175,7 +180,7 @@ export async function rollTargets(
       const restored = created.length
         ? `the previous images were restored where there were any (${created.join(", ")} had none: created by this deploy)`
         : "the previous images were restored";
-      throw new UserError("rollout", `${first.message}; ${restored}`, {
+      throw new UserError(interrupted ? "interrupted" : "rollout", `${first.message}; ${restored}`, {
         details: u?.details,
         hint: created.length
           ? `delete ${created.join(", ")} or fix them and deploy again${u?.hint ? `; ${u.hint}` : ""}`
@@ -185,5 +190,6 @@ export async function rollTargets(
     throw first;
   } finally {
     process.off("SIGINT", onSigint);
+    req.signal?.removeEventListener("abort", onSigint);
   }
 }

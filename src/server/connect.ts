@@ -220,7 +220,9 @@ export async function withAgent<T>(
   cluster: ClusterAccess,
   namespace: string,
   fn: (s: AgentSession) => Promise<T>,
+  signal?: AbortSignal,
 ): Promise<T> {
+  if (signal?.aborted) throw new UserError("interrupted", "interrupted before the build server was reached");
   const s = await connectAgent(cluster, namespace);
   let interrupted = false;
   const onSigint = () => {
@@ -228,6 +230,7 @@ export async function withAgent<T>(
     s.abort();
   };
   process.once("SIGINT", onSigint);
+  signal?.addEventListener("abort", onSigint, { once: true });
   try {
     const out = await fn(s);
     await s.finish();
@@ -256,5 +259,6 @@ export async function withAgent<T>(
     throw e;
   } finally {
     process.off("SIGINT", onSigint);
+    signal?.removeEventListener("abort", onSigint);
   }
 }

@@ -4,6 +4,7 @@ import path from "node:path";
 import { toName } from "../../config/config.js";
 import { bytes, seconds } from "../../ui/format.js";
 import { UserError } from "../../errors.js";
+import type { BuildRequest } from "../../pipeline/build.js";
 import { type CommandContext, commandContext } from "../context.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -52,12 +53,18 @@ function parseSecret(spec: string): { id: string; secret: string; key?: string }
 }
 
 /** Resolves flags + snapdeploy.yaml into a build request and runs it. */
-export async function runBuild(c: CommandContext, opts: Record<string, unknown>) {
-  const [{ resolveUser }, { buildSnapshot }, cluster] = await Promise.all([
-    import("../../config/user.js"),
-    import("../../pipeline/build.js"),
-    c.access(),
-  ]);
+export async function runBuild(
+  c: CommandContext,
+  opts: Record<string, unknown>,
+  extra: Pick<BuildRequest, "scan" | "signal"> = {},
+) {
+  const [{ buildSnapshot }, cluster] = await Promise.all([import("../../pipeline/build.js"), c.access()]);
+  return await buildSnapshot(cluster, { ...(await buildRequest(c, opts)), ...extra }, c.reporter);
+}
+
+/** The build request that flags + snapdeploy.yaml describe (no side effect). */
+export async function buildRequest(c: CommandContext, opts: Record<string, unknown>): Promise<BuildRequest> {
+  const [{ resolveUser }, cluster] = await Promise.all([import("../../config/user.js"), c.access()]);
   const image = c.config.image;
   const repository = (opts.repository as string | undefined) ?? image.repository;
   if (!repository) {
@@ -73,26 +80,22 @@ export async function runBuild(c: CommandContext, opts: Record<string, unknown>)
   });
   const buildArgs = { ...image.buildArgs, ...parseKeyValues(opts.buildArg as string[], "--build-arg") };
   const secrets = [...image.secrets, ...(opts.secret as string[]).map(parseSecret)];
-  return await buildSnapshot(
-    cluster,
-    {
-      dir: c.dir,
-      user,
-      project,
-      serverNamespace: (opts.namespace as string | undefined) ?? c.config.server.namespace,
-      repository,
-      tagPrefix: (opts.tagPrefix as string | undefined) ?? image.tagPrefix,
-      settings: {
-        dockerfile: (opts.dockerfile as string | undefined) ?? image.dockerfile,
-        buildArgs,
-        target: (opts.buildTarget as string | undefined) ?? image.target,
-        platform: (opts.platform as string | undefined) ?? image.platform,
-      },
-      secrets,
-      secretsNamespace: cluster.namespace ?? "default",
+  return {
+    dir: c.dir,
+    user,
+    project,
+    serverNamespace: (opts.namespace as string | undefined) ?? c.config.server.namespace,
+    repository,
+    tagPrefix: (opts.tagPrefix as string | undefined) ?? image.tagPrefix,
+    settings: {
+      dockerfile: (opts.dockerfile as string | undefined) ?? image.dockerfile,
+      buildArgs,
+      target: (opts.buildTarget as string | undefined) ?? image.target,
+      platform: (opts.platform as string | undefined) ?? image.platform,
     },
-    c.reporter,
-  );
+    secrets,
+    secretsNamespace: cluster.namespace ?? "default",
+  };
 }
 
 export function registerBuild(program: Command) {

@@ -1,12 +1,14 @@
 /** snapdeploy deploy | history | rollback | personal delete */
 import type { Command } from "commander";
 import { ago, seconds } from "../../ui/format.js";
-import { addBuildOptions, runBuild } from "./build.js";
+import type { Snapshot } from "../../context/scan.js";
+import type { RolloutReport } from "../../pipeline/deploy.js";
+import { addBuildOptions, buildRequest, runBuild } from "./build.js";
 import { type CommandContext, commandContext } from "../context.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
-function addTargetOptions(cmd: Command): Command {
+export function addTargetOptions(cmd: Command): Command {
   return cmd
     .option(
       "-t, --target <[deployment/|statefulset/]NAME[:container,...]>",
@@ -21,7 +23,7 @@ function addTargetOptions(cmd: Command): Command {
 }
 
 /** What --target and --target-namespace choose, with snapdeploy.yaml's defaults. */
-function targetChoice(c: CommandContext, opts: Record<string, unknown>) {
+export function targetChoice(c: CommandContext, opts: Record<string, unknown>) {
   return {
     flags: opts.target as string[],
     configured: c.config.deploy.targets,
@@ -48,81 +50,24 @@ export function registerDeploy(program: Command) {
       "--manifests <path>",
       "apply these manifests (folder of YAML files or kustomization) with the snapshot image, instead of patching targets (default: deploy.manifests)",
     )
+    .option("--restart", "roll the targets even when they already run this snapshot (new pods)")
     .action(async (opts, cmd: Command) => {
       const c = await commandContext(cmd);
-      const t0 = performance.now();
-      const [
-        { rollTargets },
-        { loadDeployResources, resolveTargets, withImage },
-        { gitInfo, describeCommit },
-        { resolveUser },
-        kc,
-      ] = await Promise.all([
-        import("../../pipeline/deploy.js"),
-        import("../../pipeline/deploy-input.js"),
-        import("../../deploy/git.js"),
-        import("../../config/user.js"),
-        c.kube(),
-      ]);
-      // Both are checked before the build: a wrong target or manifest fails in seconds.
-      const resources = await loadDeployResources(kc, {
-        flag: opts.manifests,
-        configured: c.config.deploy.manifests,
-        targetFlags: (opts.target as string[]).length > 0,
-        personal: Boolean(opts.personal),
-        repositoryFlag: opts.repository,
-        configuredRepository: c.config.image.repository,
-        image: opts.image,
-        dir: c.dir,
-        namespaceFlag: opts.targetNamespace,
-        configuredNamespace: c.config.deploy.namespace,
-      });
-      const targets = resources ? [] : await resolveTargets(kc, targetChoice(c, opts));
-      const user = resolveUser({
-        flag: opts.user,
-        config: c.config.user,
-        kubeUser: kc.getCurrentUser() ?? undefined,
-      });
-      let image = opts.image as string | undefined;
-      let snapshot: string | undefined;
-      if (!image) {
-        const built = await runBuild(c, opts);
-        image = `${built.ref.replace(/:[^:/]+$/, "")}@${built.digest}`;
-        snapshot = built.snapshot;
+      const r = await deployOnce(c, opts);
+      if (r.noop) {
+        c.reporter.info(
+          `nothing to do: ${r.targets.join(", ")} already run snapshot ${r.snapshot?.slice(0, 12)} (use --restart to roll them anyway)`,
+        );
+        c.reporter.result(`${r.targets.join(", ")}: already running ${r.image ?? r.snapshot}`, {
+          noop: true,
+          snapshot: r.snapshot,
+          targets: r.targets,
+        });
+        return;
       }
-      const git = gitInfo(c.dir);
-      const tBuild = performance.now();
-      const reports = await rollTargets(
-        kc,
-        {
-          targets,
-          resources: resources && withImage(resources, image),
-          image,
-          action: "deploy",
-          personal: Boolean(opts.personal),
-          rollbackOnFailure: Boolean(opts.rollbackOnFailure),
-          timeoutMs: Number(opts.timeout ?? c.config.deploy.timeout) * 1000,
-          stamp: {
-            snapshot,
-            user,
-            commit: git.commit,
-            dirty: git.dirty,
-            cause: `snapdeploy deploy ${snapshot ? `snapshot ${snapshot.slice(0, 12)}` : image} by ${user} (${describeCommit(git)})`,
-          },
-        },
-        c.reporter,
-      );
-      const t1 = performance.now();
-      c.reporter.info(
-        `deployed in ${seconds(t1 - t0)} (build ${seconds(tBuild - t0)}, rollout ${seconds(t1 - tBuild)})`,
-      );
-      const lines = reports.map((r) => `${r.target} revision ${r.revision}: ${r.image}`);
-      if (!lines.length) lines.push(`applied ${image} (no Deployment or StatefulSet to watch)`);
-      c.reporter.result(lines.join("\n"), {
-        image,
-        snapshot,
-        targets: reports,
-      });
+      const lines = r.reports.map((x) => `${x.target} revision ${x.revision}: ${x.image}`);
+      if (!lines.length) lines.push(`applied ${r.image} (no Deployment or StatefulSet to watch)`);
+      c.reporter.result(lines.join("\n"), { image: r.image, snapshot: r.snapshot, targets: r.reports });
     });
 
   addTargetOptions(
@@ -239,4 +184,107 @@ export function registerDeploy(program: Command) {
         { removed },
       );
     });
+}
+
+export type DeployOutcome =
+  | { noop: true; snapshot: string; image?: string; targets: string[] }
+  | { noop: false; snapshot?: string; image: string; reports: RolloutReport[]; targets: string[] };
+
+/**
+ * One deploy as `deploy` does it: the targets (or objects) checked first, then — when
+ * the targets already run the tree's snapshot and --restart is not given — nothing at all;
+ * else build (or reuse) and roll out. `dev` calls it for each rebuild.
+ */
+export async function deployOnce(
+  c: CommandContext,
+  opts: Record<string, unknown>,
+  extra: { signal?: AbortSignal; rollbackOnInterrupt?: boolean } = {},
+): Promise<DeployOutcome> {
+  const t0 = performance.now();
+  const [
+    { rollTargets },
+    { loadDeployResources, resolveTargets, withImage },
+    { gitInfo, describeCommit },
+    { resolveUser },
+    kc,
+  ] = await Promise.all([
+    import("../../pipeline/deploy.js"),
+    import("../../pipeline/deploy-input.js"),
+    import("../../deploy/git.js"),
+    import("../../config/user.js"),
+    c.kube(),
+  ]);
+  // Both are checked before the build: a wrong target or manifest fails in seconds.
+  const resources = await loadDeployResources(kc, {
+    flag: opts.manifests as string | undefined,
+    configured: c.config.deploy.manifests,
+    targetFlags: (opts.target as string[]).length > 0,
+    personal: Boolean(opts.personal),
+    repositoryFlag: opts.repository as string | undefined,
+    configuredRepository: c.config.image.repository,
+    image: opts.image as string | undefined,
+    dir: c.dir,
+    namespaceFlag: opts.targetNamespace as string | undefined,
+    configuredNamespace: c.config.deploy.namespace,
+  });
+  const targets = resources ? [] : await resolveTargets(kc, targetChoice(c, opts));
+  const labels = targets.map((t) => `${t.kind.toLowerCase()}/${t.name}`);
+  const user = resolveUser({
+    flag: opts.user as string | undefined,
+    config: c.config.user,
+    kubeUser: kc.getCurrentUser() ?? undefined,
+  });
+  let image = opts.image as string | undefined;
+  let snapshot: string | undefined;
+  if (!image) {
+    let scan: Promise<Snapshot> | undefined;
+    const repository = (opts.repository as string | undefined) ?? c.config.image.repository;
+    if (!opts.restart && !opts.personal && targets.length && repository) {
+      const [{ runningSnapshot }, { scanSnapshot }, { snapshotId }, request] = await Promise.all([
+        import("../../deploy/running.js"),
+        import("../../context/scan.js"),
+        import("../../snapshot/id.js"),
+        buildRequest(c, opts),
+      ]);
+      const running = runningSnapshot(targets, repository);
+      if (running.snapshot !== undefined) {
+        // Only the local scan decides: no registry check, no build server, no patch.
+        scan = scanSnapshot({ root: c.dir, onWarning: (m) => c.reporter.warn(m) });
+        const id = snapshotId((await scan).digest, request.settings);
+        if (id === running.snapshot) return { noop: true, snapshot: id, targets: labels };
+      }
+    }
+    const built = await runBuild(c, opts, { scan, signal: extra.signal });
+    image = `${built.ref.replace(/:[^:/]+$/, "")}@${built.digest}`;
+    snapshot = built.snapshot;
+  }
+  const git = gitInfo(c.dir);
+  const tBuild = performance.now();
+  const reports = await rollTargets(
+    kc,
+    {
+      targets,
+      resources: resources && withImage(resources, image),
+      image,
+      action: "deploy",
+      personal: Boolean(opts.personal),
+      rollbackOnFailure: Boolean(opts.rollbackOnFailure),
+      rollbackOnInterrupt: extra.rollbackOnInterrupt,
+      signal: extra.signal,
+      timeoutMs: Number(opts.timeout ?? c.config.deploy.timeout) * 1000,
+      stamp: {
+        snapshot,
+        user,
+        commit: git.commit,
+        dirty: git.dirty,
+        cause: `snapdeploy deploy ${snapshot ? `snapshot ${snapshot.slice(0, 12)}` : image} by ${user} (${describeCommit(git)})`,
+      },
+    },
+    c.reporter,
+  );
+  const t1 = performance.now();
+  c.reporter.info(
+    `deployed in ${seconds(t1 - t0)} (build ${seconds(tBuild - t0)}, rollout ${seconds(t1 - tBuild)})`,
+  );
+  return { noop: false, snapshot, image, reports, targets: reports.map((r) => r.target) };
 }

@@ -1,0 +1,339 @@
+/**
+ * The inner loop against real workloads: a deploy of what already runs does nothing;
+ * `logs -f` and `port-forward` follow pods that come later; `dev` live-updates synced
+ * files, brings a replaced pod up to date, rebuilds on a Dockerfile change, reports a
+ * broken build and goes on.
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { promises as fs } from "node:fs";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import {
+  CLI,
+  DOCKER,
+  eventually,
+  exitOf,
+  installServer,
+  must,
+  mustKubectl,
+  REGISTRY_CA_FLAGS,
+  REGISTRY_NODE,
+  snapdeploy,
+  tempNamespace,
+  uninstallServer,
+  uniqueName,
+} from "../helpers/cluster.js";
+import { servedSoon, startClient, webApp } from "../helpers/web.js";
+
+let server = "";
+let ns = "";
+let dropNs = async () => {};
+const dirs: string[] = [];
+const children: ChildProcess[] = [];
+const repo = `${REGISTRY_NODE}/e2e/web`;
+const RUN_ID = `${uniqueName("run")}\n`;
+const PLACEHOLDER = `${REGISTRY_NODE}/e2e/web:${uniqueName("placeholder")}`;
+
+before(async () => {
+  server = await installServer("e2e-dev", REGISTRY_CA_FLAGS);
+  ({ ns, cleanup: dropNs } = await tempNamespace("e2e-dev-apps"));
+  const dir = await webApp(dirs, RUN_ID, "placeholder\n");
+  await must(DOCKER, ["build", "-q", "-t", PLACEHOLDER, dir]);
+  await must(DOCKER, ["push", "-q", PLACEHOLDER]);
+  await startClient(ns);
+});
+after(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+  await dropNs();
+  await uninstallServer(server);
+  for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
+});
+
+async function workload(name: string) {
+  await mustKubectl(
+    ["-n", ns, "apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "List",
+      items: [
+        {
+          apiVersion: "apps/v1",
+          kind: "Deployment",
+          metadata: { name },
+          spec: {
+            replicas: 1,
+            selector: { matchLabels: { app: name } },
+            template: {
+              metadata: { labels: { app: name } },
+              spec: {
+                terminationGracePeriodSeconds: 1,
+                containers: [
+                  {
+                    name: "web",
+                    image: PLACEHOLDER,
+                    ports: [{ containerPort: 8080 }],
+                    readinessProbe: { httpGet: { path: "/", port: 8080 }, periodSeconds: 1 },
+                  },
+                ],
+              },
+            },
+          },
+        },
+        {
+          apiVersion: "v1",
+          kind: "Service",
+          metadata: { name },
+          spec: { selector: { app: name }, ports: [{ port: 80, targetPort: 8080 }] },
+        },
+      ],
+    }),
+  );
+  await mustKubectl(["-n", ns, "rollout", "status", `deployment/${name}`, "--timeout=120s"]);
+}
+
+const common = (dir: string) => [
+  "-n",
+  server,
+  "--user",
+  "dana",
+  "--project",
+  path.basename(dir),
+  "-r",
+  repo,
+  "--target-namespace",
+  ns,
+  "-C",
+  dir,
+];
+const deploy = (dir: string, args: string[]) => snapdeploy(["deploy", ...common(dir), ...args]);
+
+/** The names of a Deployment's ReplicaSets and the UIDs of its pods. */
+async function podsAndSets(name: string) {
+  const rs = await mustKubectl([
+    "-n",
+    ns,
+    "get",
+    "rs",
+    "-l",
+    `app=${name}`,
+    "-o",
+    "jsonpath={.items[*].metadata.name}",
+  ]);
+  const pods = await mustKubectl([
+    "-n",
+    ns,
+    "get",
+    "pods",
+    "-l",
+    `app=${name}`,
+    "-o",
+    "jsonpath={.items[*].metadata.uid}",
+  ]);
+  return { rs: rs.trim().split(/\s+/).sort(), pods: pods.trim().split(/\s+/).sort() };
+}
+
+/** A running CLI whose output can be awaited line by line. */
+function start(args: string[]) {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+  children.push(child);
+  const out = { stdout: "", stderr: "" };
+  child.stdout.on("data", (d) => {
+    out.stdout += d;
+  });
+  child.stderr.on("data", (d) => {
+    out.stderr += d;
+  });
+  let mark = 0;
+  return {
+    child,
+    out,
+    /** Waits for `re` in stdout+stderr after what the previous wait consumed. */
+    async waitFor(re: RegExp, ms = 90_000): Promise<RegExpMatchArray> {
+      const m = await eventually(
+        `${re} in the output`,
+        async () => {
+          const text = (out.stderr + out.stdout).slice(mark);
+          const hit = re.exec(text);
+          if (hit) mark += (hit.index ?? 0) + hit[0].length;
+          return hit ?? undefined;
+        },
+        ms,
+      ).catch((e: Error) => {
+        throw new Error(
+          `${e.message}\n--- stderr ---\n${out.stderr.slice(-4000)}\n--- stdout ---\n${out.stdout.slice(-2000)}`,
+        );
+      });
+      return m as RegExpMatchArray;
+    },
+  };
+}
+
+async function deletePod(app: string) {
+  const pod = (
+    await mustKubectl([
+      "-n",
+      ns,
+      "get",
+      "pods",
+      "-l",
+      `app=${app}`,
+      "-o",
+      "jsonpath={.items[0].metadata.name}",
+    ])
+  ).trim();
+  await mustKubectl(["-n", ns, "delete", "pod", pod, "--wait=false"]);
+  return pod;
+}
+
+describe("a deploy of what already runs", () => {
+  test("does nothing: no new ReplicaSet, no new pods, no build server; --restart rolls anyway", async () => {
+    await workload("noop");
+    const dir = await webApp(dirs, RUN_ID, "noop\n");
+    const r1 = await deploy(dir, ["-t", "noop"]);
+    assert.equal(r1.code, 0, r1.stderr);
+    await servedSoon(ns, "noop", "noop\n");
+    const before = await podsAndSets("noop");
+    // The build server is not contacted: with it gone, the deploy still answers.
+    const r2 = await deploy(dir, ["-t", "noop", "-n", "no-such-build-server"]);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.match(r2.stderr, /nothing to do: deployment\/noop already runs? snapshot [0-9a-f]{12}/);
+    assert.doesNotMatch(r2.stderr, /already built|updated deployment/);
+    assert.deepEqual(await podsAndSets("noop"), before);
+    const history = await snapdeploy(["history", "-t", "noop", "--target-namespace", ns, "-o", "json"]);
+    const entries = (JSON.parse(history.stdout) as Record<string, unknown[]>)["deployment/noop"] ?? [];
+    assert.equal(entries.length, 1, "a no-op records nothing in the history");
+    // A changed tree deploys as before.
+    await fs.writeFile(path.join(dir, "greeting.txt"), "noop 2\n");
+    const r3 = await deploy(dir, ["-t", "noop"]);
+    assert.equal(r3.code, 0, r3.stderr);
+    assert.doesNotMatch(r3.stderr, /nothing to do/);
+    await servedSoon(ns, "noop", "noop 2\n");
+    const afterChange = await podsAndSets("noop");
+    const r4 = await deploy(dir, ["-t", "noop", "--restart"]);
+    assert.equal(r4.code, 0, r4.stderr);
+    assert.doesNotMatch(r4.stderr, /nothing to do/);
+    const restarted = await podsAndSets("noop");
+    assert.notDeepEqual(restarted.pods, afterChange.pods, "--restart makes new pods");
+  });
+});
+
+describe("logs and port-forward", () => {
+  test("logs -f shows a pod that starts later; port-forward answers before and after the pod is replaced", async () => {
+    await workload("follow");
+    const dir = await webApp(dirs, RUN_ID, "follow\n");
+    assert.equal((await deploy(dir, ["-t", "follow"])).code, 0);
+    const logs = start(["logs", "-f", "-t", "follow", "--target-namespace", ns]);
+    const first = await logs.waitFor(/^(follow-\S+)\/web listening on 8080$/m);
+    const fwd = start(["port-forward", "0:8080", "-t", "follow", "--target-namespace", ns]);
+    const port = Number((await fwd.waitFor(/^127\.0\.0\.1:(\d+)$/m))[1]);
+    const get = async () => (await fetch(`http://127.0.0.1:${port}/`)).text();
+    assert.equal(await get(), "follow\n");
+    const old = await deletePod("follow");
+    assert.equal(old, first[1]);
+    const second = await logs.waitFor(/^(follow-\S+)\/web listening on 8080$/m);
+    assert.notEqual(second[1], first[1], "the new pod's lines are shown, under its own name");
+    await mustKubectl(["-n", ns, "wait", "--for=condition=Ready", `pod/${second[1]}`, "--timeout=60s"]);
+    await eventually("port-forward to the new pod", async () => (await get()) === "follow\n", 30_000);
+    logs.child.kill("SIGINT");
+    fwd.child.kill("SIGINT");
+    assert.equal(await exitOf(logs.child), 0);
+    assert.equal(await exitOf(fwd.child), 0);
+  });
+});
+
+describe("dev", () => {
+  test("live update, a replaced pod brought up to date, a rebuild, a broken build reported, Ctrl-C", async () => {
+    await workload("devapp");
+    const dir = await webApp(dirs, RUN_ID, "dev 0\n");
+    await fs.mkdir(path.join(dir, "static"));
+    await fs.writeFile(path.join(dir, "static", "a.txt"), "a\n");
+    await fs.writeFile(
+      path.join(dir, "snapdeploy.yaml"),
+      [
+        "dev:",
+        "  sync:",
+        "    - {src: greeting.txt, dest: /app/greeting.txt}",
+        "    - {src: static, dest: /app/static}",
+        "  rebuildOn: [server.js]",
+      ].join("\n"),
+    );
+    const dev = start(["dev", ...common(dir), "-t", "devapp", "--no-logs"]);
+    await dev.waitFor(/\[dev\] running snapshot [0-9a-f]{12}/);
+    await servedSoon(ns, "devapp", "dev 0\n");
+    const pods0 = await podsAndSets("devapp");
+
+    // Two edits of a synced file: each served without a rebuild or new pods.
+    for (const n of [1, 2]) {
+      await fs.writeFile(path.join(dir, "greeting.txt"), `dev ${n}\n`);
+      await dev.waitFor(/\[dev\] live update: 1 file into 1 container in [\d.]+ s/);
+      await servedSoon(ns, "devapp", `dev ${n}\n`);
+    }
+    assert.deepEqual(await podsAndSets("devapp"), pods0, "live update makes no new pods");
+
+    // A pod that replaces the live-updated one starts from the image: it is brought up to date.
+    await deletePod("devapp");
+    await dev.waitFor(
+      /\[dev\] live update: devapp-\S+\/web started from the image; brought up to date with 1 file/,
+    );
+    await servedSoon(ns, "devapp", "dev 2\n");
+
+    // A symlink that leaves the tree is never put into a container, and the build refuses it.
+    await fs.symlink("../../../etc", path.join(dir, "static", "escape"));
+    await dev.waitFor(/\[dev\] rebuild: static\/escape is a symlink/);
+    await dev.waitFor(/\[dev\] failed: .*symlink "static\/escape" points outside the tree/);
+    const listing = await mustKubectl(["-n", ns, "exec", "deploy/devapp", "--", "ls", "-a", "/app"]);
+    assert.doesNotMatch(listing, /static/, "nothing was written for the refused change");
+    await fs.rm(path.join(dir, "static", "escape"));
+
+    // A rebuild rule: a real build and rollout, which also carries the live-updated file.
+    await fs.appendFile(path.join(dir, "server.js"), "// rebuilt\n");
+    await dev.waitFor(/\[dev\] rebuild: server\.js changed \(dev\.rebuildOn: server\.js\)/);
+    await dev.waitFor(/\[dev\] running snapshot [0-9a-f]{12}/);
+    await servedSoon(ns, "devapp", "dev 2\n");
+    const rebuiltImage = (
+      await mustKubectl([
+        "-n",
+        ns,
+        "get",
+        "deploy",
+        "devapp",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+      ])
+    ).trim();
+    assert.match(rebuiltImage, new RegExp(`^${repo}@sha256:`));
+
+    // A broken Dockerfile is reported and the loop goes on; the next good edit deploys.
+    const dockerfile = path.join(dir, "Dockerfile");
+    const good = await fs.readFile(dockerfile, "utf8");
+    await fs.writeFile(dockerfile, `${good}\nRUN exit 3\n`);
+    await dev.waitFor(/\[dev\] rebuild: Dockerfile changed/);
+    await dev.waitFor(/\[dev\] failed: the build failed/);
+    await dev.waitFor(/\[dev\] watching for the next change/);
+    assert.equal(
+      (
+        await mustKubectl([
+          "-n",
+          ns,
+          "get",
+          "deploy",
+          "devapp",
+          "-o",
+          "jsonpath={.spec.template.spec.containers[0].image}",
+        ])
+      ).trim(),
+      rebuiltImage,
+      "a failed build changes nothing in the cluster",
+    );
+    await fs.writeFile(dockerfile, good);
+    await fs.writeFile(path.join(dir, "greeting.txt"), "dev 3\n");
+    await dev.waitFor(/\[dev\] running snapshot [0-9a-f]{12}/);
+    await servedSoon(ns, "devapp", "dev 3\n");
+
+    dev.child.kill("SIGINT");
+    assert.equal(await exitOf(dev.child), 130);
+    assert.match(dev.out.stderr, /interrupted: stopping/);
+    await servedSoon(ns, "devapp", "dev 3\n");
+  });
+});
