@@ -30,7 +30,11 @@ export interface TreeWatcher {
 
 /** Starts watching `root` (absolute). Resolves once the native watcher is subscribed. */
 export async function watchTree(root: string, opts: WatchOptions): Promise<TreeWatcher> {
-  const watcher = await import("@parcel/watcher");
+  const mod = (await import("@parcel/watcher")) as typeof import("@parcel/watcher") & {
+    default?: typeof import("@parcel/watcher");
+  };
+  // A CommonJS module: through import() its exports may sit under `default`.
+  const watcher = mod.default ?? mod;
   let rules: IgnoreRules = await readDockerignore(root);
   const debounceMs = opts.debounceMs ?? 80;
   const maxWaitMs = opts.maxWaitMs ?? 1000;

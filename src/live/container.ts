@@ -113,8 +113,7 @@ const TAR_RECORD = 10240;
 
 /** A ustar archive of the regular files `put`, named by their container paths. */
 async function tarOf(root: string, put: readonly FileCopy[]): Promise<Buffer> {
-  const { pack: newPack } = await import("tar-stream");
-  const pack = newPack();
+  const pack = (await cjs(import("tar-stream"))).pack();
   const chunks: Buffer[] = [];
   pack.on("data", (c) => chunks.push(c as Buffer));
   const ended = new Promise<void>((resolve, reject) => {
@@ -165,4 +164,10 @@ function describe(ref: ContainerRef): string {
 
 function tail(text: string): string[] {
   return text.trimEnd().split("\n").slice(-10);
+}
+
+/** A CommonJS module's exports through import(): bundled, they sit under `default`. */
+async function cjs<T extends object>(m: Promise<T>): Promise<T> {
+  const mod = (await m) as T & { default?: T };
+  return mod.default ?? mod;
 }

@@ -28,6 +28,8 @@ export interface LogFollower {
 export async function followLogs(kc: KubeConfig, sets: PodSet[], opts: FollowOptions): Promise<LogFollower> {
   const log = new Log(kc);
   const streams = new Map<string, AbortController>();
+  /** Every stream opened, for close(): one whose pod went away may never end by itself. */
+  const opened = new Set<AbortController>();
   const watches: ContainerWatch[] = [];
   const pending = new Set<Promise<void>>();
   let closed = false;
@@ -61,6 +63,8 @@ export async function followLogs(kc: KubeConfig, sets: PodSet[], opts: FollowOpt
         (a) =>
           new Promise<void>((resolve) => {
             streams.set(c.containerId, a);
+            opened.add(a);
+            if (closed) a.abort();
             sink.on("finish", resolve);
             sink.on("close", resolve);
             a.signal.addEventListener("abort", () => resolve(), { once: true });
@@ -90,13 +94,18 @@ export async function followLogs(kc: KubeConfig, sets: PodSet[], opts: FollowOpt
   started = true;
 
   let stop: () => void = () => {};
+  let closedNow: () => void = () => {};
+  const closing = new Promise<void>((resolve) => {
+    closedNow = resolve;
+  });
   const done = (async () => {
     if (opts.follow) {
       await new Promise<void>((resolve) => {
         stop = resolve;
       });
     }
-    while (pending.size) await Promise.all([...pending]);
+    // After close() nothing more is waited for.
+    while (pending.size && !closed) await Promise.race([Promise.all([...pending]), closing]);
   })();
 
   return {
@@ -104,8 +113,9 @@ export async function followLogs(kc: KubeConfig, sets: PodSet[], opts: FollowOpt
     close() {
       closed = true;
       for (const w of watches) w.close();
-      for (const a of streams.values()) a.abort();
+      for (const a of opened) a.abort();
       stop();
+      closedNow();
     },
   };
 }

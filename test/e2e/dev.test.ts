@@ -92,13 +92,13 @@ async function workload(name: string) {
   await mustKubectl(["-n", ns, "rollout", "status", `deployment/${name}`, "--timeout=120s"]);
 }
 
-const common = (dir: string) => [
+const common = (dir: string, project: string) => [
   "-n",
   server,
   "--user",
   "dana",
   "--project",
-  path.basename(dir),
+  project,
   "-r",
   repo,
   "--target-namespace",
@@ -106,10 +106,15 @@ const common = (dir: string) => [
   "-C",
   dir,
 ];
-const deploy = (dir: string, args: string[]) => snapdeploy(["deploy", ...common(dir), ...args]);
+const deploy = (dir: string, project: string, args: string[]) =>
+  snapdeploy(["deploy", ...common(dir, project), ...args]);
 
-/** The names of a Deployment's ReplicaSets and the UIDs of its pods. */
+/** The names of a Deployment's ReplicaSets and the UIDs of its pods, once no old pod is terminating. */
 async function podsAndSets(name: string) {
+  await eventually(`one pod of ${name}`, async () => {
+    const n = await mustKubectl(["-n", ns, "get", "pods", "-l", `app=${name}`, "-o", "name"]);
+    return n.trim().split("\n").length === 1;
+  });
   const rs = await mustKubectl([
     "-n",
     ns,
@@ -190,12 +195,12 @@ describe("a deploy of what already runs", () => {
   test("does nothing: no new ReplicaSet, no new pods, no build server; --restart rolls anyway", async () => {
     await workload("noop");
     const dir = await webApp(dirs, RUN_ID, "noop\n");
-    const r1 = await deploy(dir, ["-t", "noop"]);
+    const r1 = await deploy(dir, "noop", ["-t", "noop"]);
     assert.equal(r1.code, 0, r1.stderr);
     await servedSoon(ns, "noop", "noop\n");
     const before = await podsAndSets("noop");
     // The build server is not contacted: with it gone, the deploy still answers.
-    const r2 = await deploy(dir, ["-t", "noop", "-n", "no-such-build-server"]);
+    const r2 = await deploy(dir, "noop", ["-t", "noop", "-n", "no-such-build-server"]);
     assert.equal(r2.code, 0, r2.stderr);
     assert.match(r2.stderr, /nothing to do: deployment\/noop already runs? snapshot [0-9a-f]{12}/);
     assert.doesNotMatch(r2.stderr, /already built|updated deployment/);
@@ -205,12 +210,12 @@ describe("a deploy of what already runs", () => {
     assert.equal(entries.length, 1, "a no-op records nothing in the history");
     // A changed tree deploys as before.
     await fs.writeFile(path.join(dir, "greeting.txt"), "noop 2\n");
-    const r3 = await deploy(dir, ["-t", "noop"]);
+    const r3 = await deploy(dir, "noop", ["-t", "noop"]);
     assert.equal(r3.code, 0, r3.stderr);
     assert.doesNotMatch(r3.stderr, /nothing to do/);
     await servedSoon(ns, "noop", "noop 2\n");
     const afterChange = await podsAndSets("noop");
-    const r4 = await deploy(dir, ["-t", "noop", "--restart"]);
+    const r4 = await deploy(dir, "noop", ["-t", "noop", "--restart"]);
     assert.equal(r4.code, 0, r4.stderr);
     assert.doesNotMatch(r4.stderr, /nothing to do/);
     const restarted = await podsAndSets("noop");
@@ -222,12 +227,26 @@ describe("logs and port-forward", () => {
   test("logs -f shows a pod that starts later; port-forward answers before and after the pod is replaced", async () => {
     await workload("follow");
     const dir = await webApp(dirs, RUN_ID, "follow\n");
-    assert.equal((await deploy(dir, ["-t", "follow"])).code, 0);
+    assert.equal((await deploy(dir, "follow", ["-t", "follow"])).code, 0);
+    await podsAndSets("follow"); // the placeholder's pod is gone
+    const current = (
+      await mustKubectl([
+        "-n",
+        ns,
+        "get",
+        "pods",
+        "-l",
+        "app=follow",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+      ])
+    ).trim();
     const logs = start(["logs", "-f", "-t", "follow", "--target-namespace", ns]);
-    const first = await logs.waitFor(/^(follow-\S+)\/web listening on 8080$/m);
+    const first = await logs.waitFor(new RegExp(`^(${current})/web listening on 8080$`, "m"));
     const fwd = start(["port-forward", "0:8080", "-t", "follow", "--target-namespace", ns]);
     const port = Number((await fwd.waitFor(/^127\.0\.0\.1:(\d+)$/m))[1]);
-    const get = async () => (await fetch(`http://127.0.0.1:${port}/`)).text();
+    const get = async () =>
+      (await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(5000) })).text();
     assert.equal(await get(), "follow\n");
     const old = await deletePod("follow");
     assert.equal(old, first[1]);
@@ -258,7 +277,7 @@ describe("dev", () => {
         "  rebuildOn: [server.js]",
       ].join("\n"),
     );
-    const dev = start(["dev", ...common(dir), "-t", "devapp", "--no-logs"]);
+    const dev = start(["dev", ...common(dir, "devapp"), "-t", "devapp", "--no-logs"]);
     await dev.waitFor(/\[dev\] running snapshot [0-9a-f]{12}/);
     await servedSoon(ns, "devapp", "dev 0\n");
     const pods0 = await podsAndSets("devapp");
@@ -307,7 +326,7 @@ describe("dev", () => {
     // A broken Dockerfile is reported and the loop goes on; the next good edit deploys.
     const dockerfile = path.join(dir, "Dockerfile");
     const good = await fs.readFile(dockerfile, "utf8");
-    await fs.writeFile(dockerfile, `${good}\nRUN exit 3\n`);
+    await fs.writeFile(dockerfile, `${good}\nNOT_AN_INSTRUCTION here\n`);
     await dev.waitFor(/\[dev\] rebuild: Dockerfile changed/);
     await dev.waitFor(/\[dev\] failed: the build failed/);
     await dev.waitFor(/\[dev\] watching for the next change/);
