@@ -18,6 +18,7 @@ import { fileURLToPath } from "node:url";
 import { defaultCacheFile, fingerprintFile } from "../src/context/scan.js";
 import { type BuildApp, buildApp, editOneFile, stampRound } from "./build-fixtures.js";
 import { report, type Row, type Sample } from "./build-report.js";
+import { originalBuildPod } from "./baseline.js";
 import { FIXTURES } from "./fixtures.js";
 import {
   freeVolume,
@@ -62,35 +63,7 @@ const IMAGE =
   process.env.SNAPDEPLOY_SERVER_IMAGE ??
   readFileSync("/var/lib/snapdeploy-cluster/build-server-image", "utf8").trim();
 
-/**
- * The original design's build pod: the node's Docker daemon through its socket (hostPath), the
- * context on an emptyDir (a plain folder on the node's disk, as the build server's data volume
- * is; the container's overlayfs would be slower for many small files).
- */
-const baselinePod = {
-  apiVersion: "v1",
-  kind: "Pod",
-  metadata: { name: BASELINE_POD, namespace: NS },
-  spec: {
-    terminationGracePeriodSeconds: 0,
-    containers: [
-      {
-        name: "builder",
-        image: TOOLS_IMAGE,
-        command: ["sleep", "infinity"],
-        env: [{ name: "DOCKER_BUILDKIT", value: "1" }],
-        volumeMounts: [
-          { name: "docker-socket", mountPath: "/var/run/docker.sock" },
-          { name: "work", mountPath: "/work" },
-        ],
-      },
-    ],
-    volumes: [
-      { name: "docker-socket", hostPath: { path: "/var/run/docker.sock", type: "Socket" } },
-      { name: "work", emptyDir: {} },
-    ],
-  },
-};
+const baselinePod = originalBuildPod(NS, BASELINE_POD, TOOLS_IMAGE);
 
 const uninstallServer = () => uninstallBenchServer(CLI, NS);
 

@@ -1,0 +1,315 @@
+/**
+ * Loop benchmark: what a user waits for, from the file write to the new content being
+ * served by the app (examples/hello-http, with a readiness probe, polled through its
+ * Service from this machine), side by side in one run:
+ *   live update   `snapdeploy dev` running, a synced file written
+ *   deploy        a file written, then `snapdeploy deploy`
+ *   no-op deploy  `snapdeploy deploy` with nothing changed (process time)
+ *   original      the original design's flow: rsync over `kubectl exec` into a build pod with the
+ *                 node's Docker socket, `docker build && docker push` there, `kubectl set image`,
+ *                 `kubectl rollout status` (its no-op runs the same steps on an unchanged tree)
+ * Rounds interleave the tools. Prints a Markdown table and the targets; JSON to bench/results/.
+ *
+ *   eval "$(cluster/env)" && npm run bench -- loop
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { originalBuildPod } from "./baseline.js";
+import { FIXTURES } from "./fixtures.js";
+import {
+  fmtS,
+  fmtX,
+  freeVolume,
+  lockBench,
+  median,
+  run,
+  sleep,
+  snapshotCli,
+  type Target,
+  uninstallServer,
+} from "./util.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const NS = "bench-loop";
+const REGISTRY = "10.245.0.1:5000";
+const CLUSTER_CA = "/var/lib/snapdeploy-cluster/pki/ca.crt";
+const TOOLS_IMAGE = "127.0.0.1:5000/snapdeploy/debian-tools:bookworm-2";
+const BASELINE_POD = "baseline-builder";
+const ROUNDS = Number(process.env.LOOP_ROUNDS ?? 5);
+const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+
+lockBench("loop", `namespace ${NS}`);
+const CLI = snapshotCli("cli-loop");
+const IMAGE =
+  process.env.SNAPDEPLOY_SERVER_IMAGE ??
+  readFileSync("/var/lib/snapdeploy-cluster/build-server-image", "utf8").trim();
+const sdRepo = `${REGISTRY}/bench-loop/hello`;
+const origRepo = `${REGISTRY}/bench-loop/hello-original`;
+
+function app(name: string, withDevRules: boolean): string {
+  const dir = join(FIXTURES, "loop", name);
+  mkdirSync(dir, { recursive: true });
+  for (const f of ["Dockerfile", "server.js", "greeting.txt"])
+    cpSync(join(ROOT, "examples/hello-http", f), join(dir, f));
+  if (withDevRules)
+    writeFileSync(
+      join(dir, "snapdeploy.yaml"),
+      "dev:\n  sync: [{src: greeting.txt, dest: /app/greeting.txt}]\n",
+    );
+  return dir;
+}
+
+function workload(name: string) {
+  return {
+    apiVersion: "v1",
+    kind: "List",
+    items: [
+      {
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        metadata: { name, namespace: NS },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: name } },
+          template: {
+            metadata: { labels: { app: name } },
+            spec: {
+              terminationGracePeriodSeconds: 1,
+              containers: [
+                {
+                  name: "web",
+                  image: `${TOOLS_IMAGE}`,
+                  command: [
+                    "node",
+                    "-e",
+                    "require('http').createServer((q,s)=>s.end('start\\n')).listen(8080)",
+                  ],
+                  ports: [{ containerPort: 8080 }],
+                  readinessProbe: { httpGet: { path: "/", port: 8080 }, periodSeconds: 1 },
+                },
+              ],
+            },
+          },
+        },
+      },
+      {
+        apiVersion: "v1",
+        kind: "Service",
+        metadata: { name, namespace: NS },
+        spec: { selector: { app: name }, ports: [{ port: 80, targetPort: 8080 }] },
+      },
+    ],
+  };
+}
+
+async function kubectlApply(obj: unknown) {
+  const file = join(FIXTURES, "loop", `apply-${Date.now()}.json`);
+  writeFileSync(file, JSON.stringify(obj));
+  await run("kubectl", ["apply", "-f", file]);
+}
+
+async function serviceUrl(name: string): Promise<string> {
+  const ip = (
+    await run("kubectl", ["-n", NS, "get", "svc", name, "-o", "jsonpath={.spec.clusterIP}"])
+  ).stdout.trim();
+  return `http://${ip}/`;
+}
+
+/** Polls `url` every 10 ms until it answers `want`; seconds since `t0`. */
+async function servedAt(url: string, want: string, t0: number, limitS = 120): Promise<number> {
+  for (;;) {
+    try {
+      const body = await (await fetch(url, { signal: AbortSignal.timeout(2000) })).text();
+      if (body === want) return (performance.now() - t0) / 1000;
+    } catch {}
+    if ((performance.now() - t0) / 1000 > limitS)
+      throw new Error(`${url} never answered ${JSON.stringify(want)}`);
+    await sleep(10);
+  }
+}
+
+const sdArgs = (dir: string, project: string) => [
+  "-n",
+  NS,
+  "--user",
+  "bench",
+  "--project",
+  project,
+  "-r",
+  sdRepo,
+  "--target-namespace",
+  NS,
+  "-C",
+  dir,
+];
+
+let origTag = 0;
+/** The original flow, as the design's shell script does it, plus the rollout it leaves to kubectl. */
+async function original(dir: string): Promise<Record<string, number>> {
+  const phases: Record<string, number> = {};
+  const rsh = `kubectl -n ${NS} exec -i ${BASELINE_POD} --`;
+  phases.sync = (
+    await run("rsync", [
+      "-a",
+      "--delete",
+      "--blocking-io",
+      "--exclude=.git",
+      `--rsh=${rsh}`,
+      `${dir}/`,
+      "env:/work/app/",
+    ])
+  ).seconds;
+  const ref = `${origRepo}:${++origTag}-${Date.now()}`;
+  const exec = ["-n", NS, "exec", BASELINE_POD, "--"];
+  phases.buildPush = (
+    await run("kubectl", [
+      ...exec,
+      "sh",
+      "-c",
+      `cd /work/app && docker build -q -t ${ref} . && docker push -q ${ref}`,
+    ])
+  ).seconds;
+  phases.rollout = (
+    await run("kubectl", ["-n", NS, "set", "image", "deployment/original", `web=${ref}`])
+  ).seconds;
+  phases.rollout += (
+    await run("kubectl", ["-n", NS, "rollout", "status", "deployment/original", "--timeout=120s"])
+  ).seconds;
+  return phases;
+}
+
+async function main() {
+  await uninstallServer(CLI, NS);
+  await freeVolume(ROOT);
+  await run(process.execPath, [
+    CLI,
+    "server",
+    "install",
+    "-n",
+    NS,
+    "--image",
+    IMAGE,
+    "--registry-ca",
+    `${REGISTRY}=${CLUSTER_CA}`,
+  ]);
+  await kubectlApply(originalBuildPod(NS, BASELINE_POD, TOOLS_IMAGE));
+  for (const w of ["live", "deploy", "original"]) await kubectlApply(workload(w));
+  await run("kubectl", ["-n", NS, "wait", "--for=condition=Ready", "pod", "--all", "--timeout=180s"]);
+  const dirs = { live: app("live", true), deploy: app("deploy", false), original: app("original", false) };
+  const urls = {
+    live: await serviceUrl("live"),
+    deploy: await serviceUrl("deploy"),
+    original: await serviceUrl("original"),
+  };
+
+  // First deploys (not measured): each app runs its tree.
+  const dev = spawn(process.execPath, [CLI, "dev", ...sdArgs(dirs.live, "live"), "-t", "live", "--no-logs"], {
+    stdio: ["pipe", "ignore", "pipe"],
+  }) as ChildProcess;
+  let devErr = "";
+  dev.stderr?.on("data", (d) => {
+    devErr += d;
+  });
+  const t = performance.now();
+  await servedAt(urls.live, readFileSync(join(dirs.live, "greeting.txt"), "utf8"), t, 180);
+  await run(process.execPath, [CLI, "deploy", ...sdArgs(dirs.deploy, "deploy"), "-t", "deploy"]);
+  await original(dirs.original);
+
+  const s: Record<string, number[]> = {
+    live: [],
+    deploy: [],
+    deployNoop: [],
+    original: [],
+    originalNoop: [],
+  };
+  const phases: Record<string, Record<string, number>[]> = { original: [], originalNoop: [] };
+  for (let round = 1; round <= ROUNDS; round++) {
+    const text = `round ${round} ${Date.now()}\n`;
+    // live update: the write is the only action; dev does the rest.
+    writeFileSync(join(dirs.live, "greeting.txt"), text);
+    s.live?.push(await servedAt(urls.live, text, performance.now()));
+    // deploy of a one-file change
+    let t0 = performance.now();
+    writeFileSync(join(dirs.deploy, "greeting.txt"), text);
+    await run(process.execPath, [CLI, "deploy", ...sdArgs(dirs.deploy, "deploy"), "-t", "deploy"]);
+    s.deploy?.push(await servedAt(urls.deploy, text, t0));
+    // no-op deploy
+    t0 = performance.now();
+    await run(process.execPath, [CLI, "deploy", ...sdArgs(dirs.deploy, "deploy"), "-t", "deploy"]);
+    s.deployNoop?.push((performance.now() - t0) / 1000);
+    // the original flow, one file and no-op
+    t0 = performance.now();
+    writeFileSync(join(dirs.original, "greeting.txt"), text);
+    phases.original?.push(await original(dirs.original));
+    s.original?.push(await servedAt(urls.original, text, t0));
+    t0 = performance.now();
+    phases.originalNoop?.push(await original(dirs.original));
+    s.originalNoop?.push(await servedAt(urls.original, text, t0));
+    log(
+      `round ${round}: ${Object.entries(s)
+        .map(([k, v]) => `${k} ${v.at(-1)?.toFixed(2)}`)
+        .join(", ")}`,
+    );
+  }
+  dev.kill("SIGINT");
+  await new Promise((r) => dev.once("exit", r));
+  const liveLines = devErr.split("\n").filter((l) => /live update:/.test(l));
+
+  const m = Object.fromEntries(Object.entries(s).map(([k, v]) => [k, median(v)])) as Record<string, number>;
+  const mp = (k: string, p: string) => median((phases[k] ?? []).map((x) => x[p] ?? Number.NaN));
+  const rows = [
+    ["one file changed: live update (dev)", m.live, m.original],
+    ["one file changed: deploy", m.deploy, m.original],
+    ["nothing changed: deploy", m.deployNoop, m.originalNoop],
+  ] as const;
+  const lines = [
+    `| scenario | runs | snapdeploy | original flow | ratio |`,
+    `|---|---|---|---|---|`,
+    ...rows.map(
+      ([name, a, b]) =>
+        `| ${name} | ${ROUNDS} | ${fmtS(a as number)} | ${fmtS(b as number)} | ${fmtX(a as number, b as number)} |`,
+    ),
+    "",
+    `original flow, one file: rsync ${fmtS(mp("original", "sync"))}, build+push ${fmtS(mp("original", "buildPush"))}, set image + rollout status ${fmtS(mp("original", "rollout"))}`,
+    `dev's own lines: ${liveLines.slice(-2).join(" | ")}`,
+  ];
+  const targets: Target[] = [
+    {
+      target: "live update ≥ 5× faster than the original one-file deploy",
+      measured: fmtX(m.original as number, m.live as number),
+      met: (m.original as number) / (m.live as number) >= 5,
+    },
+    {
+      target: "live update ≤ 0.5 s median",
+      measured: fmtS(m.live as number),
+      met: (m.live as number) <= 0.5,
+    },
+    {
+      target: "no-op deploy ≥ 10× faster than the original no-op",
+      measured: fmtX(m.originalNoop as number, m.deployNoop as number),
+      met: (m.originalNoop as number) / (m.deployNoop as number) >= 10,
+    },
+    {
+      target: "one-file redeploy ≤ 0.72 of the original",
+      measured: fmtX(m.deploy as number, m.original as number),
+      met: (m.deploy as number) / (m.original as number) <= 0.72,
+    },
+  ];
+  lines.push(
+    "",
+    "| target | measured | met |",
+    "|---|---|---|",
+    ...targets.map((x) => `| ${x.target} | ${x.measured} | ${x.met ? "met" : "not met"} |`),
+  );
+  process.stdout.write(`${lines.join("\n")}\n`);
+  mkdirSync(join(ROOT, "bench/results"), { recursive: true });
+  writeFileSync(
+    join(ROOT, "bench/results", `loop-${Date.now()}.json`),
+    JSON.stringify({ samples: s, phases, targets }, null, 2),
+  );
+  await uninstallServer(CLI, NS);
+}
+
+await main();
