@@ -27,7 +27,7 @@ import {
   sleep,
   exitOf,
 } from "../helpers/cluster.js";
-import { served, servedSoon, startClient, webApp } from "../helpers/web.js";
+import { served, servedSoon, startClient, webApp, webWorkload } from "../helpers/web.js";
 
 let server = "";
 let ns = "";
@@ -54,43 +54,8 @@ after(async () => {
 });
 
 /** A Deployment (and Service) that snapdeploy will point at snapshots. */
-async function workload(name: string, opts: { containers?: string[]; replicas?: number } = {}) {
-  const containers = (opts.containers ?? ["web"]).map((c) => ({
-    name: c,
-    image: PLACEHOLDER,
-    ports: [{ containerPort: 8080 }],
-    readinessProbe: { httpGet: { path: "/", port: 8080 }, periodSeconds: 1 },
-  }));
-  await mustKubectl(
-    ["-n", ns, "apply", "-f", "-"],
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "List",
-      items: [
-        {
-          apiVersion: "apps/v1",
-          kind: "Deployment",
-          metadata: { name },
-          spec: {
-            replicas: opts.replicas ?? 1,
-            selector: { matchLabels: { app: name } },
-            template: {
-              metadata: { labels: { app: name } },
-              spec: { containers, terminationGracePeriodSeconds: 1 },
-            },
-          },
-        },
-        {
-          apiVersion: "v1",
-          kind: "Service",
-          metadata: { name },
-          spec: { selector: { app: name }, ports: [{ port: 80, targetPort: 8080 }] },
-        },
-      ],
-    }),
-  );
-  await mustKubectl(["-n", ns, "rollout", "status", `deployment/${name}`, "--timeout=120s"]);
-}
+const workload = (name: string, opts: { containers?: string[]; replicas?: number } = {}) =>
+  webWorkload(ns, name, PLACEHOLDER, opts);
 
 /**
  * Waits (briefly) until the Service answers `expected`: a finished rollout can still

@@ -24,7 +24,7 @@ import {
   uninstallServer,
   uniqueName,
 } from "../helpers/cluster.js";
-import { servedSoon, startClient, webApp } from "../helpers/web.js";
+import { servedSoon, startClient, webApp, webWorkload } from "../helpers/web.js";
 
 let server = "";
 let ns = "";
@@ -50,47 +50,7 @@ after(async () => {
   for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
 });
 
-async function workload(name: string) {
-  await mustKubectl(
-    ["-n", ns, "apply", "-f", "-"],
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "List",
-      items: [
-        {
-          apiVersion: "apps/v1",
-          kind: "Deployment",
-          metadata: { name },
-          spec: {
-            replicas: 1,
-            selector: { matchLabels: { app: name } },
-            template: {
-              metadata: { labels: { app: name } },
-              spec: {
-                terminationGracePeriodSeconds: 1,
-                containers: [
-                  {
-                    name: "web",
-                    image: PLACEHOLDER,
-                    ports: [{ containerPort: 8080 }],
-                    readinessProbe: { httpGet: { path: "/", port: 8080 }, periodSeconds: 1 },
-                  },
-                ],
-              },
-            },
-          },
-        },
-        {
-          apiVersion: "v1",
-          kind: "Service",
-          metadata: { name },
-          spec: { selector: { app: name }, ports: [{ port: 80, targetPort: 8080 }] },
-        },
-      ],
-    }),
-  );
-  await mustKubectl(["-n", ns, "rollout", "status", `deployment/${name}`, "--timeout=120s"]);
-}
+const workload = (name: string) => webWorkload(ns, name, PLACEHOLDER);
 
 const common = (dir: string, project: string) => [
   "-n",

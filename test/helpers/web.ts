@@ -74,3 +74,50 @@ export async function servedSoon(ns: string, name: string, expected: string): Pr
     15_000,
   ).catch(() => assert.equal(last, expected));
 }
+
+/**
+ * A Deployment (and a Service of the same name, port 80 to 8080) of the example app on
+ * `image`, with a readiness probe; waits until it is rolled out.
+ */
+export async function webWorkload(
+  ns: string,
+  name: string,
+  image: string,
+  opts: { containers?: string[]; replicas?: number } = {},
+): Promise<void> {
+  const containers = (opts.containers ?? ["web"]).map((c) => ({
+    name: c,
+    image,
+    ports: [{ containerPort: 8080 }],
+    readinessProbe: { httpGet: { path: "/", port: 8080 }, periodSeconds: 1 },
+  }));
+  await mustKubectl(
+    ["-n", ns, "apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "List",
+      items: [
+        {
+          apiVersion: "apps/v1",
+          kind: "Deployment",
+          metadata: { name },
+          spec: {
+            replicas: opts.replicas ?? 1,
+            selector: { matchLabels: { app: name } },
+            template: {
+              metadata: { labels: { app: name } },
+              spec: { containers, terminationGracePeriodSeconds: 1 },
+            },
+          },
+        },
+        {
+          apiVersion: "v1",
+          kind: "Service",
+          metadata: { name },
+          spec: { selector: { app: name }, ports: [{ port: 80, targetPort: 8080 }] },
+        },
+      ],
+    }),
+  );
+  await mustKubectl(["-n", ns, "rollout", "status", `deployment/${name}`, "--timeout=120s"]);
+}
