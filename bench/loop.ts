@@ -47,6 +47,8 @@ const IMAGE =
   readFileSync("/var/lib/snapdeploy-cluster/build-server-image", "utf8").trim();
 const sdRepo = `${REGISTRY}/bench-loop/hello`;
 const origRepo = `${REGISTRY}/bench-loop/hello-original`;
+/** The app answering "start", which every workload runs before its first deploy. */
+const PLACEHOLDER = `${REGISTRY}/bench-loop/placeholder:1`;
 
 function app(name: string, withDevRules: boolean): string {
   const dir = join(FIXTURES, "loop", name);
@@ -80,12 +82,7 @@ function workload(name: string) {
               containers: [
                 {
                   name: "web",
-                  image: `${TOOLS_IMAGE}`,
-                  command: [
-                    "node",
-                    "-e",
-                    "require('http').createServer((q,s)=>s.end('start\\n')).listen(8080)",
-                  ],
+                  image: PLACEHOLDER,
                   ports: [{ containerPort: 8080 }],
                   readinessProbe: { httpGet: { path: "/", port: 8080 }, periodSeconds: 1 },
                 },
@@ -105,6 +102,7 @@ function workload(name: string) {
 }
 
 async function kubectlApply(obj: unknown) {
+  mkdirSync(join(FIXTURES, "loop"), { recursive: true });
   const file = join(FIXTURES, "loop", `apply-${Date.now()}.json`);
   writeFileSync(file, JSON.stringify(obj));
   await run("kubectl", ["apply", "-f", file]);
@@ -194,6 +192,10 @@ async function main() {
     "--registry-ca",
     `${REGISTRY}=${CLUSTER_CA}`,
   ]);
+  const placeholder = app("placeholder", false);
+  writeFileSync(join(placeholder, "greeting.txt"), "start\n");
+  await run("/usr/bin/docker", ["build", "-q", "-t", PLACEHOLDER, placeholder]);
+  await run("/usr/bin/docker", ["push", "-q", PLACEHOLDER]);
   await kubectlApply(originalBuildPod(NS, BASELINE_POD, TOOLS_IMAGE));
   for (const w of ["live", "deploy", "original"]) await kubectlApply(workload(w));
   await run("kubectl", ["-n", NS, "wait", "--for=condition=Ready", "pod", "--all", "--timeout=180s"]);

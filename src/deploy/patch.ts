@@ -9,17 +9,9 @@ import { FIELD_MANAGER } from "../kube/apply.js";
 import { apiError } from "../kube/client.js";
 import type { ResolvedTarget } from "./targets.js";
 
-export const ANNOTATION = {
-  snapshot: "snapdeploy.dev/snapshot",
-  image: "snapdeploy.dev/image",
-  user: "snapdeploy.dev/user",
-  commit: "snapdeploy.dev/commit",
-  dirty: "snapdeploy.dev/dirty",
-  time: "snapdeploy.dev/time",
-  changeCause: "kubernetes.io/change-cause",
-};
-export const OWNER_LABEL = "snapdeploy.dev/owner";
-export const PERSONAL_LABEL = "snapdeploy.dev/personal";
+import { ANNOTATION, OWNER_LABEL, PERSONAL_LABEL } from "./annotations.js";
+
+export { ANNOTATION, OWNER_LABEL, PERSONAL_LABEL };
 
 export interface Stamp {
   snapshot?: string;

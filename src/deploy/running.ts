@@ -3,9 +3,10 @@
  * deploy of that same snapshot has nothing to do (no registry check, no build server, no
  * patch, no new pods).
  */
-import { ANNOTATION } from "./patch.js";
-import { rolloutState } from "./rollout.js";
-import type { ResolvedTarget } from "./targets.js";
+import { type ClusterAccess, getJson } from "../kube/access.js";
+import { ANNOTATION } from "./annotations.js";
+import { rolloutState } from "./rollout-state.js";
+import type { ResolvedTarget, TargetSpec } from "./targets.js";
 
 export type Running = { snapshot: string } | { snapshot?: undefined; why: string };
 
@@ -32,4 +33,33 @@ export function runningSnapshot(targets: readonly ResolvedTarget[], repository: 
     if (!state.done) return { why: `${label} is still rolling out (${state.message})` };
   }
   return snapshot ? { snapshot } : { why: "no targets" };
+}
+
+/**
+ * The targets' objects read with direct API access (no Kubernetes client loaded), for the
+ * no-op check only; undefined when any read fails (the full path then says why).
+ */
+export async function readTargetsDirect(
+  access: ClusterAccess,
+  namespace: string,
+  specs: readonly TargetSpec[],
+): Promise<ResolvedTarget[] | undefined> {
+  try {
+    return await Promise.all(
+      specs.map(async (spec) => {
+        const plural = spec.kind === "Deployment" ? "deployments" : "statefulsets";
+        const object = await getJson<ResolvedTarget["object"]>(
+          access,
+          `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/${plural}/${encodeURIComponent(spec.name)}`,
+          `read ${spec.kind} ${spec.name}`,
+        );
+        const all = (object.spec?.template.spec?.containers ?? []).map((c) => c.name);
+        const containers = spec.containers?.length ? spec.containers : all.slice(0, 1);
+        if (containers.some((c) => !all.includes(c))) throw new Error("no such container");
+        return { kind: spec.kind, name: spec.name, namespace, containers, object };
+      }),
+    );
+  } catch {
+    return undefined;
+  }
 }

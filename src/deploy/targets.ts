@@ -12,14 +12,9 @@ import {
 } from "@kubernetes/client-node";
 import { UserError } from "../errors.js";
 import { apiError } from "../kube/client.js";
+import { parseTarget, type TargetKind, type TargetSpec, targetLabel } from "./target-spec.js";
 
-export type TargetKind = "Deployment" | "StatefulSet";
-
-export interface TargetSpec {
-  kind: TargetKind;
-  name: string;
-  containers?: string[];
-}
+export { parseTarget, type TargetKind, type TargetSpec, targetLabel };
 
 export interface ResolvedTarget {
   kind: TargetKind;
@@ -27,25 +22,6 @@ export interface ResolvedTarget {
   namespace: string;
   containers: string[];
   object: V1Deployment | V1StatefulSet;
-}
-
-/** Parses "web", "deployment/web", "statefulset/db:main,sidecar". */
-export function parseTarget(text: string): TargetSpec {
-  const m =
-    /^(?:(deployment|deploy|statefulset|sts)\/)?([a-z0-9]([-a-z0-9.]*[a-z0-9])?)(?::([A-Za-z0-9_,.-]+))?$/i.exec(
-      text,
-    );
-  if (!m)
-    throw new UserError(
-      "usage",
-      `target "${text}" must look like [deployment/|statefulset/]NAME[:container,...]`,
-    );
-  const kind: TargetKind = /^(statefulset|sts)$/i.test(m[1] ?? "") ? "StatefulSet" : "Deployment";
-  return { kind, name: m[2] as string, containers: m[4]?.split(",").filter(Boolean) };
-}
-
-export function targetLabel(t: { kind: TargetKind; name: string }): string {
-  return `${t.kind.toLowerCase()}/${t.name}`;
 }
 
 export async function ensureNamespace(kc: KubeConfig, namespace: string): Promise<void> {

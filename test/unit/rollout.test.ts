@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { V1StatefulSet } from "@kubernetes/client-node";
-import { rolloutState } from "../../src/deploy/rollout.js";
+import { rolloutState } from "../../src/deploy/rollout-state.js";
 
 function sts(
   status: NonNullable<V1StatefulSet["status"]>,

@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import { ago, seconds } from "../../ui/format.js";
 import type { Snapshot } from "../../context/scan.js";
+import type { ResolvedTarget } from "../../deploy/targets.js";
 import type { RolloutReport } from "../../pipeline/deploy.js";
 import { addBuildOptions, buildRequest, runBuild } from "./build.js";
 import { type CommandContext, commandContext } from "../context.js";
@@ -201,6 +202,9 @@ export async function deployOnce(
   extra: { signal?: AbortSignal; rollbackOnInterrupt?: boolean } = {},
 ): Promise<DeployOutcome> {
   const t0 = performance.now();
+  // Before the Kubernetes client loads: with direct API access, do the targets already run this tree?
+  const early = await noopCheck(c, opts);
+  if (early.outcome) return early.outcome;
   const [
     { rollTargets },
     { loadDeployResources, resolveTargets, withImage },
@@ -228,7 +232,6 @@ export async function deployOnce(
     configuredNamespace: c.config.deploy.namespace,
   });
   const targets = resources ? [] : await resolveTargets(kc, targetChoice(c, opts));
-  const labels = targets.map((t) => `${t.kind.toLowerCase()}/${t.name}`);
   const user = resolveUser({
     flag: opts.user as string | undefined,
     config: c.config.user,
@@ -237,22 +240,11 @@ export async function deployOnce(
   let image = opts.image as string | undefined;
   let snapshot: string | undefined;
   if (!image) {
-    let scan: Promise<Snapshot> | undefined;
-    const repository = (opts.repository as string | undefined) ?? c.config.image.repository;
-    if (!opts.restart && !opts.personal && targets.length && repository) {
-      const [{ runningSnapshot }, { scanSnapshot }, { snapshotId }, request] = await Promise.all([
-        import("../../deploy/running.js"),
-        import("../../context/scan.js"),
-        import("../../snapshot/id.js"),
-        buildRequest(c, opts),
-      ]);
-      const running = runningSnapshot(targets, repository);
-      if (running.snapshot !== undefined) {
-        // Only the local scan decides: no registry check, no build server, no patch.
-        scan = scanSnapshot({ root: c.dir, onWarning: (m) => c.reporter.warn(m) });
-        const id = snapshotId((await scan).digest, request.settings);
-        if (id === running.snapshot) return { noop: true, snapshot: id, targets: labels };
-      }
+    let scan = early.scan;
+    if (!early.checked) {
+      const late = await noopCheck(c, opts, targets);
+      if (late.outcome) return late.outcome;
+      scan = late.scan;
     }
     const built = await runBuild(c, opts, { scan, signal: extra.signal });
     image = `${built.ref.replace(/:[^:/]+$/, "")}@${built.digest}`;
@@ -287,4 +279,51 @@ export async function deployOnce(
     `deployed in ${seconds(t1 - t0)} (build ${seconds(tBuild - t0)}, rollout ${seconds(t1 - tBuild)})`,
   );
   return { noop: false, snapshot, image, reports, targets: reports.map((r) => r.target) };
+}
+
+/**
+ * Whether the targets already run the tree's snapshot (see deploy/running.ts): `outcome`
+ * when they do; else the scan, started, for the build to reuse. Without `targets` they
+ * are read with direct API access; `checked` is false when that read failed (the full path
+ * then resolves them and says what is wrong) or the check does not apply.
+ */
+async function noopCheck(
+  c: CommandContext,
+  opts: Record<string, unknown>,
+  resolved?: ResolvedTarget[],
+): Promise<{ outcome?: DeployOutcome; scan?: Promise<Snapshot>; checked: boolean }> {
+  const repository = (opts.repository as string | undefined) ?? c.config.image.repository;
+  const targetFlags = opts.target as string[];
+  const ownObjects = Boolean(opts.manifests) || (!targetFlags.length && Boolean(c.config.deploy.manifests));
+  if (opts.image || opts.restart || opts.personal || ownObjects || !repository) return { checked: true };
+  const [{ readTargetsDirect, runningSnapshot }, { scanSnapshot }, { snapshotId }, { parseTarget }] =
+    await Promise.all([
+      import("../../deploy/running.js"),
+      import("../../context/scan.js"),
+      import("../../snapshot/id.js"),
+      import("../../deploy/target-spec.js"),
+    ]);
+  let targets = resolved;
+  if (!targets) {
+    const specs = targetFlags.length ? targetFlags.map(parseTarget) : c.config.deploy.targets;
+    if (!specs.length) return { checked: false };
+    const access = await c.access();
+    const namespace =
+      (opts.targetNamespace as string | undefined) ??
+      c.config.deploy.namespace ??
+      access.namespace ??
+      "default";
+    targets = await readTargetsDirect(access, namespace, specs);
+    if (!targets) return { checked: false };
+  }
+  const running = runningSnapshot(targets, repository);
+  if (running.snapshot === undefined) return { checked: true };
+  // Only the local scan decides: no registry check, no build server, no patch.
+  const scan = scanSnapshot({ root: c.dir, onWarning: (m) => c.reporter.warn(m) });
+  const request = await buildRequest(c, opts);
+  const id = snapshotId((await scan).digest, request.settings);
+  const labels = targets.map((t) => `${t.kind.toLowerCase()}/${t.name}`);
+  if (id === running.snapshot)
+    return { outcome: { noop: true, snapshot: id, targets: labels }, checked: true };
+  return { scan, checked: true };
 }
