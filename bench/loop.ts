@@ -215,9 +215,15 @@ async function main() {
     devErr += d;
   });
   const t = performance.now();
-  await servedAt(urls.live, readFileSync(join(dirs.live, "greeting.txt"), "utf8"), t, 180);
+  await servedAt(urls.live, readFileSync(join(dirs.live, "greeting.txt"), "utf8"), t, 180).catch(
+    (e: Error) => {
+      throw new Error(`${e.message}\n${devErr.slice(-3000)}`);
+    },
+  );
+  log("dev's first deploy is served");
   await run(process.execPath, [CLI, "deploy", ...sdArgs(dirs.deploy, "deploy"), "-t", "deploy"]);
   await original(dirs.original);
+  log("first deploys done");
 
   const s: Record<string, number[]> = {
     live: [],
