@@ -27,7 +27,7 @@ import {
   sleep,
   exitOf,
 } from "../helpers/cluster.js";
-import { served, servedSoon, startClient, webApp, webWorkload } from "../helpers/web.js";
+import { served, servedSoon, startClient, pushPlaceholder, webApp, webWorkload } from "../helpers/web.js";
 
 let server = "";
 let ns = "";
@@ -36,15 +36,13 @@ const dirs: string[] = [];
 // One repository for every run (base layers pushed once); RUN_ID makes each run's snapshots new.
 const repo = `${REGISTRY_NODE}/e2e/web`;
 const RUN_ID = `${uniqueName("run")}\n`;
-const PLACEHOLDER = `${REGISTRY_NODE}/e2e/web:${uniqueName("placeholder")}`;
+let PLACEHOLDER = "";
 
 before(async () => {
   server = await installServer("e2e-deploy", REGISTRY_CA_FLAGS);
   ({ ns, cleanup: dropNs } = await tempNamespace("e2e-apps"));
   // The workloads start on an image of the same app that answers "placeholder".
-  const dir = await webApp(dirs, RUN_ID, "placeholder\n");
-  await must(DOCKER, ["build", "-q", "-t", PLACEHOLDER, dir]);
-  await must(DOCKER, ["push", "-q", PLACEHOLDER]);
+  PLACEHOLDER = await pushPlaceholder(dirs, RUN_ID);
   await startClient(ns);
 });
 after(async () => {

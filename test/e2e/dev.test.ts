@@ -11,11 +11,9 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
   CLI,
-  DOCKER,
   eventually,
   exitOf,
   installServer,
-  must,
   mustKubectl,
   REGISTRY_CA_FLAGS,
   REGISTRY_NODE,
@@ -24,7 +22,7 @@ import {
   uninstallServer,
   uniqueName,
 } from "../helpers/cluster.js";
-import { servedSoon, startClient, webApp, webWorkload } from "../helpers/web.js";
+import { servedSoon, startClient, pushPlaceholder, webApp, webWorkload } from "../helpers/web.js";
 
 let server = "";
 let ns = "";
@@ -33,14 +31,13 @@ const dirs: string[] = [];
 const children: ChildProcess[] = [];
 const repo = `${REGISTRY_NODE}/e2e/web`;
 const RUN_ID = `${uniqueName("run")}\n`;
-const PLACEHOLDER = `${REGISTRY_NODE}/e2e/web:${uniqueName("placeholder")}`;
+let PLACEHOLDER = "";
 
 before(async () => {
   server = await installServer("e2e-dev", REGISTRY_CA_FLAGS);
   ({ ns, cleanup: dropNs } = await tempNamespace("e2e-dev-apps"));
-  const dir = await webApp(dirs, RUN_ID, "placeholder\n");
-  await must(DOCKER, ["build", "-q", "-t", PLACEHOLDER, dir]);
-  await must(DOCKER, ["push", "-q", PLACEHOLDER]);
+  // The workloads start on an image of the same app that answers "placeholder".
+  PLACEHOLDER = await pushPlaceholder(dirs, RUN_ID);
   await startClient(ns);
 });
 after(async () => {
@@ -133,6 +130,19 @@ function start(args: string[]) {
     },
   };
 }
+
+const imageOf = async (name: string) =>
+  (
+    await mustKubectl([
+      "-n",
+      ns,
+      "get",
+      "deploy",
+      name,
+      "-o",
+      "jsonpath={.spec.template.spec.containers[0].image}",
+    ])
+  ).trim();
 
 async function deletePod(app: string) {
   const pod = (
@@ -270,17 +280,7 @@ describe("dev", () => {
     await dev.waitFor(/\[dev\] rebuild: server\.js changed \(dev\.rebuildOn: server\.js\)/);
     await dev.waitFor(/\[dev\] running snapshot [0-9a-f]{12}/);
     await servedSoon(ns, "devapp", "dev 2\n");
-    const rebuiltImage = (
-      await mustKubectl([
-        "-n",
-        ns,
-        "get",
-        "deploy",
-        "devapp",
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].image}",
-      ])
-    ).trim();
+    const rebuiltImage = await imageOf("devapp");
     assert.match(rebuiltImage, new RegExp(`^${repo}@sha256:`));
 
     // A broken Dockerfile is reported and the loop goes on; the next good edit deploys.
@@ -290,21 +290,7 @@ describe("dev", () => {
     await dev.waitFor(/\[dev\] rebuild: Dockerfile changed/);
     await dev.waitFor(/\[dev\] failed: the build failed/);
     await dev.waitFor(/\[dev\] watching for the next change/);
-    assert.equal(
-      (
-        await mustKubectl([
-          "-n",
-          ns,
-          "get",
-          "deploy",
-          "devapp",
-          "-o",
-          "jsonpath={.spec.template.spec.containers[0].image}",
-        ])
-      ).trim(),
-      rebuiltImage,
-      "a failed build changes nothing in the cluster",
-    );
+    assert.equal(await imageOf("devapp"), rebuiltImage, "a failed build changes nothing in the cluster");
     await fs.writeFile(dockerfile, good);
     await fs.writeFile(path.join(dir, "greeting.txt"), "dev 3\n");
     await dev.waitFor(/\[dev\] running snapshot [0-9a-f]{12}/);

@@ -6,7 +6,16 @@ import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { eventually, mustKubectl, ROOT, TOOLS_IMAGE } from "./cluster.js";
+import {
+  DOCKER,
+  eventually,
+  must,
+  mustKubectl,
+  REGISTRY_NODE,
+  ROOT,
+  TOOLS_IMAGE,
+  uniqueName,
+} from "./cluster.js";
 
 /**
  * A copy of examples/hello-http answering `greeting`, with `runId` in run-id.txt (so each
@@ -120,4 +129,16 @@ export async function webWorkload(
     }),
   );
   await mustKubectl(["-n", ns, "rollout", "status", `deployment/${name}`, "--timeout=120s"]);
+}
+
+/**
+ * Builds and pushes (with the node's Docker daemon) an image of the example app that
+ * answers "placeholder": what test workloads run before their first deploy. Returns its reference.
+ */
+export async function pushPlaceholder(dirs: string[], runId: string): Promise<string> {
+  const ref = `${REGISTRY_NODE}/e2e/web:${uniqueName("placeholder")}`;
+  const dir = await webApp(dirs, runId, "placeholder\n");
+  await must(DOCKER, ["build", "-q", "-t", ref, dir]);
+  await must(DOCKER, ["push", "-q", ref]);
+  return ref;
 }
