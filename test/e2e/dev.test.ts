@@ -302,3 +302,41 @@ describe("dev", () => {
     await servedSoon(ns, "devapp", "dev 3\n");
   });
 });
+
+describe("dev with several targets", () => {
+  test("one edit live-updates every pod of a StatefulSet and a Deployment; logs of all of them stream", async () => {
+    await Promise.all([
+      webWorkload(ns, "devset", PLACEHOLDER, { kind: "StatefulSet", replicas: 2 }),
+      webWorkload(ns, "devweb", PLACEHOLDER),
+    ]);
+    const dir = await webApp(dirs, RUN_ID, "multi 0\n");
+    await fs.writeFile(
+      path.join(dir, "snapdeploy.yaml"),
+      "dev:\n  sync:\n    - {src: greeting.txt, dest: /app/greeting.txt}\n",
+    );
+    const dev = start(["dev", ...common(dir, "multi"), "-t", "statefulset/devset", "-t", "devweb"]);
+    await dev.waitFor(/\[dev\] running snapshot [0-9a-f]{12}/);
+    // The logs of each pod (the app prints one line when it listens), prefixed pod/container.
+    for (const pod of ["devset-0", "devset-1", "devweb-"])
+      await dev.waitFor(new RegExp(`^${pod}\\S*/web listening on 8080$`, "m"));
+
+    await fs.writeFile(path.join(dir, "greeting.txt"), "multi 1\n");
+    await dev.waitFor(/\[dev\] live update: 1 file into 3 containers in [\d.]+ s/);
+    // Every pod answers the new content itself, not only the one a Service picks.
+    const pods = (
+      await mustKubectl(["-n", ns, "get", "pods", "-l", "app in (devset,devweb)", "-o", "name"])
+    )
+      .trim()
+      .split("\n");
+    assert.equal(pods.length, 3);
+    for (const pod of pods) {
+      const text = await mustKubectl(["-n", ns, "exec", pod, "--", "cat", "/app/greeting.txt"]);
+      assert.equal(text, "multi 1\n", `${pod} has the new file`);
+    }
+    await servedSoon(ns, "devset", "multi 1\n");
+    await servedSoon(ns, "devweb", "multi 1\n");
+
+    dev.child.kill("SIGINT");
+    assert.equal(await exitOf(dev.child), 130);
+  });
+});

@@ -85,15 +85,16 @@ export async function servedSoon(ns: string, name: string, expected: string): Pr
 }
 
 /**
- * A Deployment (and a Service of the same name, port 80 to 8080) of the example app on
- * `image`, with a readiness probe; waits until it is rolled out.
+ * A Deployment or StatefulSet (and a Service of the same name, port 80 to 8080) of the
+ * example app on `image`, with a readiness probe; waits until it is rolled out.
  */
 export async function webWorkload(
   ns: string,
   name: string,
   image: string,
-  opts: { containers?: string[]; replicas?: number } = {},
+  opts: { containers?: string[]; replicas?: number; kind?: "Deployment" | "StatefulSet" } = {},
 ): Promise<void> {
+  const kind = opts.kind ?? "Deployment";
   const containers = (opts.containers ?? ["web"]).map((c) => ({
     name: c,
     image,
@@ -108,9 +109,10 @@ export async function webWorkload(
       items: [
         {
           apiVersion: "apps/v1",
-          kind: "Deployment",
+          kind,
           metadata: { name },
           spec: {
+            ...(kind === "StatefulSet" ? { serviceName: name, podManagementPolicy: "Parallel" } : {}),
             replicas: opts.replicas ?? 1,
             selector: { matchLabels: { app: name } },
             template: {
@@ -128,7 +130,7 @@ export async function webWorkload(
       ],
     }),
   );
-  await mustKubectl(["-n", ns, "rollout", "status", `deployment/${name}`, "--timeout=120s"]);
+  await mustKubectl(["-n", ns, "rollout", "status", `${kind.toLowerCase()}/${name}`, "--timeout=120s"]);
 }
 
 /**

@@ -242,7 +242,7 @@ export async function deployOnce(
   if (!image) {
     let scan = early.scan;
     if (!early.checked) {
-      const late = await noopCheck(c, opts, targets);
+      const late = await noopCheck(c, opts, targets, scan);
       if (late.outcome) return late.outcome;
       scan = late.scan;
     }
@@ -291,6 +291,7 @@ async function noopCheck(
   c: CommandContext,
   opts: Record<string, unknown>,
   resolved?: ResolvedTarget[],
+  started?: Promise<Snapshot>,
 ): Promise<{ outcome?: DeployOutcome; scan?: Promise<Snapshot>; checked: boolean }> {
   const repository = (opts.repository as string | undefined) ?? c.config.image.repository;
   const targetFlags = opts.target as string[];
@@ -303,10 +304,13 @@ async function noopCheck(
       import("../../snapshot/id.js"),
       import("../../deploy/target-spec.js"),
     ]);
+  // The scan runs while the targets are read: the build reuses it when they differ.
+  const scan = started ?? scanSnapshot({ root: c.dir, onWarning: (m) => c.reporter.warn(m) });
+  scan.catch(() => {}); // awaited below, or by the build
   let targets = resolved;
   if (!targets) {
     const specs = targetFlags.length ? targetFlags.map(parseTarget) : c.config.deploy.targets;
-    if (!specs.length) return { checked: false };
+    if (!specs.length) return { scan, checked: false };
     const access = await c.access();
     const namespace =
       (opts.targetNamespace as string | undefined) ??
@@ -314,14 +318,13 @@ async function noopCheck(
       access.namespace ??
       "default";
     targets = await readTargetsDirect(access, namespace, specs);
-    if (!targets) return { checked: false };
+    if (!targets) return { scan, checked: false };
   }
   const running = runningSnapshot(targets, repository);
-  if (running.snapshot === undefined) return { checked: true };
+  if (running.snapshot === undefined) return { scan, checked: true };
   // Only the local scan decides: no registry check, no build server, no patch.
-  const scan = scanSnapshot({ root: c.dir, onWarning: (m) => c.reporter.warn(m) });
-  const request = await buildRequest(c, opts);
-  const id = snapshotId((await scan).digest, request.settings);
+  const [snapshot, request] = await Promise.all([scan, buildRequest(c, opts)]);
+  const id = snapshotId(snapshot.digest, request.settings);
   const labels = targets.map((t) => `${t.kind.toLowerCase()}/${t.name}`);
   if (id === running.snapshot)
     return { outcome: { noop: true, snapshot: id, targets: labels }, checked: true };
