@@ -323,9 +323,7 @@ describe("dev with several targets", () => {
     await fs.writeFile(path.join(dir, "greeting.txt"), "multi 1\n");
     await dev.waitFor(/\[dev\] live update: 1 file into 3 containers in [\d.]+ s/);
     // Every pod answers the new content itself, not only the one a Service picks.
-    const pods = (
-      await mustKubectl(["-n", ns, "get", "pods", "-l", "app in (devset,devweb)", "-o", "name"])
-    )
+    const pods = (await mustKubectl(["-n", ns, "get", "pods", "-l", "app in (devset,devweb)", "-o", "name"]))
       .trim()
       .split("\n");
     assert.equal(pods.length, 3);
