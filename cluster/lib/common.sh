@@ -66,8 +66,14 @@ start_daemon() {
   local name=$1; shift
   if pid_alive "$name"; then return 0; fi
   mkdir -p "$RUN" "$LOGS"
-  # fd 9 is the `up` lock: daemons must not inherit it.
-  setsid "$@" >>"$LOGS/$name.log" 2>&1 < /dev/null 9>&- &
+  # Daemons inherit no descriptor but stdio: not fd 9 (the `up` lock), nor a lock the
+  # caller holds (`flock FILE cluster/up` would otherwise stay locked while they run).
+  (
+    for fd in /proc/"$BASHPID"/fd/*; do
+      fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
+    done
+    exec setsid "$@" >>"$LOGS/$name.log" 2>&1 < /dev/null
+  ) &
   echo $! > "$RUN/$name.pid"
 }
 
@@ -84,14 +90,23 @@ stop_daemon() {
 }
 
 # wait_for DESC SECONDS CMD...: polls CMD until it succeeds.
+# wait_for DESC SECS CMD...: retries CMD until it succeeds; on timeout runs the
+# function named by $WAIT_EVIDENCE (if set) to print what the logs say, then fails.
+# CMD's output is dropped, but fd 7 reaches stderr (for a check that gives up early).
 wait_for() {
   local desc=$1 secs=$2; shift 2
   local end=$(( $(date +%s) + secs ))
-  until "$@" >/dev/null 2>&1; do
-    [ "$(date +%s)" -lt "$end" ] || die "timed out after ${secs}s waiting for $desc (logs: $LOGS)"
+  until "$@" 7>&2 >/dev/null 2>&1; do
+    if [ "$(date +%s)" -ge "$end" ]; then
+      [ -n "${WAIT_EVIDENCE:-}" ] && "$WAIT_EVIDENCE" >&2
+      die "timed out after ${secs}s waiting for $desc (logs: $LOGS)"
+    fi
     sleep 0.5
   done
 }
+
+# log_tail NAME [LINES]: the end of a daemon's log, indented, for an error report.
+log_tail() { [ -f "$LOGS/$1.log" ] && { echo "--- $LOGS/$1.log (last ${2:-15} lines)"; tail -n "${2:-15}" "$LOGS/$1.log" | cut -c1-400 | sed 's/^/  /'; } || true; }
 
 bin_dir() { "$CLUSTER_DIR/lib/build-binaries.sh"; }
 kc() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }

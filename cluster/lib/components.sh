@@ -158,7 +158,9 @@ state = "$RUN/containerd/state"
 TOML
   mkdir -p "$RUN/containerd"
   start_daemon containerd containerd --config "$STATE/containerd.toml"
-  wait_for containerd 30 test -S "$CONTAINERD_SOCK"
+  # Serving, not only the socket made: the kubelet checks the CRI API once at start and
+  # exits if containerd is still loading its plugins.
+  wait_for containerd 30 ctr --address "$CONTAINERD_SOCK" version
 }
 
 start_kubelet() {
@@ -208,6 +210,18 @@ YAML
   start_daemon kube-proxy "$BIN/kube-proxy" --config "$STATE/kube-proxy.yaml"
 }
 
+# What stands between the node and Ready: its conditions, and the kubelet's and
+# containerd's last words.
+node_evidence() {
+  echo "--- node $NODE_NAME conditions"
+  kc get node "$NODE_NAME" -o jsonpath='{range .status.conditions[*]}  {.type}={.status} {.reason}: {.message}{"\n"}{end}' 2>&1 || true
+  log_tail kubelet 25; log_tail containerd 10
+}
+
+# Ready as the API server says, and the kubelet alive and healthy now (a node object
+# kept from a previous run still says Ready for a while after its kubelet died).
 node_ready() {
+  if ! pid_alive kubelet; then node_evidence >&7; die "the kubelet exited (log: $LOGS/kubelet.log)" 2>&7; fi
+  curl -fsS -o /dev/null http://127.0.0.1:10248/healthz || return 1
   [ "$(kc get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
 }

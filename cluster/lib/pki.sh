@@ -38,8 +38,25 @@ KC
   chmod 600 "$file"
 }
 
+# _valid_now CERT: its validity period holds now and for another day (a machine whose
+# clock moved back past the certificates' creation, or forward past their end, gets a
+# new PKI instead of a kubelet that cannot talk to the API server).
+_valid_now() {
+  local from; from=$(date -d "$(openssl x509 -noout -startdate -in "$1" | cut -d= -f2)" +%s) || return 1
+  [ "$from" -le "$(date +%s)" ] && openssl x509 -noout -checkend 86400 -in "$1" >/dev/null
+}
+
 make_pki() {
   mkdir -p "$PKI"; chmod 700 "$PKI"
+  local c
+  for c in "$PKI"/*.crt; do
+    [ -f "$c" ] || continue
+    if ! _valid_now "$c"; then
+      log "$(basename "$c") is not valid at $(date -u +%FT%TZ): making a new PKI"
+      rm -f "$PKI"/*.crt "$PKI"/*.key "$PKI"/*.srl "$PKI"/sa.pub
+      break
+    fi
+  done
   if [ ! -f "$PKI/ca.crt" ]; then
     openssl req -x509 -new -newkey rsa:2048 -nodes -keyout "$PKI/ca.key" -subj "/CN=snapdeploy-local-ca" \
       -days 3650 -out "$PKI/ca.crt" 2>/dev/null
