@@ -28,6 +28,8 @@ export interface LogFollower {
 export async function followLogs(kc: KubeConfig, sets: PodSet[], opts: FollowOptions): Promise<LogFollower> {
   const log = new Log(kc);
   const streams = new Map<string, AbortController>();
+  /** Instances with a stream opened or opening: the watch reports one again when it turns ready. */
+  const following = new Set<string>();
   /** Every stream opened, for close(): one whose pod went away may never end by itself. */
   const opened = new Set<AbortController>();
   const watches: ContainerWatch[] = [];
@@ -36,7 +38,8 @@ export async function followLogs(kc: KubeConfig, sets: PodSet[], opts: FollowOpt
   let started = false;
 
   const open = (c: ContainerInstance) => {
-    if (closed || streams.has(c.containerId)) return;
+    if (closed || following.has(c.containerId)) return;
+    following.add(c.containerId);
     const prefix = `${c.pod}/${c.container} `;
     let rest = "";
     const sink = new Writable({
@@ -85,6 +88,7 @@ export async function followLogs(kc: KubeConfig, sets: PodSet[], opts: FollowOpt
         // The stream ends by itself when the container stops; forget it so a later
         // instance with the same name gets its own.
         streams.delete(c.containerId);
+        following.delete(c.containerId);
       },
       onError: opts.onError,
     });
