@@ -165,7 +165,10 @@ export function registerDeploy(program: Command) {
   addTargetOptions(
     program
       .command("rollback")
-      .description("put the targets back to the images before the last deploy, or of --to REVISION"),
+      .description(
+        "put the targets back to the images before the last deploy, or of --to REVISION; " +
+          "the containers restored are those the history recorded, whatever -t names",
+      ),
   )
     .option("--to <revision>", "the history revision whose images to restore", wholeNumber(1))
     .option(
