@@ -75,17 +75,7 @@ describe("a bad flag value changes nothing in the cluster", () => {
   test("deploy --timeout 2m is taken, -n names the workloads' namespace", async () => {
     const r = await snapdeploy([...deployArgs(), "--timeout", "2m", "-o", "json"]);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(
-      await mustKubectl([
-        "-n",
-        ns,
-        "get",
-        "deploy/web",
-        "-o",
-        "jsonpath={.spec.template.spec.containers[1].image}",
-      ]),
-      OTHER,
-    );
+    assert.equal(await deploymentImage(ns, "web", "worker"), OTHER);
     assert.doesNotMatch(r.stderr, /warning/);
   });
 
