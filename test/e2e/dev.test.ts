@@ -50,7 +50,7 @@ after(async () => {
 const workload = (name: string) => webWorkload(ns, name, PLACEHOLDER);
 
 const common = (dir: string, project: string) => [
-  "-n",
+  "--server-namespace",
   server,
   "--user",
   "dana",
@@ -58,7 +58,7 @@ const common = (dir: string, project: string) => [
   project,
   "-r",
   repo,
-  "--target-namespace",
+  "-n",
   ns,
   "-C",
   dir,
@@ -170,12 +170,12 @@ describe("a deploy of what already runs", () => {
     await servedSoon(ns, "noop", "noop\n");
     const before = await podsAndSets("noop");
     // The build server is not contacted: with it gone, the deploy still answers.
-    const r2 = await deploy(dir, "noop", ["-t", "noop", "-n", "no-such-build-server"]);
+    const r2 = await deploy(dir, "noop", ["-t", "noop", "--server-namespace", "no-such-build-server"]);
     assert.equal(r2.code, 0, r2.stderr);
     assert.match(r2.stderr, /nothing to do: deployment\/noop already runs? snapshot [0-9a-f]{12}/);
     assert.doesNotMatch(r2.stderr, /already built|updated deployment/);
     assert.deepEqual(await podsAndSets("noop"), before);
-    const history = await snapdeploy(["history", "-t", "noop", "--target-namespace", ns, "-o", "json"]);
+    const history = await snapdeploy(["history", "-t", "noop", "-n", ns, "-o", "json"]);
     const entries = (JSON.parse(history.stdout) as Record<string, unknown[]>)["deployment/noop"] ?? [];
     assert.equal(entries.length, 1, "a no-op records nothing in the history");
     // A changed tree deploys as before.
@@ -211,9 +211,9 @@ describe("logs and port-forward", () => {
         "jsonpath={.items[0].metadata.name}",
       ])
     ).trim();
-    const logs = start(["logs", "-f", "-t", "follow", "--target-namespace", ns]);
+    const logs = start(["logs", "-f", "-t", "follow", "-n", ns]);
     const first = await logs.waitFor(new RegExp(`^(${current})/web listening on 8080$`, "m"));
-    const fwd = start(["port-forward", "0:8080", "-t", "follow", "--target-namespace", ns]);
+    const fwd = start(["port-forward", "0:8080", "-t", "follow", "-n", ns]);
     const port = Number((await fwd.waitFor(/^127\.0\.0\.1:(\d+)$/m))[1]);
     const get = async () =>
       (await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(5000) })).text();

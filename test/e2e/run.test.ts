@@ -94,7 +94,7 @@ after(async () => {
 
 const runArgs = (extra: string[], command: string[]) => [
   "run",
-  "-n",
+  "--server-namespace",
   server,
   "--user",
   "alice",
@@ -122,7 +122,7 @@ describe("run", () => {
 
   test("it sees the workload's env and ConfigMap and the snapshot's files", SLOW, async () => {
     // The snapshot built beforehand (by snapdeploy build, as another command would have).
-    const built = await snapdeploy(["build", "-n", server, "--user", "alice", "-C", dir]);
+    const built = await snapdeploy(["build", "--server-namespace", server, "--user", "alice", "-C", dir]);
     assert.equal(built.code, 0, built.stderr);
     const r = await run([], "sh", "-c", "echo $APP_MODE; cat /config/file; echo; head -1 /app/script.sh");
     assert.equal(r.code, 0, r.stderr);
