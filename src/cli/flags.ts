@@ -10,6 +10,7 @@ import path from "node:path";
 import { type Command, InvalidArgumentError } from "commander";
 import { isUserError, UserError } from "../errors.js";
 import { NAME_PATTERN } from "../protocol/constants.js";
+import { createReporter } from "../ui/reporter.js";
 import { DURATION_SYNTAX, MAX_TIMEOUT_SECONDS, parseDuration } from "../util/duration.js";
 
 type Parser<T> = (value: string) => T;
@@ -192,4 +193,23 @@ export function renamedFlag<T>(
     `${names.old} is deprecated and will be removed in the next release: use ${names.now}${names.note ? ` (${names.note})` : ""}`,
   );
   return given.old;
+}
+
+/**
+ * Resolves a renamed flag of `cmd` once its command line is parsed, before it runs: the
+ * value of the old one (`keys.old`) goes to the new one, with renamedFlag's warning (on
+ * stderr) or error.
+ */
+export function resolveRenamed(
+  cmd: Command,
+  keys: { now: string; old: string },
+  names: { now: string; old: string; note?: string },
+): Command {
+  return cmd.hook("preAction", (self) => {
+    const o = self.opts();
+    const reporter = createReporter({ mode: self.optsWithGlobals().output });
+    const value = renamedFlag({ now: o[keys.now], old: o[keys.old] }, names, (m) => reporter.warn(m));
+    self.setOptionValue(keys.now, value);
+    self.setOptionValue(keys.old, undefined);
+  });
 }

@@ -192,3 +192,17 @@ test("-n and its old spelling --target-namespace disagreeing is refused before t
   assert.match(r.stderr, /-n\/--namespace a and --target-namespace b disagree/);
   assert.match(r.stderr, /hint: .*--server-namespace/);
 });
+
+test("on sync and build, -n is the old spelling of --server-namespace: a warning, before anything is read", async () => {
+  for (const command of ["sync", "build"]) {
+    const r = await cli([command, "-n", "team-server"]);
+    assert.match(
+      r.stderr,
+      /^warning: -n is deprecated .*: use --server-namespace \(on deploy, run and dev, -n names the workloads' namespace\)$/m,
+    );
+    assert.equal(r.code, 3, r.stderr); // then the missing kubeconfig, as without -n
+    const both = await cli([command, "-n", "a", "--server-namespace", "b"]);
+    assert.equal(both.code, 2, both.stderr);
+    assert.match(both.stderr, /--server-namespace b and -n a disagree/);
+  }
+});

@@ -11,7 +11,7 @@ import {
   keyValue,
   namespaceName,
   platform,
-  renamedFlag,
+  resolveRenamed,
   repeatable,
   tagPrefix,
   workspaceName,
@@ -62,28 +62,25 @@ export function addWorkspaceOptions(cmd: Command): Command {
  * --server-namespace for one release (deploy, run and dev take -n for the workloads').
  */
 export function addLegacyServerNamespace(cmd: Command): Command {
-  return cmd.addOption(
+  cmd.addOption(
     new Option("-n, --namespace <ns>", "deprecated: use --server-namespace")
       .argParser(namespaceName)
       .hideHelp(),
   );
-}
-
-/** The build server's namespace: --server-namespace (or a legacy -n), else server.namespace. */
-export function serverNamespace(c: CommandContext, opts: Record<string, unknown>, legacyN = false): string {
-  const flag = renamedFlag(
-    {
-      now: opts.serverNamespace as string | undefined,
-      old: legacyN ? (opts.namespace as string | undefined) : undefined,
-    },
+  return resolveRenamed(
+    cmd,
+    { now: "serverNamespace", old: "namespace" },
     {
       now: "--server-namespace",
       old: "-n",
-      note: "-n names the workloads' namespace on deploy, run and dev",
+      note: "on deploy, run and dev, -n names the workloads' namespace",
     },
-    (m) => c.reporter.warn(m),
   );
-  return flag ?? c.config.server.namespace;
+}
+
+/** The build server's namespace: --server-namespace, else server.namespace in snapdeploy.yaml. */
+export function serverNamespace(c: CommandContext, opts: Record<string, unknown>): string {
+  return (opts.serverNamespace as string | undefined) ?? c.config.server.namespace;
 }
 
 function parseKeyValues(list: string[], what: string): Record<string, string> {
@@ -166,7 +163,7 @@ export function registerBuild(program: Command) {
   ).action(async (opts, cmd: Command) => {
     const c = await commandContext(cmd);
     const t0 = performance.now();
-    const r = await runBuild(c, { ...opts, serverNamespace: serverNamespace(c, opts, true) });
+    const r = await runBuild(c, opts);
     const phases = Object.entries(r.timings)
       .map(([k, v]) => `${k} ${v.toFixed(2)}s`)
       .join(", ");

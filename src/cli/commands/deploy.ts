@@ -10,17 +10,16 @@ import {
   checked,
   duration,
   namespaceName,
-  renamedFlag,
+  resolveRenamed,
   repeatable,
   wholeNumber,
   workspaceName,
 } from "../flags.js";
 import { parseTarget } from "../../deploy/target-spec.js";
-import { createReporter } from "../../ui/reporter.js";
 
 /** -n/--namespace for the workloads, and its old spelling --target-namespace (one more release). */
 export function addNamespaceOptions(cmd: Command, what = "the targets"): Command {
-  return cmd
+  cmd
     .option(
       "-n, --namespace <ns>",
       `namespace of ${what} (default: deploy.namespace, else the kubeconfig context's)`,
@@ -30,22 +29,16 @@ export function addNamespaceOptions(cmd: Command, what = "the targets"): Command
       new Option("--target-namespace <ns>", "deprecated: use -n/--namespace")
         .argParser(namespaceName)
         .hideHelp(),
-    )
-    .hook("preAction", (self) => {
-      const o = self.opts();
-      const reporter = createReporter({ mode: self.optsWithGlobals().output });
-      const ns = renamedFlag(
-        { now: o.namespace as string | undefined, old: o.targetNamespace as string | undefined },
-        {
-          now: "-n/--namespace",
-          old: "--target-namespace",
-          note: "the build server's namespace is --server-namespace",
-        },
-        (m) => reporter.warn(m),
-      );
-      self.setOptionValue("namespace", ns);
-      self.setOptionValue("targetNamespace", undefined);
-    });
+    );
+  return resolveRenamed(
+    cmd,
+    { now: "namespace", old: "targetNamespace" },
+    {
+      now: "-n/--namespace",
+      old: "--target-namespace",
+      note: "the build server's namespace is --server-namespace",
+    },
+  );
 }
 
 export function addTargetOptions(cmd: Command): Command {

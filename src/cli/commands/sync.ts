@@ -35,7 +35,7 @@ export function registerSync(program: Command) {
       throw new UserError("usage", `cannot derive a project name from ${c.dir}`, {
         hint: "pass --project NAME",
       });
-    const namespace = serverNamespace(c, opts, true);
+    const namespace = serverNamespace(c, opts);
     const {
       scan,
       digest,
