@@ -113,30 +113,12 @@ describe("a full volume", () => {
 
     const dir = await tempDir();
     await fs.writeFile(path.join(dir, "small.txt"), "fits\n");
-    const first = await snapdeploy([
-      "sync",
-      "--server-namespace",
-      tinyNs,
-      "--user",
-      "u",
-      "--project",
-      "p",
-      "-C",
-      dir,
-    ]);
+    const syncTiny = () =>
+      snapdeploy(["sync", "--server-namespace", tinyNs, "--user", "u", "--project", "p", "-C", dir]);
+    const first = await syncTiny();
     assert.equal(first.code, 0, first.stderr);
     await randomFile(path.join(dir, "huge.bin"), 40);
-    const r = await snapdeploy([
-      "sync",
-      "--server-namespace",
-      tinyNs,
-      "--user",
-      "u",
-      "--project",
-      "p",
-      "-C",
-      dir,
-    ]);
+    const r = await syncTiny();
     assert.equal(r.code, 12, r.stderr);
     assert.match(r.stderr, new RegExp(`volume PVC ${tinyNs}/snapdeploy-data \\(mounted at /data\\) is full`));
     assert.match(r.stderr, /hint: grow it/);
