@@ -106,19 +106,25 @@ function start(args: string[]) {
   child.stderr.on("data", (d) => {
     out.stderr += d;
   });
-  let mark = 0;
+  // Each stream is read on from where the previous wait's match in it ended: one offset into
+  // stderr+stdout would move as stderr grows, and hide a later stderr line.
+  const mark = { stderr: 0, stdout: 0 };
   return {
     child,
     out,
-    /** Waits for `re` in stdout+stderr after what the previous wait consumed. */
+    /** Waits for `re` in stderr or stdout after what the previous waits consumed of it. */
     async waitFor(re: RegExp, ms = 90_000): Promise<RegExpMatchArray> {
       const m = await eventually(
         `${re} in the output`,
         async () => {
-          const text = (out.stderr + out.stdout).slice(mark);
-          const hit = re.exec(text);
-          if (hit) mark += (hit.index ?? 0) + hit[0].length;
-          return hit ?? undefined;
+          for (const stream of ["stderr", "stdout"] as const) {
+            const hit = re.exec(out[stream].slice(mark[stream]));
+            if (hit) {
+              mark[stream] += (hit.index ?? 0) + hit[0].length;
+              return hit;
+            }
+          }
+          return undefined;
         },
         ms,
       ).catch((e: Error) => {
