@@ -145,7 +145,17 @@ const LOGS = join(FIXTURES, "build", "logs");
 
 /** The whole `snapdeploy build` process; its phases from its JSON output. */
 async function snapdeploy(app: BuildApp, logName: string): Promise<Sample> {
-  const args = ["build", "-n", NS, "--user", USER, "--project", app.name, "-C", app.dirs.snapdeploy];
+  const args = [
+    "build",
+    "--server-namespace",
+    NS,
+    "--user",
+    USER,
+    "--project",
+    app.name,
+    "-C",
+    app.dirs.snapdeploy,
+  ];
   const p = await run(process.execPath, [CLI, ...args, "-r", repository(app, "snapdeploy"), "-o", "json"]);
   writeFileSync(join(LOGS, `${logName}-snapdeploy.log`), `${p.stderr}\n${p.stdout}`);
   const out = JSON.parse(p.stdout);

@@ -129,7 +129,7 @@ async function servedAt(url: string, want: string, t0: number, limitS = 120): Pr
 }
 
 const sdArgs = (dir: string, project: string) => [
-  "-n",
+  "--server-namespace",
   NS,
   "--user",
   "bench",
@@ -137,7 +137,7 @@ const sdArgs = (dir: string, project: string) => [
   project,
   "-r",
   sdRepo,
-  "--target-namespace",
+  "-n",
   NS,
   "-C",
   dir,

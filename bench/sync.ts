@@ -93,7 +93,20 @@ async function measure(what: string, fn: () => Promise<Sample>): Promise<Sample>
 /** The whole `snapdeploy sync` process, under /usr/bin/time for its peak RSS. */
 async function snapdeploy(f: Fixture, user: string): Promise<Sample> {
   const rssFile = join(FIXTURES, `rss-${process.pid}`);
-  const args = [CLI, "sync", "-n", NS, "--user", user, "--project", f.name, "-C", f.dir, "-o", "json"];
+  const args = [
+    CLI,
+    "sync",
+    "--server-namespace",
+    NS,
+    "--user",
+    user,
+    "--project",
+    f.name,
+    "-C",
+    f.dir,
+    "-o",
+    "json",
+  ];
   const p = await run(TIME, ["-f", "%M", "-o", rssFile, process.execPath, ...args]);
   const out = JSON.parse(p.stdout);
   const rssKB = Number(readFileSync(rssFile, "utf8").trim().split("\n").pop());

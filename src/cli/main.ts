@@ -12,6 +12,7 @@ import { registerLogs } from "./commands/logs.js";
 import { registerServer } from "./commands/server.js";
 import { registerSync } from "./commands/sync.js";
 import { ExitCode, isUserError } from "../errors.js";
+import { checkProjectPaths, existing } from "./flags.js";
 import { VERSION } from "../version.js";
 
 // A short-lived process whose large data (a manifest of 100k entries) lives to the end:
@@ -28,16 +29,22 @@ export function buildProgram(): Command {
     )
     .version(VERSION, "-V, --version")
     .option("--debug", "print stack traces and protocol details")
-    .option("--kubeconfig <path>", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    .option(
+      "--kubeconfig <path>",
+      "kubeconfig file (default: $KUBECONFIG, its files merged as kubectl does, or ~/.kube/config)",
+      existing("file"),
+    )
     .option("--context <name>", "kubeconfig context (default: the current context)")
-    .option("-C, --dir <path>", "the project folder (default: the current folder)")
+    .option("-C, --dir <path>", "the project folder (default: the current folder)", existing("folder"))
     .addOption(
       new Option("-o, --output <mode>", "plain lines, or one JSON document on stdout")
         .choices(["plain", "json"])
         .default("plain"),
     )
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    // Paths relative to the project folder are checked once -C is known, before the command runs.
+    .hook("preAction", (_program, action) => checkProjectPaths(action));
   registerServer(program);
   registerSync(program);
   registerBuild(program);

@@ -9,6 +9,7 @@ import { en } from "zod/locales";
 import * as z from "zod/mini";
 import { UserError } from "../errors.js";
 import { NAME_PATTERN } from "../protocol/constants.js";
+import { DURATION_SYNTAX, MAX_TIMEOUT_SECONDS, parseDuration } from "../util/duration.js";
 import { DEFAULT_CONFIG } from "./defaults.js";
 
 // zod's "mini" build: the same checks, a twentieth of the code to load (every command
@@ -19,6 +20,22 @@ const name = z
   .string()
   .check(z.regex(NAME_PATTERN, "use lowercase letters, digits, '.', '_' or '-' (at most 63)"));
 const nonEmpty = () => z.string().check(z.minLength(1));
+/** A duration in seconds: a whole number, or a string as the flags take it (util/duration.ts). */
+const timeout = z.pipe(
+  z.union([z.number(), z.string()]),
+  z.transform((v, ctx) => {
+    const s = typeof v === "number" ? (Number.isInteger(v) ? v : undefined) : parseDuration(v);
+    if (s === undefined || s < 1 || s > MAX_TIMEOUT_SECONDS) {
+      ctx.issues.push({
+        code: "custom",
+        input: v,
+        message: `expected ${DURATION_SYNTAX}, from 1s to ${MAX_TIMEOUT_SECONDS}s`,
+      });
+      return z.NEVER;
+    }
+    return s;
+  }),
+);
 
 export const ConfigSchema = z.strictObject({
   project: z.optional(name),
@@ -68,8 +85,8 @@ export const ConfigSchema = z.strictObject({
        * the project folder) with the snapshot image instead of patching targets.
        */
       manifests: z.optional(nonEmpty()),
-      /** Seconds to wait for each rollout. */
-      timeout: z._default(z.number().check(z.int(), z.positive()), DEFAULT_CONFIG.deploy.timeout),
+      /** How long to wait for each rollout: seconds (300), or a duration like 90s, 5m, 1h30m. */
+      timeout: z._default(timeout, DEFAULT_CONFIG.deploy.timeout),
     }),
     () => structuredClone(DEFAULT_CONFIG.deploy),
   ),

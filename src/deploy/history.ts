@@ -16,8 +16,13 @@ export interface HistoryEntry {
   revision: number;
   action: "deploy" | "rollback";
   snapshot?: string;
-  /** The image the target's containers were pointed at (repo@sha256:...). */
+  /** The image the target's containers were pointed at (repo@sha256:...); the first of `images`. */
   image: string;
+  /**
+   * Each container this change pointed at an image, and that image: what `rollback --to`
+   * restores. Absent in entries written before it was recorded (see recordedImages).
+   */
+  images?: Record<string, string>;
   /** Each updated container's image before this change: what a rollback restores. */
   previous: Record<string, string>;
   user: string;
@@ -113,6 +118,17 @@ export class History {
       entries.map((e) => (e.revision === revision ? { ...e, outcome, reason } : e)),
     );
   }
+}
+
+/**
+ * The containers `e` changed and their images. For entries that predate `images`: its image
+ * in every container it recorded a previous image of, else in `fallback` (a workload the
+ * entry created, whose containers it did not record).
+ */
+export function recordedImages(e: HistoryEntry, fallback: string[]): Record<string, string> {
+  if (e.images && Object.keys(e.images).length) return e.images;
+  const containers = Object.keys(e.previous).length ? Object.keys(e.previous) : fallback;
+  return Object.fromEntries(containers.map((c) => [c, e.image]));
 }
 
 function parse(cm: V1ConfigMap): HistoryEntry[] {

@@ -30,7 +30,7 @@ export async function ensureNamespace(kc: KubeConfig, namespace: string): Promis
   } catch (e) {
     if ((e as { code?: number }).code === 404) {
       throw new UserError("notFound", `namespace ${namespace} does not exist`, {
-        hint: "pass --namespace, or set deploy.namespace in snapdeploy.yaml",
+        hint: "pass -n/--namespace (the workloads' namespace), or set deploy.namespace in snapdeploy.yaml",
       });
     }
     // Reading namespaces may be forbidden while the namespace exists: go on and let the target lookup tell.

@@ -16,13 +16,13 @@ import { readFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import path from "node:path";
-import { parse } from "yaml";
 import { UserError } from "../errors.js";
 import { networkError, statusError } from "./api-errors.js";
 import {
   checkContext,
   type KubeOptions,
-  kubeconfigFile,
+  kubeconfigFiles,
+  mergeKubeconfigs,
   noCurrentCluster,
   unreadableKubeconfig,
 } from "./kubeconfig.js";
@@ -112,21 +112,24 @@ const DIRECT_CLUSTER_FIELDS = new Set([
 
 /** Loads access for the kubeconfig and context in `opts` (see the module comment). */
 export async function loadClusterAccess(opts: KubeOptions): Promise<ClusterAccess> {
-  const file = kubeconfigFile(opts);
-  const direct = file ? readDirect(file, opts.context) : undefined;
+  const files = kubeconfigFiles(opts);
+  const direct = files.length
+    ? readDirect(mergeKubeconfigs(files), files.join(path.delimiter), opts.context)
+    : undefined;
   if (direct) return direct;
   const { loadKubeConfig } = await import("./client.js");
   return accessFromKubeConfig(loadKubeConfig(opts));
 }
 
-/** Access read straight from `file`; undefined when its user or cluster needs client-node. */
-function readDirect(file: string, wanted: string | undefined): ClusterAccess | undefined {
-  let doc: Record<string, unknown>;
-  try {
-    doc = (parse(readFileSync(file, "utf8")) ?? {}) as Record<string, unknown>;
-  } catch (e) {
-    throw unreadableKubeconfig(file, e);
-  }
+/**
+ * Access read straight from the (merged) kubeconfig `doc`, its paths absolute, read from
+ * `file`; undefined when its user or cluster needs client-node.
+ */
+function readDirect(
+  doc: Record<string, unknown>,
+  file: string,
+  wanted: string | undefined,
+): ClusterAccess | undefined {
   const list = (key: string) =>
     (Array.isArray(doc[key]) ? doc[key] : []) as (Record<string, unknown> | null)[];
   const find = (key: string, name: unknown) => list(key).find((x) => x?.name === name);
@@ -146,10 +149,9 @@ function readDirect(file: string, wanted: string | undefined): ClusterAccess | u
   ) {
     return undefined;
   }
-  // Relative paths in a kubeconfig are relative to the file's folder.
-  const dir = path.dirname(path.resolve(file));
+  // Relative paths were made absolute against their file's folder (mergeKubeconfigs).
   const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
-  const fileOf = (v: unknown) => (str(v) ? path.resolve(dir, v as string) : undefined);
+  const fileOf = str;
   const material = (data: unknown, ref: unknown, what: string): Buffer | undefined => {
     try {
       if (str(data)) return Buffer.from(data as string, "base64");

@@ -3,12 +3,14 @@
  * uses) and turning API failures into messages that say what to do.
  */
 import { ApiException, KubeConfig } from "@kubernetes/client-node";
+import path from "node:path";
 import { UserError } from "../errors.js";
 import { networkError, statusError } from "./api-errors.js";
 import {
   checkContext,
   type KubeOptions,
-  kubeconfigFile,
+  kubeconfigFiles,
+  mergeKubeconfigs,
   noCurrentCluster,
   unreadableKubeconfig,
 } from "./kubeconfig.js";
@@ -18,12 +20,15 @@ export type { KubeOptions };
 /** The kubeconfig and context `opts` name, with the same rules and errors as loadClusterAccess. */
 export function loadKubeConfig(opts: KubeOptions = {}): KubeConfig {
   const kc = new KubeConfig();
-  const file = kubeconfigFile(opts);
+  const files = kubeconfigFiles(opts);
   try {
-    if (file) kc.loadFromFile(file);
+    if (files.length === 1) kc.loadFromFile(files[0] as string);
+    // Several files: merged as kubectl merges them (client-node's own merge differs).
+    else if (files.length) kc.loadFromString(JSON.stringify(mergeKubeconfigs(files)));
     else kc.loadFromCluster();
   } catch (e) {
-    throw unreadableKubeconfig(file, e);
+    if (e instanceof UserError) throw e;
+    throw unreadableKubeconfig(files.join(path.delimiter) || undefined, e);
   }
   checkContext(
     kc.getContexts().map((c) => c.name),

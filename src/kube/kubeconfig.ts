@@ -1,11 +1,12 @@
 /**
- * Which kubeconfig file and context a command uses, and the errors for each way that
- * choice fails. The direct path (access.ts) and client-node's (client.ts) share these
+ * Which kubeconfig files and context a command uses, how several files are merged, and
+ * the errors for each way that choice fails. The direct path (access.ts) and client-node's (client.ts) share these
  * rules, so both fail with the same messages.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { parse } from "yaml";
 import { UserError } from "../errors.js";
 
 export interface KubeOptions {
@@ -14,26 +15,93 @@ export interface KubeOptions {
 }
 
 /**
- * The kubeconfig file to read: --kubeconfig, else the first of $KUBECONFIG, else
- * ~/.kube/config; undefined inside a pod without one (in-cluster config).
+ * The kubeconfig files to read, in order: --kubeconfig alone; else the files $KUBECONFIG
+ * lists (':'-separated; those that do not exist are skipped, as kubectl skips them); else
+ * ~/.kube/config. Empty inside a pod without one (in-cluster config).
  */
-export function kubeconfigFile(opts: KubeOptions): string | undefined {
-  const file = opts.kubeconfig ?? process.env.KUBECONFIG?.split(":")[0];
-  if (file) {
-    if (!existsSync(file))
-      throw new UserError("cluster", `kubeconfig ${file} does not exist`, {
+export function kubeconfigFiles(opts: KubeOptions): string[] {
+  if (opts.kubeconfig) {
+    if (!existsSync(opts.kubeconfig))
+      throw new UserError("cluster", `kubeconfig ${opts.kubeconfig} does not exist`, {
+        hint: "set --kubeconfig to your cluster's kubeconfig",
+      });
+    return [opts.kubeconfig];
+  }
+  const listed = (process.env.KUBECONFIG ?? "").split(path.delimiter).filter(Boolean);
+  if (listed.length) {
+    const files = listed.filter((f) => existsSync(f));
+    if (!files.length)
+      throw new UserError("cluster", `kubeconfig ${listed.join(path.delimiter)} does not exist`, {
         hint: "set --kubeconfig or KUBECONFIG to your cluster's kubeconfig",
       });
-    return file;
+    return files;
   }
   const home = path.join(os.homedir(), ".kube", "config");
-  if (existsSync(home)) return home;
+  if (existsSync(home)) return [home];
   // Without a kubeconfig the client library falls back to http://localhost:8080,
   // which then fails with a message about TLS; say what is missing instead.
-  if (process.env.KUBERNETES_SERVICE_HOST) return undefined;
+  if (process.env.KUBERNETES_SERVICE_HOST) return [];
   throw new UserError("cluster", `no kubeconfig: KUBECONFIG is not set and ${home} does not exist`, {
     hint: "pass --kubeconfig FILE, set KUBECONFIG, or create ~/.kube/config for your cluster",
   });
+}
+
+type Doc = Record<string, unknown>;
+type Named = { name?: unknown } & Doc;
+
+/** The paths a kubeconfig may hold, relative to its own folder: [list, entry key, field]. */
+const PATH_FIELDS: [string, string, string][] = [
+  ["clusters", "cluster", "certificate-authority"],
+  ["users", "user", "client-certificate"],
+  ["users", "user", "client-key"],
+  ["users", "user", "tokenFile"],
+];
+
+/**
+ * The kubeconfig `files` make together, merged as kubectl merges them: the first file that
+ * names a cluster, user or context wins it; current-context comes from the first file that
+ * sets one. Relative paths (certificates, keys, token files, an exec command with a '/') are
+ * made absolute against the folder of the file that holds them.
+ */
+export function mergeKubeconfigs(files: string[]): Doc {
+  const merged: Doc = { apiVersion: "v1", kind: "Config", clusters: [], users: [], contexts: [] };
+  for (const file of files) {
+    let doc: Doc;
+    try {
+      doc = (parse(readFileSync(file, "utf8")) ?? {}) as Doc;
+    } catch (e) {
+      throw unreadableKubeconfig(file, e);
+    }
+    absolutePaths(doc, path.dirname(path.resolve(file)));
+    for (const key of ["clusters", "users", "contexts"]) {
+      const into = merged[key] as Named[];
+      for (const entry of list(doc, key))
+        if (entry && !into.some((x) => x.name === entry.name)) into.push(entry);
+    }
+    if (!merged["current-context"] && doc["current-context"])
+      merged["current-context"] = doc["current-context"];
+  }
+  return merged;
+}
+
+function list(doc: Doc, key: string): (Named | null)[] {
+  const v = doc[key];
+  return Array.isArray(v) ? (v as (Named | null)[]) : [];
+}
+
+function absolutePaths(doc: Doc, dir: string): void {
+  const str = (v: unknown): v is string => typeof v === "string" && v !== "";
+  for (const [key, inner, field] of PATH_FIELDS) {
+    for (const entry of list(doc, key)) {
+      const o = entry?.[inner] as Doc | undefined;
+      if (o && str(o[field])) o[field] = path.resolve(dir, o[field]);
+    }
+  }
+  for (const entry of list(doc, "users")) {
+    const exec = (entry?.user as Doc | undefined)?.exec as Doc | undefined;
+    if (exec && str(exec.command) && exec.command.includes("/") && !path.isAbsolute(exec.command))
+      exec.command = path.resolve(dir, exec.command);
+  }
 }
 
 export function unreadableKubeconfig(file: string | undefined, e: unknown): UserError {

@@ -62,6 +62,7 @@ export async function rollTargets(
         action: req.action,
         snapshot: req.stamp.snapshot,
         image: req.image,
+        images: images(t),
         previous: currentImages(t),
         user: req.stamp.user,
         commit: req.stamp.commit,

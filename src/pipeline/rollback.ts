@@ -6,8 +6,8 @@
  */
 import type { KubeConfig } from "@kubernetes/client-node";
 import { UserError } from "../errors.js";
-import { History, type HistoryEntry } from "../deploy/history.js";
-import { pointTargets, type Stamp } from "../deploy/patch.js";
+import { History, type HistoryEntry, recordedImages } from "../deploy/history.js";
+import { currentImages, pointTargets, type Stamp } from "../deploy/patch.js";
 import { waitForRollout } from "../deploy/rollout.js";
 import { replaceStuckPods, updateRevision } from "../deploy/stuck-pods.js";
 import { type ResolvedTarget, targetLabel } from "../deploy/targets.js";
@@ -22,8 +22,10 @@ export interface RollbackPlan {
 }
 
 /**
- * What rolling `t` back restores, from its history: the images of revision `to` in
- * every named container, else the images recorded before the last entry. Pure.
+ * What rolling `t` back restores, from its history: with `to`, the images revision `to`
+ * recorded, in the containers it changed (not those -t names: a deploy of web:worker is
+ * undone in worker); else the images recorded before the last entry. Every container to
+ * restore must still be in the workload. Pure.
  */
 export function planRollback(t: ResolvedTarget, entries: HistoryEntry[], to?: number): RollbackPlan {
   if (to !== undefined) {
@@ -33,11 +35,9 @@ export function planRollback(t: ResolvedTarget, entries: HistoryEntry[], to?: nu
         hint: `revisions: ${entries.map((x) => x.revision).join(", ") || "(none)"}; see: snapdeploy history`,
       });
     }
-    return {
-      target: t,
-      images: Object.fromEntries(t.containers.map((cn) => [cn, e.image])),
-      what: `revision ${e.revision}`,
-    };
+    const what = `revision ${e.revision}`;
+    const images = recordedImages(e, t.containers);
+    return { target: restoring(t, images, what), images, what };
   }
   const last = entries.at(-1);
   if (!last || !Object.keys(last.previous).length) {
@@ -45,7 +45,23 @@ export function planRollback(t: ResolvedTarget, entries: HistoryEntry[], to?: nu
       hint: "see: snapdeploy history",
     });
   }
-  return { target: t, images: last.previous, what: `the images before revision ${last.revision}` };
+  const what = `the images before revision ${last.revision}`;
+  return { target: restoring(t, last.previous, what), images: last.previous, what };
+}
+
+/** `t` with the containers `images` names, each checked to be in the workload still. */
+function restoring(t: ResolvedTarget, images: Record<string, string>, what: string): ResolvedTarget {
+  const spec = t.object.spec?.template.spec;
+  const all = [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])].map((c) => c.name);
+  const gone = Object.keys(images).filter((c) => !all.includes(c));
+  if (gone.length) {
+    throw new UserError(
+      "notFound",
+      `${targetLabel(t)} has no container named ${gone.join(", ")} any more, which ${what} changed`,
+      { hint: `its containers: ${all.join(", ") || "(none)"}; see: snapdeploy history` },
+    );
+  }
+  return { ...t, containers: Object.keys(images) };
 }
 
 export interface RollbackRequest {
@@ -86,12 +102,8 @@ export async function rollBack(
     const entry = await history.begin({
       action: "rollback",
       image,
-      previous: Object.fromEntries(
-        t.containers.map((cn) => [
-          cn,
-          t.object.spec?.template.spec?.containers.find((x) => x.name === cn)?.image ?? "",
-        ]),
-      ),
+      images: plan.images,
+      previous: currentImages(t),
       user: req.user,
       time: new Date().toISOString(),
     });

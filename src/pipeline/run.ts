@@ -39,7 +39,7 @@ export interface RunTarget {
   container: string;
 }
 
-/** `spec` resolved in the namespace --target-namespace, deploy.namespace or the context names. */
+/** `spec` resolved in the namespace -n, deploy.namespace or the context names. */
 export async function resolveRunTarget(
   kc: KubeConfig,
   spec: TargetSpec,
@@ -47,14 +47,7 @@ export async function resolveRunTarget(
   configuredNamespace?: string,
 ): Promise<RunTarget> {
   const namespace = targetNamespace(kc, namespaceFlag, configuredNamespace);
-  await ensureNamespace(kc, namespace).catch((e) => {
-    if (e instanceof UserError && e.code === "notFound") {
-      throw new UserError("notFound", e.message, {
-        hint: "pass --target-namespace, or set deploy.namespace in snapdeploy.yaml",
-      });
-    }
-    throw e;
-  });
+  await ensureNamespace(kc, namespace);
   const target = await resolveTarget(kc, namespace, spec);
   return { target, namespace, container: target.containers[0] as string };
 }

@@ -94,16 +94,3 @@ export async function forwardPort(cluster: ClusterAccess, opts: ForwardOptions):
       }),
   };
 }
-
-/** Parses "8080:80" or "8080" (same port both sides); 0 as LOCAL picks a free port. */
-export function parsePortPair(text: string): { localPort: number; remotePort: number } {
-  const m = /^(\d{1,5})(?::(\d{1,5}))?$/.exec(text);
-  const local = Number(m?.[1]);
-  const remote = Number(m?.[2] ?? m?.[1]);
-  if (!m || local > 65535 || remote < 1 || remote > 65535)
-    throw new UserError(
-      "usage",
-      `port "${text}" must look like LOCAL:REMOTE or PORT (1-65535; LOCAL may be 0)`,
-    );
-  return { localPort: local, remotePort: remote };
-}

@@ -62,7 +62,20 @@ async function app(files: Record<string, string> = {}): Promise<string> {
 }
 
 const build = (dir: string, user: string, repo: string, extra: string[] = [], server = ns) =>
-  snapdeploy(["build", "-n", server, "--user", user, "--project", "app", "-r", repo, "-C", dir, ...extra]);
+  snapdeploy([
+    "build",
+    "--server-namespace",
+    server,
+    "--user",
+    user,
+    "--project",
+    "app",
+    "-r",
+    repo,
+    "-C",
+    dir,
+    ...extra,
+  ]);
 
 const refOf = (stdout: string) => {
   const m = /^(\S+):(snap-[0-9a-f]{32})@(sha256:[0-9a-f]{64})$/m.exec(stdout);
@@ -98,7 +111,7 @@ interface Build {
 function startBuild(dir: string, user: string, repo: string): Build {
   const child = spawn(
     process.execPath,
-    [CLI, "build", "-n", ns, "--user", user, "--project", "app", "-r", repo, "-C", dir],
+    [CLI, "build", "--server-namespace", ns, "--user", user, "--project", "app", "-r", repo, "-C", dir],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   const b: Build = { user, child, stdout: "", stderr: "", exit: exitOf(child) };
@@ -264,7 +277,7 @@ describe("build", () => {
     const d = await app({ Dockerfile: `FROM ${BASE}\nRUN sleep ${marker}\n` });
     const child = spawn(
       process.execPath,
-      [CLI, "build", "-n", ns, "--user", "erin", "--project", "app", "-r", repo, "-C", d],
+      [CLI, "build", "--server-namespace", ns, "--user", "erin", "--project", "app", "-r", repo, "-C", d],
       {
         stdio: ["ignore", "pipe", "pipe"],
       },

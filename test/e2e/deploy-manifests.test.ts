@@ -80,7 +80,7 @@ spec:
 const deploy = (dir: string, args: string[], extra: string[] = []) =>
   snapdeploy([
     "deploy",
-    "-n",
+    "--server-namespace",
     server,
     "--user",
     "alice",
@@ -88,7 +88,7 @@ const deploy = (dir: string, args: string[], extra: string[] = []) =>
     "manifests",
     "-r",
     repo,
-    "--target-namespace",
+    "-n",
     ns,
     "-C",
     dir,
@@ -103,7 +103,7 @@ const exists = async (kind: string, name: string) =>
   (await kubectl(["-n", ns, "get", kind, name])).code === 0;
 
 const history = async (target: string) => {
-  const h = await snapdeploy(["history", "-t", target, "--target-namespace", ns]);
+  const h = await snapdeploy(["history", "-t", target, "-n", ns]);
   assert.equal(h.code, 0, h.stderr);
   return h.stdout;
 };

@@ -62,7 +62,7 @@ const workload = (name: string, opts: { containers?: string[]; replicas?: number
 const deploy = (dir: string, args: string[]) =>
   snapdeploy([
     "deploy",
-    "-n",
+    "--server-namespace",
     server,
     "--user",
     "alice",
@@ -70,7 +70,7 @@ const deploy = (dir: string, args: string[]) =>
     "web",
     "-r",
     repo,
-    "--target-namespace",
+    "-n",
     ns,
     "-C",
     dir,
@@ -115,7 +115,7 @@ describe("deploy", () => {
       /snapdeploy deploy snapshot [0-9a-f]{12} by alice/,
     );
 
-    const h = await snapdeploy(["history", "-t", "hello", "--target-namespace", ns]);
+    const h = await snapdeploy(["history", "-t", "hello", "-n", ns]);
     assert.equal(h.code, 0, h.stderr);
     assert.match(h.stdout, /^\s+2\s+deploy\s+[0-9a-f]{12}\s+alice .* succeeded$/m);
     assert.match(h.stdout, /^\s+1\s+deploy\s+[0-9a-f]{12}\s+alice .* succeeded$/m);
@@ -128,7 +128,7 @@ describe("deploy", () => {
       "deploy",
       "-t",
       "pull",
-      "--target-namespace",
+      "-n",
       ns,
       "--image",
       `${REGISTRY_NODE}/e2e/does-not-exist:v1`,
@@ -142,7 +142,7 @@ describe("deploy", () => {
       /deployment\/pull failed to roll out: pod pull-\S+: container web cannot pull image \S+does-not-exist:v1 \((ErrImagePull|ImagePullBackOff)\)/,
     );
     assert.match(r.stderr, /not found|failed to pull/i);
-    const h = await snapdeploy(["history", "-t", "pull", "--target-namespace", ns]);
+    const h = await snapdeploy(["history", "-t", "pull", "-n", ns]);
     assert.match(h.stdout, /failed: /);
   });
 
@@ -169,7 +169,7 @@ describe("deploy", () => {
     assert.equal(await image("crash"), before);
     await mustKubectl(["-n", ns, "rollout", "status", "deployment/crash", "--timeout=60s"]);
     await servedSoon(ns, "crash", "stable\n");
-    const h = await snapdeploy(["history", "-t", "crash", "--target-namespace", ns]);
+    const h = await snapdeploy(["history", "-t", "crash", "-n", ns]);
     assert.match(h.stdout, /rolled back/);
   });
 
@@ -209,7 +209,7 @@ describe("deploy", () => {
     ]);
     assert.doesNotMatch(endpoints, /shared-alice/);
     for (let i = 0; i < 5; i++) assert.equal(await served(ns, "shared"), "placeholder\n");
-    const del = await snapdeploy(["personal", "delete", "--target-namespace", ns, "--user", "alice"]);
+    const del = await snapdeploy(["personal", "delete", "-n", ns, "--user", "alice"]);
     assert.equal(del.code, 0, del.stderr);
     assert.match(del.stdout, /deleted deployment\/shared-alice/);
     assert.notEqual((await kubectl(["-n", ns, "get", "deploy", "shared-alice"])).code, 0);
@@ -227,20 +227,7 @@ describe("deploy", () => {
     await must(DOCKER, ["push", "-q", neverReady]);
     const child = spawn(
       process.execPath,
-      [
-        CLI,
-        "deploy",
-        "-t",
-        "slow",
-        "--target-namespace",
-        ns,
-        "--image",
-        neverReady,
-        "--user",
-        "alice",
-        "--timeout",
-        "600",
-      ],
+      [CLI, "deploy", "-t", "slow", "-n", ns, "--image", neverReady, "--user", "alice", "--timeout", "600"],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     let stderr = "";
@@ -286,7 +273,7 @@ describe("deploy", () => {
     // a history entry that says the rollout was interrupted (not "in progress").
     assert.equal(await image("slow"), neverReady);
     assert.equal(await served(ns, "slow"), "placeholder\n");
-    const h = await snapdeploy(["history", "-t", "slow", "--target-namespace", ns]);
+    const h = await snapdeploy(["history", "-t", "slow", "-n", ns]);
     assert.equal(h.code, 0, h.stderr);
     assert.match(h.stdout, /^\s+1\s+deploy\s+.*\binterrupted\b/m);
     assert.doesNotMatch(h.stdout, /in progress|succeeded|failed/);
@@ -301,7 +288,7 @@ describe("bad input", () => {
       "deploy",
       "-t",
       "nope",
-      "--target-namespace",
+      "-n",
       ns,
       "--image",
       `x.example/y@sha256:${"0".repeat(64)}`,
@@ -312,30 +299,14 @@ describe("bad input", () => {
   });
 
   test("a wrong container name lists the containers (exit 5)", async () => {
-    const r = await snapdeploy([
-      "deploy",
-      "-t",
-      "hello:nope",
-      "--target-namespace",
-      ns,
-      "--image",
-      "x.example/y:1",
-    ]);
+    const r = await snapdeploy(["deploy", "-t", "hello:nope", "-n", ns, "--image", "x.example/y:1"]);
     assert.equal(r.code, 5, r.stderr);
     assert.match(r.stderr, /has no container named nope/);
     assert.match(r.stderr, /its containers: web/);
   });
 
   test("a missing namespace is named (exit 5)", async () => {
-    const r = await snapdeploy([
-      "deploy",
-      "-t",
-      "hello",
-      "--target-namespace",
-      "no-such-ns",
-      "--image",
-      "x.example/y:1",
-    ]);
+    const r = await snapdeploy(["deploy", "-t", "hello", "-n", "no-such-ns", "--image", "x.example/y:1"]);
     assert.equal(r.code, 5, r.stderr);
     assert.match(r.stderr, /namespace no-such-ns does not exist/);
   });

@@ -50,7 +50,7 @@ after(async () => {
 const workload = (name: string) => webWorkload(ns, name, PLACEHOLDER);
 
 const common = (dir: string, project: string) => [
-  "-n",
+  "--server-namespace",
   server,
   "--user",
   "dana",
@@ -58,7 +58,7 @@ const common = (dir: string, project: string) => [
   project,
   "-r",
   repo,
-  "--target-namespace",
+  "-n",
   ns,
   "-C",
   dir,
@@ -106,19 +106,25 @@ function start(args: string[]) {
   child.stderr.on("data", (d) => {
     out.stderr += d;
   });
-  let mark = 0;
+  // Each stream is read on from where the previous wait's match in it ended: one offset into
+  // stderr+stdout would move as stderr grows, and hide a later stderr line.
+  const mark = { stderr: 0, stdout: 0 };
   return {
     child,
     out,
-    /** Waits for `re` in stdout+stderr after what the previous wait consumed. */
+    /** Waits for `re` in stderr or stdout after what the previous waits consumed of it. */
     async waitFor(re: RegExp, ms = 90_000): Promise<RegExpMatchArray> {
       const m = await eventually(
         `${re} in the output`,
         async () => {
-          const text = (out.stderr + out.stdout).slice(mark);
-          const hit = re.exec(text);
-          if (hit) mark += (hit.index ?? 0) + hit[0].length;
-          return hit ?? undefined;
+          for (const stream of ["stderr", "stdout"] as const) {
+            const hit = re.exec(out[stream].slice(mark[stream]));
+            if (hit) {
+              mark[stream] += (hit.index ?? 0) + hit[0].length;
+              return hit;
+            }
+          }
+          return undefined;
         },
         ms,
       ).catch((e: Error) => {
@@ -170,12 +176,12 @@ describe("a deploy of what already runs", () => {
     await servedSoon(ns, "noop", "noop\n");
     const before = await podsAndSets("noop");
     // The build server is not contacted: with it gone, the deploy still answers.
-    const r2 = await deploy(dir, "noop", ["-t", "noop", "-n", "no-such-build-server"]);
+    const r2 = await deploy(dir, "noop", ["-t", "noop", "--server-namespace", "no-such-build-server"]);
     assert.equal(r2.code, 0, r2.stderr);
     assert.match(r2.stderr, /nothing to do: deployment\/noop already runs? snapshot [0-9a-f]{12}/);
     assert.doesNotMatch(r2.stderr, /already built|updated deployment/);
     assert.deepEqual(await podsAndSets("noop"), before);
-    const history = await snapdeploy(["history", "-t", "noop", "--target-namespace", ns, "-o", "json"]);
+    const history = await snapdeploy(["history", "-t", "noop", "-n", ns, "-o", "json"]);
     const entries = (JSON.parse(history.stdout) as Record<string, unknown[]>)["deployment/noop"] ?? [];
     assert.equal(entries.length, 1, "a no-op records nothing in the history");
     // A changed tree deploys as before.
@@ -211,9 +217,9 @@ describe("logs and port-forward", () => {
         "jsonpath={.items[0].metadata.name}",
       ])
     ).trim();
-    const logs = start(["logs", "-f", "-t", "follow", "--target-namespace", ns]);
+    const logs = start(["logs", "-f", "-t", "follow", "-n", ns]);
     const first = await logs.waitFor(new RegExp(`^(${current})/web listening on 8080$`, "m"));
-    const fwd = start(["port-forward", "0:8080", "-t", "follow", "--target-namespace", ns]);
+    const fwd = start(["port-forward", "0:8080", "-t", "follow", "-n", ns]);
     const port = Number((await fwd.waitFor(/^127\.0\.0\.1:(\d+)$/m))[1]);
     const get = async () =>
       (await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(5000) })).text();

@@ -94,7 +94,7 @@ after(async () => {
 
 const runArgs = (extra: string[], command: string[]) => [
   "run",
-  "-n",
+  "--server-namespace",
   server,
   "--user",
   "alice",
@@ -120,9 +120,31 @@ describe("run", () => {
     assert.doesNotMatch(r.stderr, /^error:/m);
   });
 
+  test("-o json says whose exit code it is: the command's 3 is not snapdeploy's 3", SLOW, async () => {
+    const r = await run(["-o", "json"], "sh", "-c", "echo to stderr in json; exit 3");
+    assert.equal(r.code, 3, r.stderr);
+    const doc = JSON.parse(r.stdout);
+    assert.equal(doc.exitCodeFrom, "command");
+    assert.equal(doc.exitCode, 3);
+    assert.match(doc.job, /^web-run-[0-9a-f]{6}$/);
+    assert.match(r.stderr, /^to stderr in json$/m);
+    const ok = await run(["-o", "json"], "true");
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.deepEqual([JSON.parse(ok.stdout).exitCodeFrom, JSON.parse(ok.stdout).exitCode], ["command", 0]);
+    // snapdeploy's own failure before the command starts: its code, and the document says so.
+    const wrong = await run(["-o", "json", "--target", "deployment/nope"], "true");
+    assert.equal(wrong.code, 5, wrong.stderr);
+    assert.deepEqual(JSON.parse(wrong.stdout), {
+      exitCode: 5,
+      exitCodeFrom: "snapdeploy",
+      error: `deployment/nope not found in namespace ${ns}`,
+    });
+    assert.match(wrong.stderr, /^error: deployment\/nope not found/m);
+  });
+
   test("it sees the workload's env and ConfigMap and the snapshot's files", SLOW, async () => {
     // The snapshot built beforehand (by snapdeploy build, as another command would have).
-    const built = await snapdeploy(["build", "-n", server, "--user", "alice", "-C", dir]);
+    const built = await snapdeploy(["build", "--server-namespace", server, "--user", "alice", "-C", dir]);
     assert.equal(built.code, 0, built.stderr);
     const r = await run([], "sh", "-c", "echo $APP_MODE; cat /config/file; echo; head -1 /app/script.sh");
     assert.equal(r.code, 0, r.stderr);

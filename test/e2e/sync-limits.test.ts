@@ -113,10 +113,12 @@ describe("a full volume", () => {
 
     const dir = await tempDir();
     await fs.writeFile(path.join(dir, "small.txt"), "fits\n");
-    const first = await snapdeploy(["sync", "-n", tinyNs, "--user", "u", "--project", "p", "-C", dir]);
+    const syncTiny = () =>
+      snapdeploy(["sync", "--server-namespace", tinyNs, "--user", "u", "--project", "p", "-C", dir]);
+    const first = await syncTiny();
     assert.equal(first.code, 0, first.stderr);
     await randomFile(path.join(dir, "huge.bin"), 40);
-    const r = await snapdeploy(["sync", "-n", tinyNs, "--user", "u", "--project", "p", "-C", dir]);
+    const r = await syncTiny();
     assert.equal(r.code, 12, r.stderr);
     assert.match(r.stderr, new RegExp(`volume PVC ${tinyNs}/snapdeploy-data \\(mounted at /data\\) is full`));
     assert.match(r.stderr, /hint: grow it/);
@@ -131,7 +133,17 @@ describe("RBAC", () => {
     const kubeconfig = await restrictedKubeconfig(ns, "get,list,watch", "pods");
     const tree = await tempDir();
     await fs.writeFile(path.join(tree, "a.txt"), "a\n");
-    const r = await snapdeploy(["sync", "-n", ns, "--kubeconfig", kubeconfig, "-C", tree, "--project", "p"]);
+    const r = await snapdeploy([
+      "sync",
+      "--server-namespace",
+      ns,
+      "--kubeconfig",
+      kubeconfig,
+      "-C",
+      tree,
+      "--project",
+      "p",
+    ]);
     assert.equal(r.code, 4, r.stderr);
     assert.match(
       r.stderr,
@@ -146,7 +158,7 @@ describe("RBAC", () => {
     const kubeconfig = await restrictedKubeconfig(ns, "get,list,create", "pods,pods/exec");
     const tree = await tempDir();
     await fs.writeFile(path.join(tree, "a.txt"), "through exec\n");
-    const common = ["sync", "-n", ns, "-C", tree, "--project", "p", "-o", "json"];
+    const common = ["sync", "--server-namespace", ns, "-C", tree, "--project", "p", "-o", "json"];
     const r = await snapdeploy([...common, "--kubeconfig", kubeconfig, "--user", "viaexec"]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).transport, "exec");

@@ -78,7 +78,7 @@ function rememberedPod(): string | undefined {
 }
 
 const sync = (dir: string, user: string, project = "app", extra: string[] = []) =>
-  snapdeploy(["sync", "-n", ns, "--user", user, "--project", project, "-C", dir, ...extra]);
+  snapdeploy(["sync", "--server-namespace", ns, "--user", user, "--project", project, "-C", dir, ...extra]);
 
 describe("server install", () => {
   test("applying again changes nothing, and status reports the agent", async () => {

@@ -14,6 +14,9 @@ export const TOOLS_IMAGE = `${REGISTRY}/snapdeploy/debian-tools:bookworm-2`;
 /** Debian's docker CLI, matching the node's daemon (another client may come first on PATH). */
 export const DOCKER = "/usr/bin/docker";
 export const BASE_IMAGE = `${REGISTRY}/snapdeploy/debian:bookworm`;
+/** Images the cluster's nodes pull, for workloads that only need to run. */
+export const NODE_BASE_IMAGE = `${REGISTRY_NODE}/snapdeploy/debian:bookworm`;
+export const NODE_TOOLS_IMAGE = `${REGISTRY_NODE}/snapdeploy/debian-tools:bookworm-2`;
 
 export interface RunResult {
   code: number;
@@ -259,4 +262,44 @@ async function kubeconfigOf(ns: string, sa: string): Promise<string> {
     }),
   );
   return file;
+}
+
+/** A Deployment whose `containers` sleep on NODE_BASE_IMAGE; waits until it is rolled out. */
+export async function sleepingDeployment(ns: string, name: string, containers: string[]): Promise<void> {
+  await mustKubectl(
+    ["-n", ns, "apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: name } },
+        template: {
+          metadata: { labels: { app: name } },
+          spec: {
+            terminationGracePeriodSeconds: 1,
+            containers: containers.map((c) => ({
+              name: c,
+              image: NODE_BASE_IMAGE,
+              command: ["sleep", "infinity"],
+            })),
+          },
+        },
+      },
+    }),
+  );
+  await mustKubectl(["-n", ns, "rollout", "status", `deployment/${name}`, "--timeout=120s"]);
+}
+
+/** The image of `container` in Deployment `name`, as the cluster has it. */
+export async function deploymentImage(ns: string, name: string, container: string): Promise<string> {
+  return await mustKubectl([
+    "-n",
+    ns,
+    "get",
+    `deployment/${name}`,
+    "-o",
+    `jsonpath={.spec.template.spec.containers[?(@.name=="${container}")].image}`,
+  ]);
 }

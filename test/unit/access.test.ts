@@ -7,11 +7,12 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { stringify } from "yaml";
 import { UserError } from "../../src/errors.js";
 import { loadClusterAccess } from "../../src/kube/access.js";
+import { loadKubeConfig } from "../../src/kube/client.js";
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 
@@ -136,4 +137,80 @@ test("kubeconfig: an exec credential plugin goes through the Kubernetes client, 
   const o = await a.requestOptions();
   assert.equal(o.headers?.Authorization, "Bearer from-plugin");
   assert.equal(String(o.ca), "CA DATA");
+});
+
+/** Writes each document as a kubeconfig file of its own folder; returns the paths. */
+function files(...docs: Record<string, unknown>[]): string[] {
+  return docs.map((doc, i) => {
+    const dir = mkdtempSync(join(tmpdir(), `sd-kubeconfig-${i}-`));
+    writeFileSync(join(dir, "ca.pem"), `CA OF FILE ${i}`);
+    writeFileSync(join(dir, "config"), stringify(doc));
+    return join(dir, "config");
+  });
+}
+
+/** Runs `f` with KUBECONFIG set to `value`, then puts it back. */
+async function withKubeconfigEnv<T>(value: string, f: () => Promise<T> | T): Promise<T> {
+  const saved = process.env.KUBECONFIG;
+  process.env.KUBECONFIG = value;
+  try {
+    return await f();
+  } finally {
+    if (saved === undefined) delete process.env.KUBECONFIG;
+    else process.env.KUBECONFIG = saved;
+  }
+}
+
+test("KUBECONFIG with several files: merged as kubectl does, on both paths", async () => {
+  const [first, second] = files(
+    {
+      // No current-context here: the second file's is used.
+      clusters: [
+        { name: "c1", cluster: { server: "https://first:6443", "certificate-authority": "ca.pem" } },
+      ],
+      users: [{ name: "u1", user: { token: "first" } }],
+      contexts: [{ name: "ctx-a", context: { cluster: "c1", user: "u1", namespace: "from-first" } }],
+    },
+    {
+      "current-context": "ctx-a",
+      clusters: [
+        { name: "c1", cluster: { server: "https://second:6443" } },
+        { name: "c2", cluster: { server: "https://c2:6443", "certificate-authority": "ca.pem" } },
+      ],
+      users: [
+        { name: "u1", user: { token: "second" } },
+        { name: "u2", user: { token: "u2" } },
+      ],
+      contexts: [
+        { name: "ctx-a", context: { cluster: "c2", user: "u2" } },
+        { name: "ctx-b", context: { cluster: "c2", user: "u2", namespace: "b" } },
+      ],
+    },
+  ) as [string, string];
+  const missing = join(tmpdir(), "no-such-kubeconfig");
+  await withKubeconfigEnv([missing, first, "", second].join(":"), async () => {
+    // The first file that names a context, cluster or user wins it; a missing file is skipped.
+    const a = await loadClusterAccess({});
+    assert.equal(a.server, "https://first:6443");
+    assert.equal(a.namespace, "from-first");
+    const o = await a.requestOptions();
+    assert.equal(o.headers?.Authorization, "Bearer first");
+    // A relative path is relative to the folder of the file that holds it.
+    assert.equal(String(o.ca), "CA OF FILE 0");
+    const b = await loadClusterAccess({ context: "ctx-b" });
+    assert.equal(b.server, "https://c2:6443");
+    assert.equal(String((await b.requestOptions()).ca), "CA OF FILE 1");
+    // The Kubernetes client's path (every other command) reads the same merge.
+    const kc = loadKubeConfig({});
+    assert.equal(kc.getCurrentContext(), "ctx-a");
+    assert.equal(kc.getCurrentCluster()?.server, "https://first:6443");
+    assert.equal(kc.getCurrentUser()?.token, "first");
+    assert.equal(kc.getCluster("c2")?.caFile, join(dirname(second), "ca.pem"));
+  });
+  await withKubeconfigEnv(missing, async () => {
+    await assert.rejects(
+      loadClusterAccess({}),
+      (e: unknown) => e instanceof UserError && e.exitCode === 3 && /does not exist/.test(e.message),
+    );
+  });
 });

@@ -63,9 +63,22 @@ test("every problem is reported with where it is", async () => {
   const text = p.details.join("\n");
   assert.match(text, /^project: use lowercase letters/m);
   assert.match(text, /^\(top level\): Unrecognized key: "bogus"/m);
-  assert.match(text, /^deploy\.timeout: .*int/m);
+  assert.match(text, /^deploy\.timeout: expected a whole number of seconds \(300\) or .* 5m, 1h30m/m);
   assert.match(text, /^deploy\.targets\.0\.kind: .*"Deployment"\|"StatefulSet"/m);
   assert.match(text, /^image\.buildArgs\.A: .*expected string/m);
+});
+
+test("deploy.timeout: seconds, or a duration as the flags take it", async () => {
+  const timeout = async (v: string) =>
+    (await loadConfig(dirWith(`deploy: {timeout: ${v}}\n`))).deploy.timeout;
+  assert.equal(await timeout("120"), 120);
+  assert.equal(await timeout("'90s'"), 90);
+  assert.equal(await timeout("5m"), 300);
+  assert.equal(await timeout("1h30m"), 5400);
+  for (const bad of ["0", "5x", "'1.5h'", "-3", "true", "99999999"]) {
+    const p = await problems(`deploy: {timeout: ${bad}}\n`);
+    assert.match(p.details.join("\n"), /^deploy\.timeout: /m, bad);
+  }
 });
 
 test("dev rules: a sync dest must be an absolute path inside the container, not / or with '..'", async () => {

@@ -11,7 +11,12 @@ const target: ResolvedTarget = {
   name: "web",
   namespace: "apps",
   containers: ["app", "worker"],
-  object: {},
+  object: {
+    spec: {
+      selector: {},
+      template: { spec: { containers: [{ name: "app" }, { name: "worker" }, { name: "sidecar" }] } },
+    },
+  },
 };
 
 function entry(revision: number, image: string, previous: Record<string, string>): HistoryEntry {
@@ -45,13 +50,49 @@ describe("planRollback", () => {
     const p = planRollback(target, history);
     assert.deepEqual(p.images, { app: "reg/web@sha256:1", worker: "reg/web@sha256:1" });
     assert.equal(p.what, "the images before revision 2");
-    assert.equal(p.target, target);
+    assert.deepEqual(p.target, target);
   });
 
-  test("with --to: that revision's image in every named container", () => {
+  test("with --to: that revision's image in every container it recorded a previous image of", () => {
     const p = planRollback(target, history, 1);
     assert.deepEqual(p.images, { app: "reg/web@sha256:1", worker: "reg/web@sha256:1" });
+    assert.deepEqual(p.target.containers, ["app", "worker"]);
     assert.equal(p.what, "revision 1");
+  });
+
+  test("with --to: the containers and images the revision recorded, whatever -t named", () => {
+    // Deployed with -t web:worker; rolled back with -t web (its first container, app).
+    const only = { ...target, containers: ["app"] };
+    const entries = [
+      { ...entry(1, "reg/web@sha256:1", { worker: "reg/web:0" }), images: { worker: "reg/web@sha256:1" } },
+      {
+        ...entry(2, "reg/web@sha256:2", { worker: "reg/web@sha256:1" }),
+        images: { worker: "reg/web@sha256:2" },
+      },
+    ];
+    const p = planRollback(only, entries, 1);
+    assert.deepEqual(p.images, { worker: "reg/web@sha256:1" });
+    assert.deepEqual(p.target.containers, ["worker"]);
+    // A rollback entry records one image per container: all of them are restored.
+    const mixed = {
+      ...entry(3, "reg/a", { app: "x", sidecar: "y" }),
+      images: { app: "reg/a", sidecar: "reg/b" },
+    };
+    assert.deepEqual(planRollback(only, [mixed], 3).images, { app: "reg/a", sidecar: "reg/b" });
+    // An entry that recorded neither (a personal copy created by it): the containers -t names.
+    assert.deepEqual(planRollback(only, [entry(4, "reg/c", {})], 4).images, { app: "reg/c" });
+  });
+
+  test("a recorded container no longer in the workload is refused before anything changes", () => {
+    const entries = [
+      { ...entry(1, "reg/web@sha256:1", { old: "reg/web:0" }), images: { old: "reg/web@sha256:1" } },
+    ];
+    rejects(
+      () => planRollback(target, entries, 1),
+      "notFound",
+      /no container named old any more, which revision 1/,
+    );
+    rejects(() => planRollback(target, entries), "notFound", /no container named old any more/);
   });
 
   test("a revision that is not in the history is refused, listing those that are", () => {

@@ -1,38 +1,86 @@
 /** snapdeploy build: scan, registry check, sync, remote build, push. */
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import path from "node:path";
 import { toName } from "../../config/config.js";
 import { bytes, seconds } from "../../ui/format.js";
 import { UserError } from "../../errors.js";
 import type { BuildRequest } from "../../pipeline/build.js";
 import { type CommandContext, commandContext } from "../context.js";
+import {
+  checked,
+  keyValue,
+  namespaceName,
+  platform,
+  resolveRenamed,
+  repeatable,
+  tagPrefix,
+  workspaceName,
+} from "../flags.js";
 
-const collect = (v: string, prev: string[]) => [...prev, v];
-
-/** Flags shared by every command that builds a snapshot (build, deploy, run). */
+/** Flags shared by every command that builds a snapshot (build, deploy, run, dev). */
 export function addBuildOptions(cmd: Command): Command {
-  return cmd
+  return addWorkspaceOptions(cmd)
     .option(
       "-r, --repository <repo>",
       "image repository to push to (default: image.repository in snapdeploy.yaml)",
     )
     .option("-f, --dockerfile <path>", "Dockerfile, relative to the project folder (default: Dockerfile)")
-    .option("--build-arg <KEY=VALUE>", "build argument (repeatable)", collect, [])
+    .option("--build-arg <KEY=VALUE>", "build argument (repeatable)", repeatable(keyValue), [])
     .option("--build-target <stage>", "Dockerfile stage to build (docker build --target)")
-    .option("--platform <platform>", "target platform, e.g. linux/amd64")
-    .option("--tag-prefix <prefix>", "prefix of snapshot tags (default: snap-)")
+    .option("--platform <platform>", "target platform, e.g. linux/amd64", platform)
+    .option("--tag-prefix <prefix>", "prefix of snapshot tags (default: snap-)", tagPrefix)
     .option(
       "--secret <id=ID,secret=NAME[,key=KEY]>",
       "BuildKit secret from a Kubernetes Secret (repeatable)",
-      collect,
+      repeatable(checked(parseSecret)),
       [],
+    );
+}
+
+/** Which workspace on which build server: flags shared by sync and every command that builds. */
+export function addWorkspaceOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      "--project <name>",
+      "project name (default: snapdeploy.yaml, else the folder's name)",
+      workspaceName,
     )
-    .option("--project <name>", "project name (default: snapdeploy.yaml, else the folder's name)")
     .option(
       "--user <name>",
       "whose workspace (default: $SNAPDEPLOY_USER, snapdeploy.yaml, your Kubernetes identity)",
+      workspaceName,
     )
-    .option("-n, --namespace <ns>", "namespace of the build server");
+    .option(
+      "--server-namespace <ns>",
+      "namespace of the build server (default: server.namespace in snapdeploy.yaml, else snapdeploy)",
+      namespaceName,
+    );
+}
+
+/**
+ * sync and build, which reach only the build server, keep -n as the old spelling of
+ * --server-namespace for one release (deploy, run and dev take -n for the workloads').
+ */
+export function addLegacyServerNamespace(cmd: Command): Command {
+  cmd.addOption(
+    new Option("-n, --namespace <ns>", "deprecated: use --server-namespace")
+      .argParser(namespaceName)
+      .hideHelp(),
+  );
+  return resolveRenamed(
+    cmd,
+    { now: "serverNamespace", old: "namespace" },
+    {
+      now: "--server-namespace",
+      old: "-n",
+      note: "on deploy, run and dev, -n names the workloads' namespace",
+    },
+  );
+}
+
+/** The build server's namespace: --server-namespace, else server.namespace in snapdeploy.yaml. */
+export function serverNamespace(c: CommandContext, opts: Record<string, unknown>): string {
+  return (opts.serverNamespace as string | undefined) ?? c.config.server.namespace;
 }
 
 function parseKeyValues(list: string[], what: string): Record<string, string> {
@@ -49,6 +97,11 @@ function parseSecret(spec: string): { id: string; secret: string; key?: string }
   const kv = parseKeyValues(spec.split(","), "--secret part");
   if (!kv.id || !kv.secret)
     throw new UserError("usage", `--secret "${spec}" needs id=ID and secret=NAME (and optionally key=KEY)`);
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(kv.id))
+    throw new UserError(
+      "usage",
+      `--secret id "${kv.id}" may hold only letters, digits, '.', '_' or '-' (at most 64)`,
+    );
   return { id: kv.id, secret: kv.secret, key: kv.key };
 }
 
@@ -79,12 +132,12 @@ export async function buildRequest(c: CommandContext, opts: Record<string, unkno
     kubeUser: cluster.user,
   });
   const buildArgs = { ...image.buildArgs, ...parseKeyValues(opts.buildArg as string[], "--build-arg") };
-  const secrets = [...image.secrets, ...(opts.secret as string[]).map(parseSecret)];
+  const secrets = [...image.secrets, ...(opts.secret as ReturnType<typeof parseSecret>[])];
   return {
     dir: c.dir,
     user,
     project,
-    serverNamespace: (opts.namespace as string | undefined) ?? c.config.server.namespace,
+    serverNamespace: serverNamespace(c, opts),
     repository,
     tagPrefix: (opts.tagPrefix as string | undefined) ?? image.tagPrefix,
     settings: {
@@ -99,10 +152,14 @@ export async function buildRequest(c: CommandContext, opts: Record<string, unkno
 }
 
 export function registerBuild(program: Command) {
-  addBuildOptions(
-    program
-      .command("build")
-      .description("build the working tree on the build server and push it (skipped if the snapshot exists)"),
+  addLegacyServerNamespace(
+    addBuildOptions(
+      program
+        .command("build")
+        .description(
+          "build the working tree on the build server and push it (skipped if the snapshot exists)",
+        ),
+    ),
   ).action(async (opts, cmd: Command) => {
     const c = await commandContext(cmd);
     const t0 = performance.now();

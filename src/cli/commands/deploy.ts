@@ -1,34 +1,69 @@
 /** snapdeploy deploy | history | rollback | personal delete */
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { ago, seconds } from "../../ui/format.js";
 import type { Snapshot } from "../../context/scan.js";
 import type { ResolvedTarget } from "../../deploy/targets.js";
 import type { RolloutReport } from "../../pipeline/deploy.js";
 import { addBuildOptions, buildRequest, runBuild } from "./build.js";
 import { type CommandContext, commandContext } from "../context.js";
+import {
+  checked,
+  duration,
+  namespaceName,
+  resolveRenamed,
+  repeatable,
+  wholeNumber,
+  workspaceName,
+} from "../flags.js";
+import { parseTarget } from "../../deploy/target-spec.js";
 
-const collect = (v: string, prev: string[]) => [...prev, v];
-
-export function addTargetOptions(cmd: Command): Command {
-  return cmd
+/** -n/--namespace for the workloads, and its old spelling --target-namespace (one more release). */
+export function addNamespaceOptions(cmd: Command, what = "the targets"): Command {
+  cmd
     .option(
-      "-t, --target <[deployment/|statefulset/]NAME[:container,...]>",
-      "workload to update (repeatable; default: deploy.targets)",
-      collect,
-      [],
+      "-n, --namespace <ns>",
+      `namespace of ${what} (default: deploy.namespace, else the kubeconfig context's)`,
+      namespaceName,
     )
-    .option(
-      "--target-namespace <ns>",
-      "namespace of the targets (default: deploy.namespace, else the kubeconfig context's)",
+    .addOption(
+      new Option("--target-namespace <ns>", "deprecated: use -n/--namespace")
+        .argParser(namespaceName)
+        .hideHelp(),
     );
+  return resolveRenamed(
+    cmd,
+    { now: "namespace", old: "targetNamespace" },
+    {
+      now: "-n/--namespace",
+      old: "--target-namespace",
+      note: "the build server's namespace is --server-namespace",
+    },
+  );
 }
 
-/** What --target and --target-namespace choose, with snapdeploy.yaml's defaults. */
+export function addTargetOptions(cmd: Command): Command {
+  return addNamespaceOptions(
+    cmd.option(
+      "-t, --target <[deployment/|statefulset/]NAME[:container,...]>",
+      "workload to update (repeatable; default: deploy.targets)",
+      repeatable(checked(targetText)),
+      [],
+    ),
+  );
+}
+
+/** A -t value, checked (parsed again where it is used). */
+export function targetText(text: string): string {
+  parseTarget(text);
+  return text;
+}
+
+/** What --target and -n choose, with snapdeploy.yaml's defaults. */
 export function targetChoice(c: CommandContext, opts: Record<string, unknown>) {
   return {
     flags: opts.target as string[],
     configured: c.config.deploy.targets,
-    namespaceFlag: opts.targetNamespace as string | undefined,
+    namespaceFlag: opts.namespace as string | undefined,
     configuredNamespace: c.config.deploy.namespace,
   };
 }
@@ -44,7 +79,11 @@ export function registerDeploy(program: Command) {
     ),
   )
     .option("--image <ref>", "deploy this image instead of building the working tree")
-    .option("--timeout <seconds>", "how long to wait for each rollout (default: deploy.timeout, 300)")
+    .option(
+      "--timeout <duration>",
+      "how long to wait for each rollout: 300, 90s, 5m, 1h30m (default: deploy.timeout, 5m)",
+      duration(),
+    )
     .option("--rollback-on-failure", "if a rollout fails, put the previous images back")
     .option("--personal", "deploy to your own copy of each target (<name>-<user>), out of shared Services")
     .option(
@@ -75,7 +114,7 @@ export function registerDeploy(program: Command) {
     program.command("history").description("per target: revision, snapshot, user, commit, time, outcome"),
   )
     .option("--personal", "the history of your personal copies")
-    .option("--user <name>", "whose personal copies (with --personal)")
+    .option("--user <name>", "whose personal copies (with --personal)", workspaceName)
     .action(async (opts, cmd: Command) => {
       const c = await commandContext(cmd);
       const [{ History }, { targetLabel }, { personalTargets, resolveTargets }, { resolveUser }, kc] =
@@ -119,11 +158,18 @@ export function registerDeploy(program: Command) {
   addTargetOptions(
     program
       .command("rollback")
-      .description("put the targets back to the images before the last deploy, or of --to REVISION"),
+      .description(
+        "put the targets back to the images before the last deploy, or of --to REVISION; " +
+          "the containers restored are those the history recorded, whatever -t names",
+      ),
   )
-    .option("--to <revision>", "the history revision whose image to restore")
-    .option("--timeout <seconds>", "how long to wait for each rollout")
-    .option("--user <name>", "who is rolling back (default: your identity)")
+    .option("--to <revision>", "the history revision whose images to restore", wholeNumber(1))
+    .option(
+      "--timeout <duration>",
+      "how long to wait for each rollout: 300, 90s, 5m, 1h30m (default: deploy.timeout, 5m)",
+      duration(),
+    )
+    .option("--user <name>", "who is rolling back (default: your identity)", workspaceName)
     .action(async (opts, cmd: Command) => {
       const c = await commandContext(cmd);
       const [{ rollBack }, { resolveTargets }, { resolveUser }, kc] = await Promise.all([
@@ -142,9 +188,9 @@ export function registerDeploy(program: Command) {
         kc,
         {
           targets,
-          to: opts.to === undefined ? undefined : Number(opts.to),
+          to: opts.to as number | undefined,
           user,
-          timeoutMs: Number(opts.timeout ?? c.config.deploy.timeout) * 1000,
+          timeoutMs: ((opts.timeout as number | undefined) ?? c.config.deploy.timeout) * 1000,
         },
         c.reporter,
         (r) =>
@@ -162,7 +208,7 @@ export function registerDeploy(program: Command) {
       .command("delete")
       .description("delete your personal copies (all of yours in the namespace, or of --target)"),
   )
-    .option("--user <name>", "whose copies (default: your identity)")
+    .option("--user <name>", "whose copies (default: your identity)", workspaceName)
     .action(async (opts, cmd: Command) => {
       const c = await commandContext(cmd);
       const [{ deletePersonalCopies }, { resolveUser }, { targetNamespace }, kc] = await Promise.all([
@@ -176,7 +222,7 @@ export function registerDeploy(program: Command) {
         config: c.config.user,
         kubeUser: kc.getCurrentUser() ?? undefined,
       });
-      const namespace = targetNamespace(kc, opts.targetNamespace, c.config.deploy.namespace);
+      const namespace = targetNamespace(kc, opts.namespace, c.config.deploy.namespace);
       const { parseTarget } = await import("../../deploy/targets.js");
       const only = (opts.target as string[]).map(parseTarget);
       const removed = await deletePersonalCopies(kc, namespace, user, only);
@@ -228,7 +274,7 @@ export async function deployOnce(
     configuredRepository: c.config.image.repository,
     image: opts.image as string | undefined,
     dir: c.dir,
-    namespaceFlag: opts.targetNamespace as string | undefined,
+    namespaceFlag: opts.namespace as string | undefined,
     configuredNamespace: c.config.deploy.namespace,
   });
   const targets = resources ? [] : await resolveTargets(kc, targetChoice(c, opts));
@@ -263,7 +309,7 @@ export async function deployOnce(
       rollbackOnFailure: Boolean(opts.rollbackOnFailure),
       rollbackOnInterrupt: extra.rollbackOnInterrupt,
       signal: extra.signal,
-      timeoutMs: Number(opts.timeout ?? c.config.deploy.timeout) * 1000,
+      timeoutMs: ((opts.timeout as number | undefined) ?? c.config.deploy.timeout) * 1000,
       stamp: {
         snapshot,
         user,
@@ -313,10 +359,7 @@ async function noopCheck(
     if (!specs.length) return { scan, checked: false };
     const access = await c.access();
     const namespace =
-      (opts.targetNamespace as string | undefined) ??
-      c.config.deploy.namespace ??
-      access.namespace ??
-      "default";
+      (opts.namespace as string | undefined) ?? c.config.deploy.namespace ?? access.namespace ?? "default";
     targets = await readTargetsDirect(access, namespace, specs);
     if (!targets) return { scan, checked: false };
   }

@@ -9,6 +9,7 @@ import { UserError } from "../../errors.js";
 import { commandContext } from "../context.js";
 import { addBuildOptions } from "./build.js";
 import { addTargetOptions, deployOnce, targetChoice } from "./deploy.js";
+import { duration, portPair } from "../flags.js";
 
 export function registerDev(program: Command) {
   addTargetOptions(
@@ -20,26 +21,23 @@ export function registerDev(program: Command) {
         ),
     ),
   )
-    .option("--timeout <seconds>", "how long to wait for each rollout (default: deploy.timeout, 300)")
-    .option("--port <LOCAL:REMOTE>", "forward a local port to a ready pod of the first target")
+    .option(
+      "--timeout <duration>",
+      "how long to wait for each rollout: 300, 90s, 5m, 1h30m (default: deploy.timeout, 5m)",
+      duration(),
+    )
+    .option("--port <LOCAL:REMOTE>", "forward a local port to a ready pod of the first target", portPair)
     .option("--no-logs", "do not stream the targets' logs")
     .action(async (opts, cmd: Command) => {
-      const [
-        { parsePortPair, forwardPort },
-        { startLoop },
-        { podSetOf },
-        { resolveTargets },
-        { followLogs },
-      ] = await Promise.all([
-        import("../../pods/forward.js"),
-        import("../../dev/loop.js"),
-        import("../../pods/sets.js"),
-        import("../../pipeline/deploy-input.js"),
-        import("../../logs/follow.js"),
-      ]);
-      const port = opts.port === undefined ? undefined : parsePortPair(opts.port);
-      if (opts.timeout !== undefined && !(Number(opts.timeout) > 0))
-        throw new UserError("usage", `--timeout "${opts.timeout}" must be a positive number of seconds`);
+      const [{ forwardPort }, { startLoop }, { podSetOf }, { resolveTargets }, { followLogs }] =
+        await Promise.all([
+          import("../../pods/forward.js"),
+          import("../../dev/loop.js"),
+          import("../../pods/sets.js"),
+          import("../../pipeline/deploy-input.js"),
+          import("../../logs/follow.js"),
+        ]);
+      const port = opts.port as ReturnType<typeof portPair> | undefined;
       const c = await commandContext(cmd);
       if (c.config.deploy.manifests && !(opts.target as string[]).length)
         throw new UserError("usage", "dev rolls targets (-t or deploy.targets), not deploy.manifests", {

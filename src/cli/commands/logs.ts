@@ -3,13 +3,7 @@ import type { Command } from "commander";
 import { UserError } from "../../errors.js";
 import { type CommandContext, commandContext } from "../context.js";
 import { addTargetOptions, targetChoice } from "./deploy.js";
-
-/** Parses --since: 30s, 5m, 2h, or plain seconds. */
-export function parseSince(text: string): number {
-  const m = /^(\d+)(s|m|h)?$/.exec(text);
-  if (!m) throw new UserError("usage", `--since "${text}" must look like 30s, 5m, 2h or a number of seconds`);
-  return Number(m[1]) * { s: 1, m: 60, h: 3600 }[(m[2] ?? "s") as "s" | "m" | "h"];
-}
+import { duration, ipAddress, portPair, wholeNumber } from "../flags.js";
 
 async function targetPodSets(c: CommandContext, opts: Record<string, unknown>) {
   const [{ resolveTargets }, { podSetOf }, kc] = await Promise.all([
@@ -28,13 +22,15 @@ export function registerLogs(program: Command) {
       .description("logs of every pod and container of the targets, each line prefixed pod/container"),
   )
     .option("-f, --follow", "keep streaming, including pods and restarts that come later")
-    .option("--since <duration>", "only lines newer than this (30s, 5m, 2h)")
-    .option("--tail <lines>", "lines from the end of each container's log")
+    .option(
+      "--since <duration>",
+      "only lines newer than this: 300, 30s, 5m, 1h30m",
+      duration(1, Number.MAX_SAFE_INTEGER),
+    )
+    .option("--tail <lines>", "lines from the end of each container's log", wholeNumber(0))
     .action(async (opts, cmd: Command) => {
-      const since = opts.since === undefined ? undefined : parseSince(opts.since);
-      const tail = opts.tail === undefined ? undefined : Number(opts.tail);
-      if (tail !== undefined && (!Number.isInteger(tail) || tail < 0))
-        throw new UserError("usage", `--tail "${opts.tail}" must be a whole number of lines`);
+      const since = opts.since as number | undefined;
+      const tail = opts.tail as number | undefined;
       const c = await commandContext(cmd);
       const [{ followLogs }, { kc, sets }] = await Promise.all([
         import("../../logs/follow.js"),
@@ -53,16 +49,16 @@ export function registerLogs(program: Command) {
 
   addTargetOptions(
     program
-      .command("port-forward <ports>")
-      .description("forward LOCAL:REMOTE (or PORT) to a ready pod of the target, following pod replacements"),
+      .command("port-forward")
+      .description("forward LOCAL:REMOTE (or PORT) to a ready pod of the target, following pod replacements")
+      .argument("<ports>", "LOCAL:REMOTE, or PORT for both (LOCAL 0: any free port)", portPair),
   )
-    .option("--address <ip>", "local address to listen on", "127.0.0.1")
-    .action(async (ports: string, opts, cmd: Command) => {
-      const [{ parsePortPair, forwardPort }, { watchContainers }] = await Promise.all([
+    .option("--address <ip>", "local address to listen on", ipAddress, "127.0.0.1")
+    .action(async (pair: ReturnType<typeof portPair>, opts, cmd: Command) => {
+      const [{ forwardPort }, { watchContainers }] = await Promise.all([
         import("../../pods/forward.js"),
         import("../../pods/watch.js"),
       ]);
-      const pair = parsePortPair(ports);
       const c = await commandContext(cmd);
       const [{ kc, sets }, cluster] = await Promise.all([targetPodSets(c, opts), c.access()]);
       const first = sets[0];

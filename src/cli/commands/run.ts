@@ -2,21 +2,29 @@
  * snapdeploy run: build the snapshot (or take --image), then run one command in a Job made
  * from a workload's pod template, so it sees the workload's data and settings. Follows the
  * output and exits with the command's exit code, or with --detach prints the Job's name.
+ * Whose exit code it is: EXIT_CODES below, also shown by `snapdeploy run --help`.
  */
 import type { Command } from "commander";
 import { checkQuantity, parseEnv } from "../../run/job.js";
-import { UserError } from "../../errors.js";
+import { ExitCode, isUserError, UserError } from "../../errors.js";
 import { addBuildOptions, runBuild } from "./build.js";
 import { commandContext } from "../context.js";
+import { addNamespaceOptions, targetText } from "./deploy.js";
+import { checked, duration, keyValue, repeatable } from "../flags.js";
 
-const collect = (v: string, prev: string[]) => [...prev, v];
+/** How a caller tells the command's exit code from snapdeploy's own (README, `run --help`). */
+const EXIT_CODES = `
+Exit codes:
+  Until the command starts (build, Job, pod start), a failure exits with snapdeploy's own
+  code (2 usage, 3 cluster, 5 not found, 8 build, 10 cannot start, 11 start timeout, ...)
+  and an "error:" line on stderr. Once the command runs, its own exit code is passed on,
+  and a non-zero one is named on stderr: "job NAME: command exited with code N". Only
+  losing the command after it started (its pod deleted, the API server gone, Ctrl-C: 130)
+  exits with snapdeploy's code, again with an "error:" line.
+  With -o json, stdout is one document whose "exitCodeFrom" is "command" or "snapdeploy",
+  with "exitCode"; the command's output then goes to stderr.`;
 
-function seconds(v: string, flag: string, min: number): number {
-  const n = Number(v);
-  if (!/^\d+$/.test(v) || n < min)
-    throw new UserError("usage", `${flag} must be a whole number ≥ ${min}, got "${v}"`);
-  return n;
-}
+const quantity = (flag: string) => checked((v) => checkQuantity(v, flag));
 
 export function registerRun(program: Command) {
   const cmd = program
@@ -27,88 +35,116 @@ export function registerRun(program: Command) {
         "(same env, volumes, service account, scheduling); exits with the command's exit code",
     )
     .argument("[command...]", "the command and its arguments, after --")
+    .addHelpText("after", EXIT_CODES)
     .option(
       "-t, --target <workload>",
       "[deployment/|statefulset/]NAME[:container] whose pod template to use (default: the first of deploy.targets)",
-    )
-    .option(
-      "--target-namespace <ns>",
-      "namespace of the workload and the Job (default: deploy.namespace, the context's)",
+      checked(targetText),
     )
     .option("--image <ref>", "run this image instead of building the working tree")
-    .option("--cpu <quantity>", "CPU request and limit, e.g. 2 or 500m")
-    .option("--memory <quantity>", "memory request and limit, e.g. 4Gi")
+    .option("--cpu <quantity>", "CPU request and limit, e.g. 2 or 500m", quantity("--cpu"))
+    .option("--memory <quantity>", "memory request and limit, e.g. 4Gi", quantity("--memory"))
     .option(
       "--env <KEY=VALUE>",
       "set an environment variable, replacing the workload's (repeatable)",
-      collect,
+      repeatable(keyValue),
       [],
     )
     .option("--detach", "print the Job's name and return instead of following it")
-    .option("--ttl <seconds>", "keep the finished Job and its logs this long", "3600")
-    .option("--start-timeout <seconds>", "how long the pod may take to start (default: deploy.timeout)");
-  addBuildOptions(cmd).action(async (command: string[], opts, self: Command) => {
-    const c = await commandContext(self);
-    if (!command.length) {
-      throw new UserError("usage", "no command given", {
-        hint: "put it after --, e.g. snapdeploy run -- python backtest.py --days 30",
-      });
-    }
-    const env = parseEnv(opts.env as string[]);
-    const cpu = opts.cpu === undefined ? undefined : checkQuantity(opts.cpu, "--cpu");
-    const memory = opts.memory === undefined ? undefined : checkQuantity(opts.memory, "--memory");
-    const ttlSeconds = seconds(opts.ttl, "--ttl", 0);
-    const startTimeoutSeconds =
-      opts.startTimeout === undefined
-        ? c.config.deploy.timeout
-        : seconds(opts.startTimeout, "--start-timeout", 1);
-
-    const [{ resolveRunTarget, runSnapshot, runTargetSpec }, { resolveUser }] = await Promise.all([
-      import("../../pipeline/run.js"),
-      import("../../config/user.js"),
-    ]);
-    const spec = runTargetSpec(opts.target, c.config.deploy.targets);
-    const kc = await c.kube();
-    // Before building: a wrong target should not cost a build.
-    const where = await resolveRunTarget(kc, spec, opts.targetNamespace, c.config.deploy.namespace);
-    const namespace = where.namespace;
-
-    let image = opts.image as string | undefined;
-    if (!image) {
-      const built = await runBuild(c, opts);
-      image = `${built.ref.replace(/:[^:/]+$/, "")}@${built.digest}`;
-    }
-    const detach = Boolean(opts.detach);
-    const { name, exit } = await runSnapshot(
-      kc,
-      {
-        ...where,
-        image,
-        command,
-        user: resolveUser({
-          flag: opts.user,
-          config: c.config.user,
-          kubeUser: kc.getCurrentUser() ?? undefined,
-        }),
-        cpu,
-        memory,
-        env,
-        ttlSeconds,
-        startTimeoutSeconds,
-        detach,
-        output: process.stdout,
-      },
-      c.reporter,
+    .option(
+      "--ttl <duration>",
+      "keep the finished Job and its logs this long: 0, 300, 90s, 5m, 1h30m",
+      duration(0, Number.MAX_SAFE_INTEGER),
+      3600,
+    )
+    .option(
+      "--start-timeout <duration>",
+      "how long the pod may take to start: 300, 90s, 5m (default: deploy.timeout)",
+      duration(),
     );
-    if (detach) {
-      c.reporter.result(name, { job: name, namespace, image });
-      return;
-    }
-    if (exit && exit.code !== 0) {
-      // Not a snapdeploy failure: the command's own code is passed on, with one line saying whose it is.
-      const why = exit.reason ? ` (${exit.reason}${exit.message ? `: ${exit.message}` : ""})` : "";
-      c.reporter.info(`job ${name}: command exited with code ${exit.code}${why}`);
-      process.exitCode = exit.code;
-    }
-  });
+  addBuildOptions(addNamespaceOptions(cmd, "the workload and the Job")).action(
+    async (command: string[], opts, self: Command) => {
+      const c = await commandContext(self);
+      const json = c.flags.output === "json";
+      try {
+        if (!command.length) {
+          throw new UserError("usage", "no command given", {
+            hint: "put it after --, e.g. snapdeploy run -- python backtest.py --days 30",
+          });
+        }
+        const env = parseEnv(opts.env as string[]);
+        const { cpu, memory } = opts as { cpu?: string; memory?: string };
+        const ttlSeconds = opts.ttl as number;
+        const startTimeoutSeconds = (opts.startTimeout as number | undefined) ?? c.config.deploy.timeout;
+
+        const [{ resolveRunTarget, runSnapshot, runTargetSpec }, { resolveUser }] = await Promise.all([
+          import("../../pipeline/run.js"),
+          import("../../config/user.js"),
+        ]);
+        const spec = runTargetSpec(opts.target, c.config.deploy.targets);
+        const kc = await c.kube();
+        // Before building: a wrong target should not cost a build.
+        const where = await resolveRunTarget(kc, spec, opts.namespace, c.config.deploy.namespace);
+        const namespace = where.namespace;
+
+        let image = opts.image as string | undefined;
+        if (!image) {
+          const built = await runBuild(c, opts);
+          image = `${built.ref.replace(/:[^:/]+$/, "")}@${built.digest}`;
+        }
+        const detach = Boolean(opts.detach);
+        const { name, exit } = await runSnapshot(
+          kc,
+          {
+            ...where,
+            image,
+            command,
+            user: resolveUser({
+              flag: opts.user,
+              config: c.config.user,
+              kubeUser: kc.getCurrentUser() ?? undefined,
+            }),
+            cpu,
+            memory,
+            env,
+            ttlSeconds,
+            startTimeoutSeconds,
+            detach,
+            // In JSON, stdout is the result document alone: the command's output goes to stderr.
+            output: json ? process.stderr : process.stdout,
+          },
+          c.reporter,
+        );
+        if (detach) {
+          c.reporter.result(name, { job: name, namespace, image });
+          return;
+        }
+        const code = exit?.code ?? 0;
+        if (code !== 0) {
+          // Not a snapdeploy failure: the command's own code is passed on, with one line saying whose it is.
+          const why = exit?.reason ? ` (${exit.reason}${exit.message ? `: ${exit.message}` : ""})` : "";
+          c.reporter.info(`job ${name}: command exited with code ${code}${why}`);
+          process.exitCode = code;
+        }
+        if (json)
+          c.reporter.result("", {
+            job: name,
+            namespace,
+            image,
+            exitCode: code,
+            exitCodeFrom: "command",
+            ...(exit?.reason ? { reason: exit.reason, message: exit.message } : {}),
+          });
+      } catch (e) {
+        // Whose code it is, in JSON; in plain text, the "error:" line on stderr says it is snapdeploy's.
+        if (json)
+          c.reporter.result("", {
+            exitCode: isUserError(e) ? e.exitCode : ExitCode.internal,
+            exitCodeFrom: "snapdeploy",
+            error: (e as Error).message,
+          });
+        throw e;
+      }
+    },
+  );
 }

@@ -1,35 +1,36 @@
 /** snapdeploy server install | status | uninstall */
-import { type Command, Option } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { readFileSync } from "node:fs";
 import type { BuilderMode } from "../../server/objects.js";
 import { ago, bytes } from "../../ui/format.js";
 import { UserError } from "../../errors.js";
 import { commandContext } from "../context.js";
+import { checked, duration, hostPort, namespaceName, objectName, repeatable, wholeNumber } from "../flags.js";
+import { checkQuantity } from "../../run/job.js";
 
-function positiveInt(v: string, flag: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1)
-    throw new UserError("usage", `${flag} must be a positive integer, got "${v}"`);
-  return n;
-}
-
-function readCAs(specs: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const spec of specs) {
-    const eq = spec.indexOf("=");
-    if (eq <= 0) throw new UserError("usage", `--registry-ca "${spec}" must look like HOST[:PORT]=FILE`);
-    const file = spec.slice(eq + 1);
-    let pem: string;
-    try {
-      pem = readFileSync(file, "utf8");
-    } catch (e) {
-      throw new UserError("usage", `cannot read CA certificate ${file}: ${(e as Error).message}`);
-    }
-    if (!pem.includes("BEGIN CERTIFICATE")) throw new UserError("usage", `${file} is not a PEM certificate`);
-    out[spec.slice(0, eq)] = pem;
+/** --registry-ca HOST[:PORT]=FILE: the host and the certificate, read when the flag is parsed. */
+function registryCA(spec: string): [string, string] {
+  const eq = spec.indexOf("=");
+  if (eq <= 0) throw new InvalidArgumentError("Expected HOST[:PORT]=FILE.");
+  const host = hostPort(spec.slice(0, eq));
+  const file = spec.slice(eq + 1);
+  let pem: string;
+  try {
+    pem = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new InvalidArgumentError(`Cannot read the CA certificate ${file}: ${(e as Error).message}.`);
   }
-  return out;
+  if (!pem.includes("BEGIN CERTIFICATE"))
+    throw new InvalidArgumentError(`${file} is not a PEM certificate (no BEGIN CERTIFICATE).`);
+  return [host, pem];
 }
+
+/** -n/--namespace of the server subcommands: the build server's own (the objects they act on). */
+const serverNamespaceOption = () =>
+  new Option(
+    "-n, --namespace <ns>",
+    "namespace of the build server (default: server.namespace, else snapdeploy)",
+  ).argParser(namespaceName);
 
 export function registerServer(program: Command) {
   const server = program
@@ -48,25 +49,42 @@ export function registerServer(program: Command) {
         .default("docker-socket"),
     )
     .option("--image <ref>", "build-server image (default: $SNAPDEPLOY_SERVER_IMAGE)")
-    .option("--size <quantity>", "size of its data volume (blob store, workspaces, dind layer cache)", "50Gi")
-    .option("--storage-class <name>", "storage class of the data volume (default: the cluster's default)")
+    .option(
+      "--size <quantity>",
+      "size of its data volume (blob store, workspaces, dind layer cache)",
+      checked((v) => checkQuantity(v, "--size")),
+      "50Gi",
+    )
+    .option(
+      "--storage-class <name>",
+      "storage class of the data volume (default: the cluster's default)",
+      objectName,
+    )
     .option(
       "--insecure-registry <host:port...>",
       "registries reached over plain HTTP (dind daemon and tag checks)",
+      repeatable(hostPort),
       [],
     )
     .option(
       "--registry-secret <name>",
       "Secret (type kubernetes.io/dockerconfigjson, in the server's namespace) with registry credentials",
+      objectName,
     )
-    .option("--max-builds <n>", "builds that may run at once; more wait in a queue", "2")
+    .option("--max-builds <n>", "builds that may run at once; more wait in a queue", wholeNumber(1, 64), 2)
     .option(
       "--registry-ca <host=file...>",
       "trust this CA certificate (PEM file) for a registry with private TLS",
+      repeatable(registryCA),
       [],
     )
-    .option("-n, --namespace <ns>", "namespace of the build server")
-    .option("--timeout <seconds>", "how long to wait for it to become ready", "300")
+    .addOption(serverNamespaceOption())
+    .option(
+      "--timeout <duration>",
+      "how long to wait for it to become ready: 300, 90s, 5m, 1h30m",
+      duration(),
+      300,
+    )
     .action(async (opts, cmd: Command) => {
       const c = await commandContext(cmd);
       const { installServer } = await import("../../server/ops.js");
@@ -87,10 +105,10 @@ export function registerServer(program: Command) {
           storageClass: opts.storageClass,
           insecureRegistries: opts.insecureRegistry,
           registrySecret: opts.registrySecret,
-          maxBuilds: positiveInt(opts.maxBuilds, "--max-builds"),
-          registryCAs: readCAs(opts.registryCa),
+          maxBuilds: opts.maxBuilds as number,
+          registryCAs: Object.fromEntries(opts.registryCa as [string, string][]),
         },
-        { timeoutMs: Number(opts.timeout) * 1000, onProgress: (s) => c.reporter.info(s) },
+        { timeoutMs: (opts.timeout as number) * 1000, onProgress: (s) => c.reporter.info(s) },
       );
       for (const a of applied) c.reporter.info(`${a.kind.toLowerCase()}/${a.name} ${a.outcome}`);
       c.reporter.result(
@@ -107,7 +125,7 @@ export function registerServer(program: Command) {
   server
     .command("status")
     .description("is the build server ready; its agent version, disk, and workspaces")
-    .option("-n, --namespace <ns>", "namespace of the build server")
+    .addOption(serverNamespaceOption())
     .action(async (opts, cmd: Command) => {
       const c = await commandContext(cmd);
       const namespace = opts.namespace ?? c.config.server.namespace;
@@ -141,7 +159,7 @@ export function registerServer(program: Command) {
   server
     .command("uninstall")
     .description("remove the build server; its data volume is kept unless --purge")
-    .option("-n, --namespace <ns>", "namespace of the build server")
+    .addOption(serverNamespaceOption())
     .option("--purge", "also delete the data volume (all workspaces and the layer cache) and the namespace")
     .action(async (opts, cmd: Command) => {
       const c = await commandContext(cmd);

@@ -7,65 +7,63 @@ import { bytes, seconds } from "../../ui/format.js";
 import { UserError } from "../../errors.js";
 import { VERSION } from "../../version.js";
 import { commandContext } from "../context.js";
+import { addLegacyServerNamespace, addWorkspaceOptions, serverNamespace } from "./build.js";
 
 export function registerSync(program: Command) {
-  program
-    .command("sync")
-    .description(
-      "sync the working tree (honouring .dockerignore, never .git) to your workspace on the build server",
-    )
-    .option("--project <name>", "project name (default: snapdeploy.yaml, else the folder's name)")
-    .option(
-      "--user <name>",
-      "whose workspace (default: $SNAPDEPLOY_USER, snapdeploy.yaml, your Kubernetes identity)",
-    )
-    .option("-n, --namespace <ns>", "namespace of the build server")
-    .action(async (opts, cmd: Command) => {
-      const c = await commandContext(cmd);
-      const t0 = performance.now();
-      // The scan starts first: the modules and the kubeconfig load while it waits for the disk.
-      const scanning = scanSnapshot({ root: c.dir, onWarning: (m) => c.reporter.warn(m) });
-      scanning.catch(() => {}); // a failed scan is reported through the session
-      const [{ resolveUser }, { syncSnapshot }, cluster] = await Promise.all([
-        import("../../config/user.js"),
-        import("../../pipeline/sync.js"),
-        c.access(),
-      ]);
-      const user = resolveUser({ flag: opts.user, config: c.config.user, kubeUser: cluster.user });
-      const project = opts.project ?? c.config.project ?? toName(path.basename(c.dir));
-      if (!project)
-        throw new UserError("usage", `cannot derive a project name from ${c.dir}`, {
-          hint: "pass --project NAME",
-        });
-      const namespace = opts.namespace ?? c.config.server.namespace;
-      const {
-        scan,
-        digest,
-        result: r,
-        transport,
-        scannedAt: tScan,
-      } = await syncSnapshot(cluster, { user, project, serverNamespace: namespace }, c.reporter, scanning);
-      const t1 = performance.now();
-      const where = `${user}/${project}`;
-      const summary = r.noop
-        ? `${where} is up to date (${scan.stats.files} files, snapshot ${digest.slice(0, 12)}) in ${seconds(t1 - t0)}`
-        : `synced ${where}: ${r.added} added, ${r.changed} changed, ${r.removed} removed; sent ${r.blobs} blobs, ${bytes(r.blobBytes)} (${bytes(r.sentBytes)} on the wire) in ${seconds(t1 - t0)} (scan ${seconds(tScan - t0)})`;
-      for (const line of r.sample) c.reporter.info(`  ${line}`);
-      c.reporter.result(summary, {
-        user,
-        project,
-        snapshot: digest,
-        noop: r.noop,
-        added: r.added,
-        changed: r.changed,
-        removed: r.removed,
-        blobs: r.blobs,
-        blobBytes: r.blobBytes,
-        sentBytes: r.sentBytes,
-        files: scan.stats.files,
-        seconds: { total: (t1 - t0) / 1000, scan: (tScan - t0) / 1000 },
-        client: VERSION,
-        transport,
+  addLegacyServerNamespace(
+    addWorkspaceOptions(
+      program
+        .command("sync")
+        .description(
+          "sync the working tree (honouring .dockerignore, never .git) to your workspace on the build server",
+        ),
+    ),
+  ).action(async (opts, cmd: Command) => {
+    const c = await commandContext(cmd);
+    const t0 = performance.now();
+    // The scan starts first: the modules and the kubeconfig load while it waits for the disk.
+    const scanning = scanSnapshot({ root: c.dir, onWarning: (m) => c.reporter.warn(m) });
+    scanning.catch(() => {}); // a failed scan is reported through the session
+    const [{ resolveUser }, { syncSnapshot }, cluster] = await Promise.all([
+      import("../../config/user.js"),
+      import("../../pipeline/sync.js"),
+      c.access(),
+    ]);
+    const user = resolveUser({ flag: opts.user, config: c.config.user, kubeUser: cluster.user });
+    const project = opts.project ?? c.config.project ?? toName(path.basename(c.dir));
+    if (!project)
+      throw new UserError("usage", `cannot derive a project name from ${c.dir}`, {
+        hint: "pass --project NAME",
       });
+    const namespace = serverNamespace(c, opts);
+    const {
+      scan,
+      digest,
+      result: r,
+      transport,
+      scannedAt: tScan,
+    } = await syncSnapshot(cluster, { user, project, serverNamespace: namespace }, c.reporter, scanning);
+    const t1 = performance.now();
+    const where = `${user}/${project}`;
+    const summary = r.noop
+      ? `${where} is up to date (${scan.stats.files} files, snapshot ${digest.slice(0, 12)}) in ${seconds(t1 - t0)}`
+      : `synced ${where}: ${r.added} added, ${r.changed} changed, ${r.removed} removed; sent ${r.blobs} blobs, ${bytes(r.blobBytes)} (${bytes(r.sentBytes)} on the wire) in ${seconds(t1 - t0)} (scan ${seconds(tScan - t0)})`;
+    for (const line of r.sample) c.reporter.info(`  ${line}`);
+    c.reporter.result(summary, {
+      user,
+      project,
+      snapshot: digest,
+      noop: r.noop,
+      added: r.added,
+      changed: r.changed,
+      removed: r.removed,
+      blobs: r.blobs,
+      blobBytes: r.blobBytes,
+      sentBytes: r.sentBytes,
+      files: scan.stats.files,
+      seconds: { total: (t1 - t0) / 1000, scan: (tScan - t0) / 1000 },
+      client: VERSION,
+      transport,
     });
+  });
 }
