@@ -14,6 +14,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { get as httpGet } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { originalBuildPod } from "./baseline.js";
@@ -115,12 +116,32 @@ async function serviceUrl(name: string): Promise<string> {
   return `http://${ip}/`;
 }
 
+/**
+ * One GET on a new connection (as `curl` does), so each poll is routed afresh: a kept-alive
+ * connection stays with the old pod until that pod dies, which would time the old pod's
+ * termination rather than the new code serving.
+ */
+function getFresh(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { agent: false, timeout: 2000, headers: { connection: "close" } }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => {
+        body += d;
+      });
+      res.on("end", () => resolve(body));
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+  });
+}
+
 /** Polls `url` every 10 ms until it answers `want`; seconds since `t0`. */
 async function servedAt(url: string, want: string, t0: number, limitS = 120): Promise<number> {
   for (;;) {
     try {
-      const body = await (await fetch(url, { signal: AbortSignal.timeout(2000) })).text();
-      if (body === want) return (performance.now() - t0) / 1000;
+      if ((await getFresh(url)) === want) return (performance.now() - t0) / 1000;
     } catch {}
     if ((performance.now() - t0) / 1000 > limitS)
       throw new Error(`${url} never answered ${JSON.stringify(want)}`);
@@ -178,6 +199,19 @@ async function original(dir: string): Promise<Record<string, number>> {
   return phases;
 }
 
+/** snapdeploy's own split of a deploy ("deployed in 2.36s (build 0.62s, rollout 1.74s)"). */
+function deployPhases(stderr: string, seconds: number, after: number): Record<string, number> {
+  const m = /deployed in ([\d.]+)s \(build ([\d.]+)s, rollout ([\d.]+)s\)/.exec(stderr);
+  if (!m) return { process: seconds, after };
+  return {
+    process: seconds,
+    start: seconds - Number(m[1]),
+    build: Number(m[2]),
+    rollout: Number(m[3]),
+    after: Math.max(after, 0),
+  };
+}
+
 async function main() {
   await uninstallServer(CLI, NS);
   await freeVolume(ROOT);
@@ -232,7 +266,7 @@ async function main() {
     original: [],
     originalNoop: [],
   };
-  const phases: Record<string, Record<string, number>[]> = { original: [], originalNoop: [] };
+  const phases: Record<string, Record<string, number>[]> = { original: [], originalNoop: [], deploy: [] };
   for (let round = 1; round <= ROUNDS; round++) {
     const text = `round ${round} ${Date.now()}\n`;
     // live update: the write is the only action; dev does the rest.
@@ -241,8 +275,9 @@ async function main() {
     // deploy of a one-file change
     let t0 = performance.now();
     writeFileSync(join(dirs.deploy, "greeting.txt"), text);
-    await run(process.execPath, [CLI, "deploy", ...sdArgs(dirs.deploy, "deploy"), "-t", "deploy"]);
+    const d = await run(process.execPath, [CLI, "deploy", ...sdArgs(dirs.deploy, "deploy"), "-t", "deploy"]);
     s.deploy?.push(await servedAt(urls.deploy, text, t0));
+    phases.deploy?.push(deployPhases(d.stderr, d.seconds, (s.deploy?.at(-1) ?? 0) - d.seconds));
     // no-op deploy
     t0 = performance.now();
     await run(process.execPath, [CLI, "deploy", ...sdArgs(dirs.deploy, "deploy"), "-t", "deploy"]);
@@ -280,6 +315,7 @@ async function main() {
         `| ${name} | ${ROUNDS} | ${fmtS(a as number)} | ${fmtS(b as number)} | ${fmtX(a as number, b as number)} |`,
     ),
     "",
+    `snapdeploy deploy, one file: process ${fmtS(mp("deploy", "process"))} (start and load ${fmtS(mp("deploy", "start"))}, scan+sync+build+push ${fmtS(mp("deploy", "build"))}, patch + rollout ${fmtS(mp("deploy", "rollout"))}), then served after ${fmtS(mp("deploy", "after"))}`,
     `original flow, one file: rsync ${fmtS(mp("original", "sync"))}, build+push ${fmtS(mp("original", "buildPush"))}, set image + rollout status ${fmtS(mp("original", "rollout"))}`,
     `dev's own lines: ${liveLines.slice(-2).join(" | ")}`,
   ];

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { parse } from "yaml";
+import { load } from "js-yaml";
 import { UserError } from "../errors.js";
 
 export interface KubeOptions {
@@ -68,7 +68,7 @@ export function mergeKubeconfigs(files: string[]): Doc {
   for (const file of files) {
     let doc: Doc;
     try {
-      doc = (parse(readFileSync(file, "utf8")) ?? {}) as Doc;
+      doc = (load(readFileSync(file, "utf8")) ?? {}) as Doc;
     } catch (e) {
       throw unreadableKubeconfig(file, e);
     }
