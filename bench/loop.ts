@@ -13,11 +13,12 @@
  *   eval "$(cluster/env)" && npm run bench -- loop
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { get as httpGet } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { originalBuildPod } from "./baseline.js";
+import { buildApp } from "./build-fixtures.js";
 import { FIXTURES } from "./fixtures.js";
 import {
   fmtS,
@@ -51,11 +52,23 @@ const origRepo = `${REGISTRY}/bench-loop/hello-original`;
 /** The app answering "start", which every workload runs before its first deploy. */
 const PLACEHOLDER = `${REGISTRY}/bench-loop/placeholder:1`;
 
-function app(name: string, withDevRules: boolean): string {
+/**
+ * A copy of examples/hello-http; with `deps`, also that folder as its node_modules (the build
+ * benchmark's 10,000-file tree) in a layer of its own, below the app's files.
+ */
+function app(name: string, withDevRules: boolean, deps?: string): string {
   const dir = join(FIXTURES, "loop", name);
   mkdirSync(dir, { recursive: true });
   for (const f of ["Dockerfile", "server.js", "greeting.txt"])
     cpSync(join(ROOT, "examples/hello-http", f), join(dir, f));
+  if (deps) {
+    if (!existsSync(join(dir, "node_modules"))) cpSync(deps, join(dir, "node_modules"), { recursive: true });
+    const dockerfile = readFileSync(join(dir, "Dockerfile"), "utf8");
+    writeFileSync(
+      join(dir, "Dockerfile"),
+      dockerfile.replace("WORKDIR /app\n", "WORKDIR /app\nCOPY node_modules/ ./node_modules/\n"),
+    );
+  }
   if (withDevRules)
     writeFileSync(
       join(dir, "snapdeploy.yaml"),
@@ -166,7 +179,7 @@ const sdArgs = (dir: string, project: string) => [
 
 let origTag = 0;
 /** The original flow, as the design's shell script does it, plus the rollout it leaves to kubectl. */
-async function original(dir: string): Promise<Record<string, number>> {
+async function original(dir: string, name: string): Promise<Record<string, number>> {
   const phases: Record<string, number> = {};
   const rsh = `kubectl -n ${NS} exec -i ${BASELINE_POD} --`;
   phases.sync = (
@@ -177,7 +190,7 @@ async function original(dir: string): Promise<Record<string, number>> {
       "--exclude=.git",
       `--rsh=${rsh}`,
       `${dir}/`,
-      "env:/work/app/",
+      `env:/work/${name}/`,
     ])
   ).seconds;
   const ref = `${origRepo}:${++origTag}-${Date.now()}`;
@@ -187,14 +200,14 @@ async function original(dir: string): Promise<Record<string, number>> {
       ...exec,
       "sh",
       "-c",
-      `cd /work/app && docker build -q -t ${ref} . && docker push -q ${ref}`,
+      `cd /work/${name} && docker build -q -t ${ref} . && docker push -q ${ref}`,
     ])
   ).seconds;
   phases.rollout = (
-    await run("kubectl", ["-n", NS, "set", "image", "deployment/original", `web=${ref}`])
+    await run("kubectl", ["-n", NS, "set", "image", `deployment/${name}`, `web=${ref}`])
   ).seconds;
   phases.rollout += (
-    await run("kubectl", ["-n", NS, "rollout", "status", "deployment/original", "--timeout=120s"])
+    await run("kubectl", ["-n", NS, "rollout", "status", `deployment/${name}`, "--timeout=120s"])
   ).seconds;
   return phases;
 }
@@ -212,52 +225,48 @@ function deployPhases(stderr: string, seconds: number, after: number): Record<st
   };
 }
 
-async function main() {
-  await uninstallServer(CLI, NS);
-  await freeVolume(ROOT);
-  await run(process.execPath, [
-    CLI,
-    "server",
-    "install",
-    "-n",
-    NS,
-    "--image",
-    IMAGE,
-    "--registry-ca",
-    `${REGISTRY}=${CLUSTER_CA}`,
-  ]);
-  const placeholder = app("placeholder", false);
-  writeFileSync(join(placeholder, "greeting.txt"), "start\n");
-  await run("/usr/bin/docker", ["build", "-q", "-t", PLACEHOLDER, placeholder]);
-  await run("/usr/bin/docker", ["push", "-q", PLACEHOLDER]);
-  await kubectlApply(originalBuildPod(NS, BASELINE_POD, TOOLS_IMAGE));
-  for (const w of ["live", "deploy", "original"]) await kubectlApply(workload(w));
-  await run("kubectl", ["-n", NS, "wait", "--for=condition=Ready", "pod", "--all", "--timeout=180s"]);
-  const dirs = { live: app("live", true), deploy: app("deploy", false), original: app("original", false) };
-  const urls = {
-    live: await serviceUrl("live"),
-    deploy: await serviceUrl("deploy"),
-    original: await serviceUrl("original"),
+/**
+ * One app's three workloads (live, deploy, original; `suffix` keeps each app's apart), their
+ * first deploys, then ROUNDS interleaved rounds of the scenarios. Returns the table's rows.
+ */
+async function appSet(suffix: string, deps?: string) {
+  const name = { live: `live${suffix}`, deploy: `deploy${suffix}`, original: `original${suffix}` };
+  for (const w of Object.values(name)) await kubectlApply(workload(w));
+  const selector = `app in (${Object.values(name).join(",")})`;
+  await run("kubectl", ["-n", NS, "wait", "--for=condition=Ready", "pod", "-l", selector, "--timeout=180s"]);
+  const dirs = {
+    live: app(name.live, true, deps),
+    deploy: app(name.deploy, false, deps),
+    original: app(name.original, false, deps),
   };
+  const urls = {
+    live: await serviceUrl(name.live),
+    deploy: await serviceUrl(name.deploy),
+    original: await serviceUrl(name.original),
+  };
+  const deploy = () =>
+    run(process.execPath, [CLI, "deploy", ...sdArgs(dirs.deploy, name.deploy), "-t", name.deploy]);
 
   // First deploys (not measured): each app runs its tree.
-  const dev = spawn(process.execPath, [CLI, "dev", ...sdArgs(dirs.live, "live"), "-t", "live", "--no-logs"], {
-    stdio: ["pipe", "ignore", "pipe"],
-  }) as ChildProcess;
+  const dev = spawn(
+    process.execPath,
+    [CLI, "dev", ...sdArgs(dirs.live, name.live), "-t", name.live, "--no-logs"],
+    { stdio: ["pipe", "ignore", "pipe"] },
+  ) as ChildProcess;
   let devErr = "";
   dev.stderr?.on("data", (d) => {
     devErr += d;
   });
   const t = performance.now();
-  await servedAt(urls.live, readFileSync(join(dirs.live, "greeting.txt"), "utf8"), t, 180).catch(
+  await servedAt(urls.live, readFileSync(join(dirs.live, "greeting.txt"), "utf8"), t, 300).catch(
     (e: Error) => {
       throw new Error(`${e.message}\n${devErr.slice(-3000)}`);
     },
   );
-  log("dev's first deploy is served");
-  await run(process.execPath, [CLI, "deploy", ...sdArgs(dirs.deploy, "deploy"), "-t", "deploy"]);
-  await original(dirs.original);
-  log("first deploys done");
+  log(`${name.live}: dev's first deploy is served`);
+  await deploy();
+  await original(dirs.original, name.original);
+  log(`${name.deploy}, ${name.original}: first deploys done`);
 
   const s: Record<string, number[]> = {
     live: [],
@@ -275,23 +284,23 @@ async function main() {
     // deploy of a one-file change
     let t0 = performance.now();
     writeFileSync(join(dirs.deploy, "greeting.txt"), text);
-    const d = await run(process.execPath, [CLI, "deploy", ...sdArgs(dirs.deploy, "deploy"), "-t", "deploy"]);
+    const d = await deploy();
     s.deploy?.push(await servedAt(urls.deploy, text, t0));
     phases.deploy?.push(deployPhases(d.stderr, d.seconds, (s.deploy?.at(-1) ?? 0) - d.seconds));
     // no-op deploy
     t0 = performance.now();
-    await run(process.execPath, [CLI, "deploy", ...sdArgs(dirs.deploy, "deploy"), "-t", "deploy"]);
+    await deploy();
     s.deployNoop?.push((performance.now() - t0) / 1000);
     // the original flow, one file and no-op
     t0 = performance.now();
     writeFileSync(join(dirs.original, "greeting.txt"), text);
-    phases.original?.push(await original(dirs.original));
+    phases.original?.push(await original(dirs.original, name.original));
     s.original?.push(await servedAt(urls.original, text, t0));
     t0 = performance.now();
-    phases.originalNoop?.push(await original(dirs.original));
+    phases.originalNoop?.push(await original(dirs.original, name.original));
     s.originalNoop?.push(await servedAt(urls.original, text, t0));
     log(
-      `round ${round}: ${Object.entries(s)
+      `${suffix || "small"} round ${round}: ${Object.entries(s)
         .map(([k, v]) => `${k} ${v.at(-1)?.toFixed(2)}`)
         .join(", ")}`,
     );
@@ -311,8 +320,8 @@ async function main() {
     `| scenario | runs | snapdeploy | original flow | ratio |`,
     `|---|---|---|---|---|`,
     ...rows.map(
-      ([name, a, b]) =>
-        `| ${name} | ${ROUNDS} | ${fmtS(a as number)} | ${fmtS(b as number)} | ${fmtX(a as number, b as number)} |`,
+      ([label, a, b]) =>
+        `| ${label} | ${ROUNDS} | ${fmtS(a as number)} | ${fmtS(b as number)} | ${fmtX(a as number, b as number)} |`,
     ),
     "",
     `snapdeploy deploy, one file: process ${fmtS(mp("deploy", "process"))} (start and load ${fmtS(mp("deploy", "start"))}, scan+sync+build+push ${fmtS(mp("deploy", "build"))}, patch + rollout ${fmtS(mp("deploy", "rollout"))}), then served after ${fmtS(mp("deploy", "after"))}`,
@@ -341,6 +350,43 @@ async function main() {
       met: (m.deploy as number) / (m.original as number) <= 0.72,
     },
   ];
+  return { lines, targets, samples: s, phases };
+}
+
+async function main() {
+  await uninstallServer(CLI, NS);
+  await freeVolume(ROOT);
+  await run(process.execPath, [
+    CLI,
+    "server",
+    "install",
+    "-n",
+    NS,
+    "--image",
+    IMAGE,
+    "--registry-ca",
+    `${REGISTRY}=${CLUSTER_CA}`,
+  ]);
+  const placeholder = app("placeholder", false);
+  writeFileSync(join(placeholder, "greeting.txt"), "start\n");
+  await run("/usr/bin/docker", ["build", "-q", "-t", PLACEHOLDER, placeholder]);
+  await run("/usr/bin/docker", ["push", "-q", PLACEHOLDER]);
+  await kubectlApply(originalBuildPod(NS, BASELINE_POD, TOOLS_IMAGE));
+  const deps = join(buildApp("deps-heavy", log).dirs.baseline, "node_modules");
+  const sets = [
+    { label: "hello-http", suffix: "", deps: undefined },
+    { label: "hello-http + 10,000-file node_modules", suffix: "-big", deps },
+  ];
+  const lines: string[] = [];
+  const targets: Target[] = [];
+  const results: Record<string, unknown> = {};
+  for (const set of sets) {
+    const r = await appSet(set.suffix, set.deps);
+    results[set.label] = r;
+    lines.push(`### ${set.label}`, "", ...r.lines, "");
+    log(`${set.label}:\n${r.lines.join("\n")}`);
+    targets.push(...r.targets.map((t) => ({ ...t, target: `${set.label}: ${t.target}` })));
+  }
   lines.push(
     "",
     "| target | measured | met |",
@@ -351,7 +397,7 @@ async function main() {
   mkdirSync(join(ROOT, "bench/results"), { recursive: true });
   writeFileSync(
     join(ROOT, "bench/results", `loop-${Date.now()}.json`),
-    JSON.stringify({ samples: s, phases, targets }, null, 2),
+    JSON.stringify({ results, targets }, null, 2),
   );
   await uninstallServer(CLI, NS);
 }
