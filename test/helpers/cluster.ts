@@ -111,11 +111,23 @@ export function serverImage(): string {
   return readFileSync("/var/lib/snapdeploy-cluster/build-server-image", "utf8").trim();
 }
 
+/**
+ * The flags that pick the builder: the default (buildkit) needs no image; the Docker
+ * builders take the cluster's build-server image. SNAPDEPLOY_TEST_BUILDER runs the
+ * suites that use the default on another builder.
+ */
+export function builderFlags(extra: string[]): string[] {
+  const i = extra.indexOf("--builder");
+  const builder = i >= 0 ? extra[i + 1] : (process.env.SNAPDEPLOY_TEST_BUILDER ?? "buildkit");
+  const flags = i >= 0 ? [] : ["--builder", builder as string];
+  return builder === "buildkit" ? flags : [...flags, "--image", serverImage()];
+}
+
 /** Installs a build server of its own in a fresh namespace; returns the namespace. */
 export async function installServer(prefix: string, extra: string[] = []): Promise<string> {
   await must(`${ROOT}/cluster/volumes`, ["4"]);
   const ns = uniqueName(prefix);
-  const r = await snapdeploy(["server", "install", "-n", ns, "--image", serverImage(), ...extra]);
+  const r = await snapdeploy(["server", "install", "-n", ns, ...builderFlags(extra), ...extra]);
   if (r.code !== 0) throw new Error(`server install failed (${r.code}): ${r.stderr}`);
   return ns;
 }
