@@ -20,10 +20,26 @@ export interface BuildkitOptions {
   dockerConfigFile?: string;
   /** Where per-build folders go (memory-backed). */
   scratchDir: string;
+  /** "registry": also export the cache to and import it from <repository>:buildcache (mode max). */
+  cache?: "registry";
+}
+
+/** The repository of a reference: without its tag or digest. */
+export function repositoryOf(ref: string): string {
+  const noDigest = ref.split("@")[0] as string;
+  const slash = noDigest.lastIndexOf("/");
+  const colon = noDigest.lastIndexOf(":");
+  return colon > slash ? noDigest.slice(0, colon) : noDigest;
 }
 
 /** buildctl's arguments for one build-and-push (exported for tests). */
-export function buildctlArgs(p: BuildParams, context: string, addr: string, metadataFile: string): string[] {
+export function buildctlArgs(
+  p: BuildParams,
+  context: string,
+  addr: string,
+  metadataFile: string,
+  cache?: "registry",
+): string[] {
   const args = ["--addr", addr, "build", "--progress=plain", "--frontend", "dockerfile.v0"];
   args.push("--local", `context=${context}`);
   args.push("--local", `dockerfile=${path.dirname(p.dockerfile)}`);
@@ -34,6 +50,15 @@ export function buildctlArgs(p: BuildParams, context: string, addr: string, meta
   if (p.target) args.push("--opt", `target=${p.target}`);
   if (p.platform) args.push("--opt", `platform=${p.platform}`);
   args.push("--output", `type=image,name=${p.ref},push=true`, "--metadata-file", metadataFile);
+  if (cache === "registry") {
+    const ref = `${repositoryOf(p.ref)}:buildcache`;
+    args.push(
+      "--export-cache",
+      `type=registry,ref=${ref},mode=max`,
+      "--import-cache",
+      `type=registry,ref=${ref}`,
+    );
+  }
   return args;
 }
 
@@ -74,7 +99,7 @@ export async function buildAndPush(
     // whichever tree that was, so resolving the link costs nothing.
     const context = await fs.realpath(p.contextDir);
     const dockerfile = path.join(context, path.relative(p.contextDir, p.dockerfile));
-    const args = buildctlArgs({ ...p, dockerfile }, context, o.addr, metadataFile);
+    const args = buildctlArgs({ ...p, dockerfile }, context, o.addr, metadataFile, o.cache);
     const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, DOCKER_CONFIG: dir };
     const { code, lines } = await runStreaming(o.buildctl, args, env, onLine, signal);
     if (signal.aborted) throw new StepFailed("build", "the build was cancelled", undefined, []);

@@ -20,7 +20,7 @@ export interface AgentContext {
   workspacesDir: string;
   builder: string;
   /** Set when the builder is the pod's own BuildKit daemon (else builds use docker). */
-  buildkit?: { buildctl: string; addr: string; dockerConfigFile?: string };
+  buildkit?: { buildctl: string; addr: string; dockerConfigFile?: string; cache?: "registry" };
   log: (line: string) => void;
 }
 

@@ -32,6 +32,8 @@ export interface ServerOptions {
   builderImage?: string;
   /** Most BuildKit's layer cache may take (builder "buildkit"), e.g. "50%" of the volume or "20GB". */
   cacheSize?: string;
+  /** "registry": BuildKit also keeps its cache in <repository>:buildcache (builder "buildkit"). */
+  cache?: "volume" | "registry";
   /** Requests and limits of the agent and the builder containers. */
   agentResources?: object;
   builderResources?: object;
@@ -133,6 +135,7 @@ export function serverObjects(o: ServerOptions): KubernetesObject[] {
     volumes.push(...bk.volumes, { name: "tmp", emptyDir: {} });
     agentMounts.push(...bk.agentMounts, { name: "tmp", mountPath: "/tmp" });
     env.push(...bk.agentEnv);
+    if (o.cache === "registry") env.push({ name: "SNAPDEPLOY_CACHE", value: "registry" });
     initContainers.push(...bk.initContainers);
     containers.push(bk.buildkitd);
     annotations[BUILDKITD_CONFIG_ANNOTATION] = hash(bk.config);

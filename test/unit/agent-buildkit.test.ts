@@ -1,7 +1,7 @@
 /** The buildctl driver's pure parts (agent/buildkit.ts): its arguments and where a failure happened. */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { buildctlArgs, failedInPush } from "../../src/agent/buildkit.js";
+import { buildctlArgs, failedInPush, repositoryOf } from "../../src/agent/buildkit.js";
 
 describe("buildctl", () => {
   test("one build-and-push: context, Dockerfile, args, labels, secrets, target, platform, metadata", () => {
@@ -52,5 +52,26 @@ describe("buildctl", () => {
       'error: failed to solve: process "/bin/sh -c exit 3" did not complete successfully: exit code: 3',
     ];
     assert.equal(failedInPush(step), false);
+  });
+
+  test("--cache registry: exported (mode max) to and imported from <repository>:buildcache", () => {
+    assert.equal(repositoryOf("reg:5000/team/app:snap-1"), "reg:5000/team/app");
+    assert.equal(repositoryOf("reg:5000/team/app"), "reg:5000/team/app");
+    assert.equal(repositoryOf("reg/app@sha256:ab"), "reg/app");
+    const p = {
+      contextDir: "/c",
+      dockerfile: "/c/Dockerfile",
+      ref: "reg:5000/app:snap-1",
+      buildArgs: {},
+      labels: {},
+      secrets: {},
+    };
+    const args = buildctlArgs(p, "/c", "unix:///s", "/m", "registry");
+    assert.equal(
+      args[args.indexOf("--export-cache") + 1],
+      "type=registry,ref=reg:5000/app:buildcache,mode=max",
+    );
+    assert.equal(args[args.indexOf("--import-cache") + 1], "type=registry,ref=reg:5000/app:buildcache");
+    assert.ok(!buildctlArgs(p, "/c", "unix:///s", "/m").includes("--export-cache"));
   });
 });

@@ -62,6 +62,14 @@ export function registerServer(program: Command) {
       "most BuildKit's layer cache may take: a share of the data volume (50%) or bytes (20GB)",
       "50%",
     )
+    .addOption(
+      new Option(
+        "--cache <where>",
+        "BuildKit's layer cache: on the data volume, or also in the registry as <repository>:buildcache (outlives the volume)",
+      )
+        .choices(["volume", "registry"])
+        .default("volume"),
+    )
     .option("--agent-resources <spec>", "the agent's requests/limits, e.g. cpu=100m,memory=256Mi/memory=1Gi")
     .option(
       "--builder-resources <spec>",
@@ -104,6 +112,9 @@ export function registerServer(program: Command) {
       const builderResources = opts.builderResources
         ? resources(opts.builderResources, "--builder-resources")
         : undefined;
+      if (opts.cache === "registry" && builder !== "buildkit") {
+        throw new UserError("usage", "--cache registry needs --builder buildkit");
+      }
       const agentBundle = given ? undefined : readAgentBundle();
       const namespace = opts.namespace ?? c.config.server.namespace;
       const applied = await installServer(
@@ -114,6 +125,7 @@ export function registerServer(program: Command) {
           agentBundle,
           builderImage: opts.builderImage ?? DEFAULT_BUILDKIT_IMAGE,
           cacheSize,
+          cache: opts.cache,
           agentResources,
           builderResources,
           builder,
