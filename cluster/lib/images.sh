@@ -31,7 +31,8 @@ _debootstrap() { # out.tar [extra packages] [function called with the root folde
     || die "debootstrap failed; see $LOGS/debootstrap.log"
   rm -rf "$d/root/var/lib/apt/lists/"* "$d/root/var/cache/apt/"*.bin "$d/root/var/cache/apt/archives/"*.deb
   [ -z "$customize" ] || "$customize" "$d/root"
-  tar --numeric-owner -C "$d/root" -cf "$out.tmp" . && mv "$out.tmp" "$out"
+  # File capabilities (security.capability) kept: see _bk_root in public-images.sh.
+  tar --numeric-owner --xattrs --xattrs-include=security.capability -C "$d/root" -cf "$out.tmp" . && mv "$out.tmp" "$out"
   rm -rf "$d"
 }
 

@@ -17,6 +17,13 @@ _bk_root() { # root folder of the BuildKit image
   chroot "$root" groupadd -g 1000 user
   chroot "$root" useradd -u 1000 -g 1000 -m -s /bin/sh user
   echo user:100000:65536 > "$root/etc/subuid"; echo user:100000:65536 > "$root/etc/subgid"
+  # Debian's newuidmap/newgidmap are setuid root and write the map as root, which in a
+  # container (no CAP_SYS_ADMIN in its bounding set) the kernel refuses. With file
+  # capabilities instead they run as the user with only the capability they need
+  # (and CAP_SETFCAP to map root), as Alpine's (the public image's) lock themselves down to.
+  chmod 0755 "$root/usr/bin/newuidmap" "$root/usr/bin/newgidmap"
+  setcap cap_setuid,cap_setfcap+ep "$root/usr/bin/newuidmap"
+  setcap cap_setgid+ep "$root/usr/bin/newgidmap"
   mkdir -p "$root/run/user/1000" "$root/home/user/.local/share/buildkit"
   chown -R 1000:1000 "$root/run/user/1000" "$root/home/user"
   chmod 0700 "$root/run/user/1000"
@@ -42,6 +49,10 @@ _public_image() {
   [ -f "$tarball" ] || _debootstrap "$tarball" "$pkgs" "$customize"
   _import "$tarball" "$ref" "$@"
   _push "$ref"; touch "$tarball.pushed"
+  # A rebuilt stand-in under the same tag: the node must pull it again.
+  if [ -S "$CONTAINERD_SOCK" ]; then
+    ctr -a "$CONTAINERD_SOCK" -n k8s.io images rm "docker.io/$ref" >/dev/null 2>&1 || true
+  fi
 }
 
 build_public_images() {
