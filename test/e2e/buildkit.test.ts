@@ -184,4 +184,25 @@ describe("buildkit builder", () => {
       await restart();
     }
   });
+
+  test("a namespace whose admin enforces Pod Security restricted: refused fast, with the level and the fix", async () => {
+    const { ns, cleanup } = await tempNamespace("e2e-restricted");
+    try {
+      await mustKubectl(["label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted"]);
+      const t0 = Date.now();
+      const r = await snapdeploy(["server", "install", "-n", ns, "--timeout", "120"]);
+      assert.equal(r.code, 7, r.stderr);
+      assert.ok(Date.now() - t0 < 60_000, `took ${Date.now() - t0} ms`);
+      assert.match(r.stderr, /violates PodSecurity "restricted/);
+      assert.match(
+        r.stderr,
+        new RegExp(`kubectl label namespace ${ns} pod-security.kubernetes.io/enforce=privileged`),
+      );
+      const labels = JSON.parse(await mustKubectl(["get", "namespace", ns, "-o", "json"])).metadata.labels;
+      assert.equal(labels["pod-security.kubernetes.io/enforce"], "restricted", "the admin's level is kept");
+    } finally {
+      await snapdeploy(["server", "uninstall", "-n", ns, "--purge"]);
+      await cleanup();
+    }
+  });
 });
