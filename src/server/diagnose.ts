@@ -65,7 +65,13 @@ export async function diagnose(
         fieldSelector: `involvedObject.kind=Pod,involvedObject.name=${name}`,
       })
       .catch(() => undefined);
-    const mount = events?.items.find((e) => e.reason === "FailedMount");
+    // A missing host path does not come back; other mount failures (a ConfigMap cache not
+    // synced yet) often pass on the kubelet's next try: those only once they keep failing.
+    const mount = events?.items.find(
+      (e) =>
+        e.reason === "FailedMount" &&
+        (/hostPath type check failed|docker\.sock/.test(e.message ?? "") || (e.count ?? 1) >= 4),
+    );
     if (mount) {
       const docker = /docker\.sock/.test(mount.message ?? "");
       return new UserError(
