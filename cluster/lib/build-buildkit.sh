@@ -2,7 +2,8 @@
 # Builds buildkitd, buildctl and rootlesskit (cluster/go/buildkit) and runc (cluster/go/runc,
 # the version BuildKit pins) from the pinned upstream Go modules, into a cache outside the
 # repo keyed by their go.mod + go.sum, so later `cluster/up` runs reuse them. All static:
-# the first three without cgo, runc with it (its nsenter part is C) linked statically.
+# the first three without cgo, runc with it (its nsenter part is C) and with seccomp
+# (libseccomp-dev; BuildKit gives each step a seccomp profile), linked statically.
 # Usage: build-buildkit.sh   -> prints the bin directory on stdout.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,7 +19,7 @@ ld="-s -w -X github.com/moby/buildkit/version.Version=$version -X github.com/mob
 (cd "$mod" && go build -trimpath -tags "osusergo netgo" -ldflags "$ld" -o "$bin.tmp/" \
   github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl \
   github.com/rootless-containers/rootlesskit/v2/cmd/rootlesskit) >&2
-(cd "$here/go/runc" && CGO_ENABLED=1 go build -trimpath -tags "netgo osusergo" \
+(cd "$here/go/runc" && CGO_ENABLED=1 go build -trimpath -tags "seccomp netgo osusergo" \
   -ldflags "-s -w -extldflags -static" -o "$bin.tmp/runc" github.com/opencontainers/runc) >&2
 rm -rf "$bin"; mv "$bin.tmp" "$bin"
 echo "$bin"
