@@ -46,7 +46,10 @@ _public_image() {
   local ref=$1 key=$2 pkgs=$3 customize=$4; shift 4
   local tarball=$CACHE/images/${ref//[\/:]/_}-$key.tar
   if [ -f "$tarball.pushed" ] && _have_image "${ref%:*}" "${ref#*:}"; then return 0; fi
-  [ -f "$tarball" ] || _debootstrap "$tarball" "$pkgs" "$customize"
+  if [ ! -f "$tarball" ]; then
+    rm -f "$CACHE/images/${ref//[\/:]/_}-"*.tar*  # earlier inputs' root filesystems
+    _debootstrap "$tarball" "$pkgs" "$customize"
+  fi
   _import "$tarball" "$ref" "$@"
   _push "$ref"; touch "$tarball.pushed"
   # A rebuilt stand-in under the same tag: the node must pull it again.
