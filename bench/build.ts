@@ -5,10 +5,11 @@
  *   baseline    rsync over `kubectl exec` into a plain build pod that mounts the node's
  *               docker.sock, then `docker build` and `docker push` there over `kubectl exec`
  * Scenarios per app (small, deps-heavy): cold, the first change after cold, one file changed,
- * skip hit (the same tree again). Prints a Markdown table and the target (met or not) to stdout
+ * skip hit (the same tree again); for each build-server builder (buildkit: the pod's rootless
+ * BuildKit, the default; docker-socket: the node's Docker daemon), one after the other. Prints a Markdown table and the target (met or not) to stdout
  * and writes JSON to bench/results/. See bench/README.md.
  *
- *   eval "$(cluster/env)" && npm run bench -- build [small] [deps-heavy]
+ *   eval "$(cluster/env)" && npm run bench -- build [small] [deps-heavy] [buildkit] [docker-socket]
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -63,6 +64,10 @@ const IMAGE =
   process.env.SNAPDEPLOY_SERVER_IMAGE ??
   readFileSync("/var/lib/snapdeploy-cluster/build-server-image", "utf8").trim();
 
+type Builder = "buildkit" | "docker-socket";
+/** Where the builder needs one: the Docker builder's image; buildkit runs the public images. */
+const builderFlags = (builder: Builder) => (builder === "buildkit" ? [] : ["--image", IMAGE]);
+
 const baselinePod = originalBuildPod(NS, BASELINE_POD, TOOLS_IMAGE);
 
 const uninstallServer = () => uninstallBenchServer(CLI, NS);
@@ -71,7 +76,7 @@ const uninstallServer = () => uninstallBenchServer(CLI, NS);
  * A new build server (empty data volume: no blobs, no workspaces; a new pod) and a new
  * baseline pod (empty /work) in a new namespace.
  */
-async function freshServer() {
+async function freshServer(builder: Builder) {
   await uninstallServer();
   await freeVolume(ROOT);
   checkStop();
@@ -81,8 +86,9 @@ async function freshServer() {
     "install",
     "-n",
     NS,
-    "--image",
-    IMAGE,
+    "--builder",
+    builder,
+    ...builderFlags(builder),
     "--registry-ca",
     `${REGISTRY}=${CLUSTER_CA}`,
   ]);
@@ -137,14 +143,14 @@ async function measure(what: string, fn: () => Promise<Sample>): Promise<Sample>
   }
 }
 
-const repository = (app: BuildApp, tool: "snapdeploy" | "baseline") =>
-  `${REGISTRY}/bench-build/${app.name}${tool === "baseline" ? "-baseline" : ""}`;
+const repository = (app: BuildApp, tool: "snapdeploy" | "baseline", builder: Builder) =>
+  `${REGISTRY}/bench-build/${app.name}${tool === "baseline" ? "-baseline" : `-${builder}`}`;
 
 /** Each run's output (remote build lines included) goes to bench/.fixtures/build/logs/, for a look afterwards. */
 const LOGS = join(FIXTURES, "build", "logs");
 
 /** The whole `snapdeploy build` process; its phases from its JSON output. */
-async function snapdeploy(app: BuildApp, logName: string): Promise<Sample> {
+async function snapdeploy(app: BuildApp, logName: string, builder: Builder): Promise<Sample> {
   const args = [
     "build",
     "--server-namespace",
@@ -156,7 +162,14 @@ async function snapdeploy(app: BuildApp, logName: string): Promise<Sample> {
     "-C",
     app.dirs.snapdeploy,
   ];
-  const p = await run(process.execPath, [CLI, ...args, "-r", repository(app, "snapdeploy"), "-o", "json"]);
+  const p = await run(process.execPath, [
+    CLI,
+    ...args,
+    "-r",
+    repository(app, "snapdeploy", builder),
+    "-o",
+    "json",
+  ]);
   writeFileSync(join(LOGS, `${logName}-snapdeploy.log`), `${p.stderr}\n${p.stdout}`);
   const out = JSON.parse(p.stdout);
   return {
@@ -168,9 +181,9 @@ async function snapdeploy(app: BuildApp, logName: string): Promise<Sample> {
 }
 
 /** The original way: rsync over exec, then docker build and docker push in the build pod. */
-async function baseline(app: BuildApp, logName: string): Promise<Sample> {
+async function baseline(app: BuildApp, logName: string, builder: Builder): Promise<Sample> {
   const dest = `/work/${app.name}`;
-  const ref = `${repository(app, "baseline")}:dev`;
+  const ref = `${repository(app, "baseline", builder)}:dev`;
   // rsync runs `<rsh> <host> rsync --server ...`; with the host "env" that is
   // `kubectl exec ... -- env rsync --server ...` (a host may not start with "-").
   const rsh = `kubectl -n ${NS} exec -i ${BASELINE_POD} --`;
@@ -196,23 +209,23 @@ async function baseline(app: BuildApp, logName: string): Promise<Sample> {
   };
 }
 
-async function benchApp(app: BuildApp, rows: Row[]) {
+async function benchApp(app: BuildApp, builder: Builder, rows: Row[]) {
   const cacheFile = defaultCacheFile(app.dirs.snapdeploy);
   const t0 = Date.now();
   const row = (scenario: string): Row => {
-    const r: Row = { app: app.name, scenario, snapdeploy: [], baseline: [] };
+    const r: Row = { app: app.name, builder, scenario, snapdeploy: [], baseline: [] };
     rows.push(r);
     return r;
   };
   /** One run of each tool; snapdeploy must skip, or build after `changes` changed files, or the run is flagged. */
   const round = async (r: Row, expect: { skip: boolean; changes?: number }) => {
-    const what = `${app.name} ${r.scenario}`;
-    const logName = `${app.name}-${r.scenario.replaceAll(" ", "-")}-${r.snapdeploy.length + 1}`;
-    const sd = await measure(`${what}: snapdeploy`, () => snapdeploy(app, logName));
+    const what = `${app.name} ${builder} ${r.scenario}`;
+    const logName = `${app.name}-${builder}-${r.scenario.replaceAll(" ", "-")}-${r.snapdeploy.length + 1}`;
+    const sd = await measure(`${what}: snapdeploy`, () => snapdeploy(app, logName, builder));
     if (sd.skipped !== expect.skip && !sd.retried)
       log(`WARNING: ${what}: snapdeploy ${sd.skipped ? "skipped" : "built"}, expected the opposite`);
     r.snapdeploy.push(sd);
-    r.baseline.push(await measure(`${what}: baseline`, () => baseline(app, logName)));
+    r.baseline.push(await measure(`${what}: baseline`, () => baseline(app, logName, builder)));
     const last = (xs: Sample[]) => (xs.at(-1) as Sample).seconds.toFixed(2);
     log(`${what}: snapdeploy ${last(r.snapdeploy)} s, baseline ${last(r.baseline)} s`);
   };
@@ -223,8 +236,8 @@ async function benchApp(app: BuildApp, rows: Row[]) {
   // daemon's build cache and to the registry (see stampRound).
   const cold = row("cold");
   for (let i = 0; i < RUNS.cold; i++) {
-    await freshServer();
-    stampRound(app, `${RUN_ID}-${i}`);
+    await freshServer(builder);
+    stampRound(app, `${RUN_ID}-${builder}-${i}`);
     app.writtenAt = Date.now();
     for (const file of [cacheFile, fingerprintFile(cacheFile)]) rmSync(file, { force: true });
     await settle();
@@ -238,7 +251,8 @@ async function benchApp(app: BuildApp, rows: Row[]) {
   const first = row("first change after cold");
   const one = row("one file changed");
   for (let i = 0; i <= RUNS.one; i++) {
-    editOneFile(app, `${RUN_ID}o${i}`);
+    // The edit's stamp keeps 23 characters of its nonce: the builder as one letter.
+    editOneFile(app, `${RUN_ID}${builder[0]}o${i}`);
     await round(i === 0 ? first : one, { skip: false });
   }
 
@@ -264,10 +278,17 @@ async function removeImages() {
 
 async function main() {
   const known = ["small", "deps-heavy"] as const;
+  const builders = ["buildkit", "docker-socket"] as const;
   const args = process.argv.slice(2);
-  const unknown = args.filter((a) => !(known as readonly string[]).includes(a));
-  if (unknown.length) throw new Error(`unknown arguments ${unknown.join(" ")}; apps: ${known.join(" ")}`);
-  const chosen = known.filter((k) => !args.length || args.includes(k));
+  const unknown = args.filter((a) => ![...known, ...builders].includes(a as never));
+  if (unknown.length)
+    throw new Error(
+      `unknown arguments ${unknown.join(" ")}; apps: ${known.join(" ")}; builders: ${builders.join(" ")}`,
+    );
+  const appArgs = args.filter((a) => (known as readonly string[]).includes(a));
+  const builderArgs = args.filter((a) => (builders as readonly string[]).includes(a));
+  const chosen = known.filter((k) => !appArgs.length || appArgs.includes(k));
+  const chosenBuilders = builders.filter((b) => !builderArgs.length || builderArgs.includes(b));
   const started = new Date();
   const load = [os.loadavg()[0] as number];
   log(`run ${RUN_ID}: image ${IMAGE}, ${os.cpus().length} CPUs, load average ${load[0]?.toFixed(2)}`);
@@ -327,7 +348,7 @@ async function main() {
     });
   }
   try {
-    for (const app of apps) await benchApp(app, rows);
+    for (const app of apps) for (const builder of chosenBuilders) await benchApp(app, builder, rows);
   } catch (e) {
     // A step that failed because of the signal (Ctrl-C reaches the children too) is a stop.
     if (!stopSignal) {

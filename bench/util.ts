@@ -18,6 +18,8 @@ export function snapshotCli(name: string): string {
   rmSync(dir, { recursive: true, force: true });
   cpSync(join(ROOT, "bin"), join(dir, "bin"), { recursive: true });
   cpSync(join(ROOT, "dist/cli"), join(dir, "dist/cli"), { recursive: true });
+  // The agent bundle `server install` ships when given no image.
+  cpSync(join(ROOT, "dist/server/agent.cjs"), join(dir, "dist/server/agent.cjs"));
   return join(dir, "bin/snapdeploy.js");
 }
 

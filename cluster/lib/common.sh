@@ -31,6 +31,10 @@ BASE_IMAGE=snapdeploy/debian:bookworm
 # Bump the tag when the tools image's package list (lib/images.sh) changes.
 TOOLS_IMAGE=snapdeploy/debian-tools:bookworm-2
 PAUSE_IMAGE=snapdeploy/pause:3.10
+# The public images `server install` uses by default (src/server/images.ts names the
+# same ones), served by the local registry through containerd's docker.io mirror.
+BUILDKIT_IMAGE=moby/buildkit:$(awk '$1 == "github.com/moby/buildkit" { print $2 }' "$CLUSTER_DIR/go/buildkit/go.mod")-rootless
+NODE_IMAGE=library/node:24.22.3-bookworm-slim
 CONTAINERD_SOCK=$RUN/containerd/containerd.sock
 KUBECONFIG_ADMIN=$STATE/admin.kubeconfig
 

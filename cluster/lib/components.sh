@@ -2,7 +2,7 @@
 # at once when its part already runs. Sourced by `up`; needs common.sh.
 
 PACKAGES=(containerd runc containernetworking-plugins docker.io docker-registry iptables conntrack
-  socat openssl debootstrap apache2-utils rsync iproute2 kmod curl gcc libc6-dev ca-certificates)
+  socat openssl debootstrap apache2-utils rsync iproute2 kmod curl gcc libc6-dev ca-certificates libcap2-bin libseccomp-dev)
 
 install_packages() {
   local missing=() p
@@ -138,6 +138,13 @@ start_containerd() {
     printf 'server = "https://%s"\nca = "%s"\n\n[host."https://%s"]\n  capabilities = ["pull", "resolve"]\n  ca = "%s"\n' \
       "$r" "$PKI/ca.crt" "$r" "$PKI/ca.crt" > "$hosts/$r/hosts.toml"
   done
+  # Public names (docker.io/moby/buildkit:..., docker.io/library/node:...) are pulled
+  # from the local registry, which holds stand-ins built from source
+  # (lib/public-images.sh); Docker Hub itself is never reached. containerd reads this
+  # folder on each pull: no restart.
+  mkdir -p "$hosts/docker.io"
+  printf 'server = "https://registry-1.docker.io"\n\n[host."https://%s"]\n  capabilities = ["pull", "resolve"]\n  ca = "%s"\n' \
+    "$REGISTRY_NODE" "$PKI/ca.crt" | write_config "$hosts/docker.io/hosts.toml"
   write_config "$STATE/containerd.toml" <<TOML
 version = 2
 root = "$STATE/containerd/root"

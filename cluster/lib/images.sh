@@ -24,13 +24,15 @@ build_pause() {
   _push "$PAUSE_IMAGE"; rm -rf "$d"
 }
 
-_debootstrap() { # out.tar [extra packages]
-  local out=$1 extra=${2:-} d; d=$(mktemp -d)
+_debootstrap() { # out.tar [extra packages] [function called with the root folder before packing]
+  local out=$1 extra=${2:-} customize=${3:-} d; d=$(mktemp -d)
   local inc=ca-certificates; [ -n "$extra" ] && inc="$inc,$extra"
   debootstrap --variant=minbase --include="$inc" bookworm "$d/root" http://deb.debian.org/debian >"$LOGS/debootstrap.log" 2>&1 \
     || die "debootstrap failed; see $LOGS/debootstrap.log"
   rm -rf "$d/root/var/lib/apt/lists/"* "$d/root/var/cache/apt/"*.bin "$d/root/var/cache/apt/archives/"*.deb
-  tar --numeric-owner -C "$d/root" -cf "$out.tmp" . && mv "$out.tmp" "$out"
+  [ -z "$customize" ] || "$customize" "$d/root"
+  # File capabilities (security.capability) kept: see _bk_root in public-images.sh.
+  tar --numeric-owner --xattrs --xattrs-include=security.capability -C "$d/root" -cf "$out.tmp" . && mv "$out.tmp" "$out"
   rm -rf "$d"
 }
 

@@ -1,6 +1,6 @@
 /**
  * Builds and pushes an image with the build server's Docker daemon (the node's, or
- * the pod's own in dind mode) using BuildKit, streaming every output line to the
+ * the pod's own in dind mode) using BuildKit (buildkit.ts drives a BuildKit daemon directly), streaming every output line to the
  * caller as it happens. A failed build is reported with the failing step and its
  * last lines; nothing is pushed then. Aborting (the client went away, Ctrl-C) stops
  * the docker process, which cancels the build.
@@ -33,15 +33,16 @@ export class StepFailed extends Error {
   }
 }
 
-/** Runs a command, sending each output line (stdout and stderr) to onLine. */
-function runStreaming(
+/** Runs a command, sending each output line (stdout and stderr) to onLine; SIGINT on abort. */
+export function runStreaming(
+  command: string,
   args: string[],
   env: NodeJS.ProcessEnv,
   onLine: (l: string) => void,
   signal: AbortSignal,
 ) {
   return new Promise<{ code: number | null; lines: string[] }>((resolve, reject) => {
-    const child = spawn("docker", args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command, args, { env, stdio: ["ignore", "pipe", "pipe"] });
     const lines: string[] = [];
     const take = (l: string) => {
       lines.push(l);
@@ -72,7 +73,8 @@ export async function buildImage(
   if (p.target) args.push("--target", p.target);
   if (p.platform) args.push("--platform", p.platform);
   args.push(p.contextDir);
-  const { code, lines } = await runStreaming(args, { ...process.env, DOCKER_BUILDKIT: "1" }, onLine, signal);
+  const env = { ...process.env, DOCKER_BUILDKIT: "1" };
+  const { code, lines } = await runStreaming("docker", args, env, onLine, signal);
   if (signal.aborted) throw new StepFailed("build", "the build was cancelled", undefined, []);
   if (code !== 0) {
     const { step, tail, summary } = explainBuildFailure(lines);
@@ -86,28 +88,32 @@ export async function pushImage(
   onLine: (l: string) => void,
   signal: AbortSignal,
 ): Promise<string> {
-  const { code, lines } = await runStreaming(["push", ref], process.env, onLine, signal);
+  const { code, lines } = await runStreaming("docker", ["push", ref], process.env, onLine, signal);
   if (signal.aborted) throw new StepFailed("push", "the push was cancelled", undefined, []);
   const text = lines.join("\n");
   if (code !== 0) {
     const last = lines.filter((l) => l.trim()).slice(-5);
-    const kind = /unauthorized|authentication required|denied|forbidden|401|403/i.test(text)
-      ? "auth"
-      : /name unknown|repository .*not found|not found/i.test(text)
-        ? "notFound"
-        : /no space left/i.test(text)
-          ? "noSpace"
-          : /connection refused|no such host|i\/o timeout|dial tcp|server gave HTTP response to HTTPS/i.test(
-                text,
-              )
-            ? "unreachable"
-            : undefined;
-    throw new StepFailed("push", `pushing ${ref} failed`, undefined, last, kind);
+    throw new StepFailed("push", `pushing ${ref} failed`, undefined, last, pushFailureKind(text));
   }
   const m = /digest: (sha256:[0-9a-f]{64})/.exec(text);
   if (!m?.[1])
     throw new StepFailed("push", `pushed ${ref} but docker reported no digest`, undefined, lines.slice(-5));
   return m[1];
+}
+
+/** What a failed push's output says went wrong, where it says so. */
+export function pushFailureKind(text: string): StepFailed["kind"] {
+  return /unauthorized|authentication required|denied|forbidden|401|403/i.test(text)
+    ? "auth"
+    : /name unknown|repository .*not found|not found/i.test(text)
+      ? "notFound"
+      : /no space left/i.test(text)
+        ? "noSpace"
+        : /connection refused|no such host|i\/o timeout|dial tcp|server gave HTTP response to HTTPS/i.test(
+              text,
+            )
+          ? "unreachable"
+          : undefined;
 }
 
 /**

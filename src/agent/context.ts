@@ -19,6 +19,8 @@ export interface AgentContext {
   locks: WorkspaceLocks;
   workspacesDir: string;
   builder: string;
+  /** Set when the builder is the pod's own BuildKit daemon (else builds use docker). */
+  buildkit?: { buildctl: string; addr: string; dockerConfigFile?: string; cache?: "registry" };
   log: (line: string) => void;
 }
 

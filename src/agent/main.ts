@@ -5,6 +5,7 @@
  * the Kubernetes API, so RBAC on pods/exec is the gate.
  *
  * Usage: node agent.cjs serve      (reads SNAPDEPLOY_DATA, SNAPDEPLOY_VOLUME, SNAPDEPLOY_BUILDER)
+ *        node agent.cjs relay      (the exec relay: stdin/stdout <-> the agent's socket)
  */
 import { promises as fs } from "node:fs";
 import net from "node:net";
@@ -14,6 +15,7 @@ import { Connection } from "../protocol/connection.js";
 import type { AgentMessage } from "../protocol/messages.js";
 import { BlobStore } from "./blobs.js";
 import { BuildQueue } from "./build.js";
+import { relay } from "./relay.js";
 import { RegistryClient } from "./registry.js";
 import { type AgentContext, serveSession } from "./session.js";
 import { WorkspaceLocks } from "./workspace.js";
@@ -50,6 +52,17 @@ export async function serve(opts: {
         ? path.join(process.env.DOCKER_CONFIG, "config.json")
         : undefined,
     }),
+    buildkit:
+      opts.builder === "buildkit"
+        ? {
+            buildctl: process.env.SNAPDEPLOY_BUILDCTL ?? "buildctl",
+            addr: process.env.BUILDKIT_HOST ?? "unix:///run/buildkit/buildkitd.sock",
+            cache: process.env.SNAPDEPLOY_CACHE === "registry" ? "registry" : undefined,
+            dockerConfigFile: process.env.DOCKER_CONFIG
+              ? path.join(process.env.DOCKER_CONFIG, "config.json")
+              : undefined,
+          }
+        : undefined,
     builds: new BuildQueue(Number(process.env.SNAPDEPLOY_MAX_BUILDS ?? 2)),
     secretsDir: process.env.SNAPDEPLOY_SECRETS ?? "/run/snapdeploy/secrets",
   };
@@ -94,7 +107,9 @@ if (cmd === "serve") {
     log(`fatal: ${(e as Error).stack ?? e}`);
     process.exit(1);
   });
+} else if (cmd === "relay") {
+  relay(process.env.SNAPDEPLOY_SOCKET ?? AGENT_SOCKET);
 } else if (cmd !== undefined) {
-  process.stderr.write(`usage: agent serve\n`);
+  process.stderr.write(`usage: agent serve | relay\n`);
   process.exit(2);
 }

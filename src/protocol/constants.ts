@@ -11,11 +11,11 @@ export const AGENT_SOCKET = "/run/snapdeploy/agent.sock";
  */
 export const AGENT_PORT = 7611;
 /**
- * The exec relay (for users who may exec but not port-forward): copies the exec session's stdin/stdout to and from the agent's
- * socket. `-t 0`: once the agent has closed its side (after its last message, which
- * socat has already written out), exit at once instead of lingering 0.5 s.
+ * The exec relay (for users who may exec but not port-forward): the agent bundle's own
+ * relay copies the exec session's stdin/stdout to and from the agent's socket, and exits
+ * once the agent has closed its side.
  */
-export const RELAY_COMMAND = ["socat", "-t", "0", "-", `UNIX-CONNECT:${AGENT_SOCKET}`];
+export const RELAY_COMMAND = ["node", "/opt/snapdeploy/agent.cjs", "relay"];
 /** Unacknowledged compressed bytes the client may have in flight while sending blobs. */
 export const SEND_WINDOW = 8 * 1024 * 1024;
 /** The agent acknowledges at least this often (in compressed bytes consumed). */

@@ -2,19 +2,41 @@
  * The build server's Kubernetes objects. Pure: the same options always give the same
  * objects, so `server install` can be applied again and change nothing.
  */
+import { createHash } from "node:crypto";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { AGENT_SOCKET } from "../protocol/constants.js";
+import { BUILD_UID, buildkitPodParts, RESTRICTED } from "./buildkit-pod.js";
+import { REGISTRY_CA_CONFIGMAP, caKey } from "./registry-ca.js";
 
-export type BuilderMode = "docker-socket" | "dind";
+export { REGISTRY_CA_CONFIGMAP, caKey };
+export type BuilderMode = "buildkit" | "docker-socket" | "dind";
+export const BUILDERS: BuilderMode[] = ["buildkit", "docker-socket", "dind"];
 export const SERVER_NAME = "snapdeploy-build-server";
 export const DATA_CLAIM = "snapdeploy-data";
 export const APP_LABEL = "app.kubernetes.io/name";
 export const SELECTOR = `${APP_LABEL}=${SERVER_NAME}`;
 export const AGENT_CONTAINER = "agent";
 
+export const AGENT_CONFIGMAP = "snapdeploy-agent";
+/** Pod template annotations that change when what the pod runs changes, so it rolls. */
+export const BUNDLE_ANNOTATION = "snapdeploy.dev/agent-bundle";
+export const BUILDKITD_CONFIG_ANNOTATION = "snapdeploy.dev/buildkitd-config";
+
 export interface ServerOptions {
   namespace: string;
+  /** The agent's image. With agentBundle: any image with Node.js; else one with the agent in it. */
   image: string;
+  /** The agent's code (dist/server/agent.cjs), shipped in a ConfigMap; omit if the image has it. */
+  agentBundle?: string;
+  /** The BuildKit image (builder "buildkit"). */
+  builderImage?: string;
+  /** Most BuildKit's layer cache may take (builder "buildkit"), e.g. "50%" of the volume or "20GB". */
+  cacheSize?: string;
+  /** "registry": BuildKit also keeps its cache in <repository>:buildcache (builder "buildkit"). */
+  cache?: "volume" | "registry";
+  /** Requests and limits of the agent and the builder containers. */
+  agentResources?: object;
+  builderResources?: object;
   builder: BuilderMode;
   size: string;
   storageClass?: string;
@@ -28,11 +50,20 @@ export interface ServerOptions {
   registryCAs: Record<string, string>;
 }
 
-export const REGISTRY_CA_CONFIGMAP = "snapdeploy-registry-ca";
-/** ConfigMap keys allow only [-._a-zA-Z0-9]. */
-export const caKey = (host: string) => `${host.replace(/[^-._a-zA-Z0-9]/g, "_")}.crt`;
-
 const labels = { [APP_LABEL]: SERVER_NAME, "app.kubernetes.io/managed-by": "snapdeploy" };
+const hash = (s: string) => createHash("sha256").update(s).digest("hex").slice(0, 16);
+/**
+ * Pod Security admission: every builder needs the "privileged" level. BuildKit rootless
+ * runs without privileges but needs seccomp and AppArmor unconfined (for user
+ * namespaces), which "baseline" refuses, as it does the Docker socket's host path and
+ * dind's privileged container.
+ */
+export const POD_SECURITY_LEVEL = "privileged";
+const namespaceLabels = {
+  ...labels,
+  "pod-security.kubernetes.io/enforce": POD_SECURITY_LEVEL,
+  "pod-security.kubernetes.io/warn": POD_SECURITY_LEVEL,
+};
 
 export function serverObjects(o: ServerOptions): KubernetesObject[] {
   const dind = o.builder === "dind";
@@ -70,14 +101,49 @@ export function serverObjects(o: ServerOptions): KubernetesObject[] {
     });
     agentMounts.push({ name: "registry-credentials", mountPath: "/etc/snapdeploy/docker", readOnly: true });
     env.push({ name: "DOCKER_CONFIG", value: "/etc/snapdeploy/docker" });
-  } else {
+  } else if (o.builder !== "buildkit") {
     // The docker CLI keys BuildKit's incremental context transfer on a node id it keeps
     // in its config folder (read-only above: it then uses the folder's path). On the
     // volume, the id survives pod restarts, so the first build after one is incremental.
     env.push({ name: "DOCKER_CONFIG", value: "/data/docker" });
   }
   const containers: object[] = [];
-  if (dind) {
+  const initContainers: object[] = [];
+  const extraObjects: KubernetesObject[] = [];
+  const annotations: Record<string, string> = {};
+  const buildkit = o.builder === "buildkit";
+  if (o.agentBundle !== undefined) {
+    volumes.push({ name: "agent", configMap: { name: AGENT_CONFIGMAP } });
+    agentMounts.push({ name: "agent", mountPath: "/opt/snapdeploy", readOnly: true });
+    annotations[BUNDLE_ANNOTATION] = hash(o.agentBundle);
+    extraObjects.push({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: AGENT_CONFIGMAP, namespace: o.namespace, labels },
+      data: { "agent.cjs": o.agentBundle },
+    } as KubernetesObject);
+  }
+  if (buildkit) {
+    const bk = buildkitPodParts({
+      namespace: o.namespace,
+      image: o.builderImage ?? o.image,
+      insecureRegistries: o.insecureRegistries,
+      caHosts,
+      cacheSize: o.cacheSize ?? "50%",
+      resources: o.builderResources,
+    });
+    volumes.push(...bk.volumes, { name: "tmp", emptyDir: {} });
+    agentMounts.push(...bk.agentMounts, { name: "tmp", mountPath: "/tmp" });
+    env.push(...bk.agentEnv);
+    if (o.cache === "registry") env.push({ name: "SNAPDEPLOY_CACHE", value: "registry" });
+    initContainers.push(...bk.initContainers);
+    containers.push(bk.buildkitd);
+    annotations[BUILDKITD_CONFIG_ANNOTATION] = hash(bk.config);
+    extraObjects.push({
+      ...bk.configMap,
+      metadata: { ...bk.configMap.metadata, labels },
+    } as KubernetesObject);
+  } else if (dind) {
     // The pod's own Docker daemon: privileged, its layer cache on the data volume so
     // it survives restarts. Only this container is privileged, not the agent.
     volumes.push({ name: "dind-socket", emptyDir: {} });
@@ -121,6 +187,9 @@ export function serverObjects(o: ServerOptions): KubernetesObject[] {
     command: ["node", "/opt/snapdeploy/agent.cjs", "serve"],
     env,
     volumeMounts: agentMounts,
+    // With the Docker builders the agent talks to a root-owned socket and stays root.
+    ...(buildkit ? { securityContext: RESTRICTED } : {}),
+    ...(o.agentResources ? { resources: o.agentResources } : {}),
     readinessProbe: {
       exec: { command: ["test", "-S", AGENT_SOCKET] },
       periodSeconds: 2,
@@ -142,8 +211,9 @@ export function serverObjects(o: ServerOptions): KubernetesObject[] {
       ]
     : [];
   return [
-    { apiVersion: "v1", kind: "Namespace", metadata: { name: o.namespace, labels } },
+    { apiVersion: "v1", kind: "Namespace", metadata: { name: o.namespace, labels: namespaceLabels } },
     ...caConfigMap,
+    ...extraObjects,
     {
       apiVersion: "v1",
       kind: "ServiceAccount",
@@ -171,11 +241,25 @@ export function serverObjects(o: ServerOptions): KubernetesObject[] {
         strategy: { type: "Recreate" },
         selector: { matchLabels: { [APP_LABEL]: SERVER_NAME } },
         template: {
-          metadata: { labels },
+          metadata: { labels, ...(Object.keys(annotations).length ? { annotations } : {}) },
           spec: {
             serviceAccountName: SERVER_NAME,
             automountServiceAccountToken: false,
             terminationGracePeriodSeconds: 30,
+            ...(buildkit
+              ? {
+                  // The volume's files belong to the build user (where the volume type
+                  // supports fsGroup); checked at the root only, not file by file.
+                  securityContext: {
+                    runAsNonRoot: true,
+                    runAsUser: BUILD_UID,
+                    runAsGroup: BUILD_UID,
+                    fsGroup: BUILD_UID,
+                    fsGroupChangePolicy: "OnRootMismatch",
+                  },
+                }
+              : {}),
+            ...(initContainers.length ? { initContainers } : {}),
             containers,
             volumes,
           },

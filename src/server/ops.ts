@@ -1,45 +1,43 @@
 /**
  * `snapdeploy server install | status | uninstall`.
  */
-import {
-  AppsV1Api,
-  CoreV1Api,
-  type KubeConfig,
-  KubernetesObjectApi,
-  type V1Pod,
-} from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api, type KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
 import { UserError } from "../errors.js";
 import { accessFromKubeConfig, type ClusterAccess } from "../kube/access.js";
 import { applyObjects } from "../kube/apply.js";
 import { apiError } from "../kube/client.js";
 import { findServerPod, isReady, withAgent } from "./connect.js";
-import { DATA_CLAIM, SERVER_NAME, type ServerOptions, serverObjects } from "./objects.js";
+import { diagnose } from "./diagnose.js";
+import { type BuilderMode, DATA_CLAIM, SERVER_NAME, type ServerOptions, serverObjects } from "./objects.js";
 
-function podProblem(p: V1Pod): string | undefined {
-  for (const s of [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])]) {
-    const w = s.state?.waiting;
-    if (
-      w?.reason &&
-      [
-        "ImagePullBackOff",
-        "ErrImagePull",
-        "CrashLoopBackOff",
-        "CreateContainerConfigError",
-        "InvalidImageName",
-        "CreateContainerError",
-      ].includes(w.reason)
-    ) {
-      return `container ${s.name}: ${w.reason}${w.message ? `: ${w.message}` : ""}`;
-    }
-  }
-  const unsched = p.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False");
+const ENFORCE = "pod-security.kubernetes.io/enforce";
+
+/**
+ * The objects to apply. A namespace that exists with a Pod Security level of its own
+ * (an admin's choice) keeps it: its labels are left out, and a refusal is explained.
+ */
+async function objectsFor(kc: KubeConfig, o: ServerOptions) {
+  const objects = serverObjects(o);
+  const live = await kc
+    .makeApiClient(CoreV1Api)
+    .readNamespace({ name: o.namespace })
+    .catch(() => undefined);
+  const theirs = live?.metadata?.labels?.[ENFORCE];
+  const ours = objects[0]?.metadata?.labels?.[ENFORCE];
   if (
-    unsched?.message &&
-    Date.now() - new Date(p.metadata?.creationTimestamp ?? Date.now()).getTime() > 30_000
+    !theirs ||
+    theirs === ours ||
+    live?.metadata?.managedFields?.some(
+      (f) => f.manager === "snapdeploy" && JSON.stringify(f.fieldsV1 ?? {}).includes(ENFORCE),
+    )
   ) {
-    return `not scheduled: ${unsched.message}`;
+    return objects;
   }
-  return undefined;
+  const ns = objects[0] as (typeof objects)[number];
+  const labels = Object.fromEntries(
+    Object.entries(ns.metadata?.labels ?? {}).filter(([k]) => !k.startsWith("pod-security.kubernetes.io/")),
+  );
+  return [{ ...ns, metadata: { ...ns.metadata, labels } }, ...objects.slice(1)];
 }
 
 /** Waits until the build server's Deployment has rolled out and its pod is ready. */
@@ -48,6 +46,7 @@ export async function waitReady(
   namespace: string,
   timeoutMs: number,
   onProgress?: (s: string) => void,
+  builder?: BuilderMode,
 ) {
   const apps = kc.makeApiClient(AppsV1Api);
   const end = Date.now() + timeoutMs;
@@ -64,18 +63,8 @@ export async function waitReady(
       (st.replicas ?? 0) === 1;
     const pods = await findServerPod(accessFromKubeConfig(kc), namespace);
     if (done && pods.some(isReady)) return;
-    for (const p of pods) {
-      const problem = podProblem(p);
-      if (problem) {
-        throw new UserError("server", `the build server pod ${p.metadata?.name} cannot start: ${problem}`, {
-          hint:
-            "check --image (it must be pullable by the cluster's nodes) and see: kubectl -n " +
-            namespace +
-            " describe pod " +
-            p.metadata?.name,
-        });
-      }
-    }
+    const problem = await diagnose(kc, namespace, builder, pods);
+    if (problem) throw problem;
     const pvc = await kc
       .makeApiClient(CoreV1Api)
       .readNamespacedPersistentVolumeClaim({ name: DATA_CLAIM, namespace })
@@ -107,8 +96,8 @@ export async function installServer(
   o: ServerOptions,
   opts: { timeoutMs: number; onProgress?: (s: string) => void },
 ) {
-  const applied = await applyObjects(kc, serverObjects(o));
-  await waitReady(kc, o.namespace, opts.timeoutMs, opts.onProgress);
+  const applied = await applyObjects(kc, await objectsFor(kc, o));
+  await waitReady(kc, o.namespace, opts.timeoutMs, opts.onProgress, o.builder);
   return applied;
 }
 

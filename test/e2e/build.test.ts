@@ -1,6 +1,7 @@
 /**
- * snapdeploy build against a real build server, the node's real Docker daemon (and a
- * dind daemon), and the local registries (one open, one with htpasswd auth).
+ * snapdeploy build against a real build server (its rootless BuildKit daemon; the node's
+ * real Docker daemon and a dind daemon for those builders), and the local registries
+ * (one open, one with htpasswd auth).
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -12,6 +13,7 @@ import { after, before, describe, test } from "node:test";
 import {
   CLI,
   eventually,
+  inServer,
   installServer,
   kubectl,
   mustKubectl,
@@ -141,6 +143,23 @@ async function gateSteps(gate: string): Promise<Map<string, number>> {
 /** Whose builds wait at a gate now, sorted. */
 const atGate = async (gate: string) => [...(await gateSteps(gate)).keys()].sort();
 
+/**
+ * Creates the gate file in the step's root. A rootless BuildKit step runs in a user
+ * namespace where this machine's root is unmapped (EOVERFLOW): then as the step's own
+ * (host) uid.
+ */
+async function openGateFile(pid: number): Promise<void> {
+  const file = `/proc/${pid}/root/gate-open`;
+  try {
+    await fs.writeFile(file, "");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EOVERFLOW") throw e;
+    const uid = /^Uid:\s+(\d+)/m.exec(await fs.readFile(`/proc/${pid}/status`, "utf8"))?.[1];
+    const r = await run("setpriv", [`--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "touch", file]);
+    if (r.code !== 0) throw new Error(`touch ${file} as uid ${uid}: ${r.stderr}`);
+  }
+}
+
 /** Lets `user`'s build step pass its gate. */
 async function openGate(gate: string, user: string, timeoutMs = 10_000): Promise<void> {
   await eventually(
@@ -148,7 +167,7 @@ async function openGate(gate: string, user: string, timeoutMs = 10_000): Promise
     async () => {
       const pid = (await gateSteps(gate)).get(user);
       if (!pid) return false;
-      await fs.writeFile(`/proc/${pid}/root/gate-open`, "");
+      await openGateFile(pid);
       return true;
     },
     timeoutMs,
@@ -452,8 +471,6 @@ describe("push credentials", () => {
       "install",
       "-n",
       ns,
-      "--image",
-      (await import("../helpers/cluster.js")).serverImage(),
       ...REGISTRY_CA_FLAGS,
       "--max-builds",
       "2",
@@ -469,49 +486,30 @@ describe("push credentials", () => {
   });
 });
 
-describe("dind builder", () => {
-  let dindNs = "";
-  before(async () => {
-    dindNs = await installServer("e2e-dind", ["--builder", "dind", ...REGISTRY_CA_FLAGS]);
-  });
-  after(async () => uninstallServer(dindNs));
+// The Docker builders, each with a build server of its own (the suite above runs on the default, docker-socket, or on SNAPDEPLOY_TEST_BUILDER).
+for (const builder of ["dind", "docker-socket"] as const) {
+  describe(`${builder} builder`, () => {
+    let dockerNs = "";
+    before(async () => {
+      dockerNs = await installServer(`e2e-${builder}`, ["--builder", builder, ...REGISTRY_CA_FLAGS]);
+    });
+    after(async () => uninstallServer(dockerNs));
 
-  test("builds and pushes with the pod's own Docker daemon", async () => {
-    const repo = `${REGISTRY_NODE}/e2e/dind`;
-    const d = await app({ "app.txt": "built in dind\n" });
-    const r = await build(d, "lee", repo, [], dindNs);
-    assert.equal(r.code, 0, r.stderr);
-    const ref = refOf(r.stdout);
-    assert.ok(await registryHasTag(ref.repo.replace(`${REGISTRY_NODE}/`, ""), ref.tag));
-    // The build ran on the pod's daemon, whose data lives on the volume: its image
-    // store knows the image, the node's does not.
-    const pod = (
-      await mustKubectl([
-        "-n",
-        dindNs,
-        "get",
-        "pods",
-        "-l",
-        "app.kubernetes.io/name=snapdeploy-build-server",
-        "-o",
-        "jsonpath={.items[0].metadata.name}",
-      ])
-    ).trim();
-    const images = await mustKubectl([
-      "-n",
-      dindNs,
-      "exec",
-      pod,
-      "-c",
-      "agent",
-      "--",
-      "docker",
-      "images",
-      "--format",
-      "{{.Repository}}:{{.Tag}}",
-    ]);
-    assert.match(images, new RegExp(`${ref.repo}:${ref.tag}`));
-    const node = await run("/usr/bin/docker", ["image", "inspect", `${ref.repo}:${ref.tag}`]);
-    assert.notEqual(node.code, 0);
+    test(`builds and pushes with ${builder === "dind" ? "the pod's own" : "the node's"} Docker daemon`, async () => {
+      const repo = `${REGISTRY_NODE}/e2e/${builder}`;
+      const d = await app({ "app.txt": `built with ${builder}\n` });
+      const r = await build(d, "lee", repo, [], dockerNs);
+      assert.equal(r.code, 0, r.stderr);
+      const ref = refOf(r.stdout);
+      assert.ok(await registryHasTag(ref.repo.replace(`${REGISTRY_NODE}/`, ""), ref.tag));
+      // dind's daemon keeps its images on the volume: the node's daemon does not know
+      // the image. docker-socket builds on the node's daemon, which does.
+      const node = await run("/usr/bin/docker", ["image", "inspect", `${ref.repo}:${ref.tag}`]);
+      assert.equal(node.code === 0, builder === "docker-socket", node.stderr);
+      if (builder === "dind") {
+        const images = await inServer(dockerNs, "docker images --format '{{.Repository}}:{{.Tag}}'");
+        assert.match(images, new RegExp(`${ref.repo}:${ref.tag}`));
+      }
+    });
   });
-});
+}

@@ -114,11 +114,23 @@ export function serverImage(): string {
   return readFileSync("/var/lib/snapdeploy-cluster/build-server-image", "utf8").trim();
 }
 
+/**
+ * The flags that pick the builder: buildkit needs no image; the Docker builders take the
+ * cluster's build-server image. The suites run on the default (docker-socket) unless
+ * SNAPDEPLOY_TEST_BUILDER names another (e.g. buildkit).
+ */
+export function builderFlags(extra: string[]): string[] {
+  const i = extra.indexOf("--builder");
+  const builder = i >= 0 ? extra[i + 1] : (process.env.SNAPDEPLOY_TEST_BUILDER ?? "docker-socket");
+  const flags = i >= 0 ? [] : ["--builder", builder as string];
+  return builder === "buildkit" ? flags : [...flags, "--image", serverImage()];
+}
+
 /** Installs a build server of its own in a fresh namespace; returns the namespace. */
 export async function installServer(prefix: string, extra: string[] = []): Promise<string> {
   await must(`${ROOT}/cluster/volumes`, ["4"]);
   const ns = uniqueName(prefix);
-  const r = await snapdeploy(["server", "install", "-n", ns, "--image", serverImage(), ...extra]);
+  const r = await snapdeploy(["server", "install", "-n", ns, ...builderFlags(extra), ...extra]);
   if (r.code !== 0) throw new Error(`server install failed (${r.code}): ${r.stderr}`);
   return ns;
 }
@@ -178,7 +190,8 @@ export async function registryHasTag(
     "--cacert",
     CLUSTER_CA,
     "-H",
-    "Accept: application/vnd.docker.distribution.manifest.v2+json",
+    // Docker pushes Docker's manifest type, BuildKit OCI's (a manifest or an index).
+    "Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
     `https://${host}/v2/${repository}/manifests/${tag}`,
   ]);
   return r.stdout === "200";

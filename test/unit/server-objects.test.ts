@@ -2,8 +2,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { AGENT_SOCKET } from "../../src/protocol/constants.js";
+import { BUILDKITD_CONFIGMAP, buildkitdConfig } from "../../src/server/buildkit-pod.js";
 import {
+  AGENT_CONFIGMAP,
   AGENT_CONTAINER,
+  BUNDLE_ANNOTATION,
   APP_LABEL,
   caKey,
   DATA_CLAIM,
@@ -29,7 +32,8 @@ interface Container {
   command: string[];
   env?: { name: string; value: string }[];
   volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
-  securityContext?: { privileged?: boolean };
+  args?: string[];
+  securityContext?: Record<string, Any>;
   readinessProbe?: { exec: { command: string[] } };
 }
 interface Volume {
@@ -37,6 +41,8 @@ interface Volume {
   [k: string]: unknown;
 }
 interface PodSpec {
+  initContainers?: Container[];
+  securityContext?: Record<string, Any>;
   serviceAccountName: string;
   automountServiceAccountToken: boolean;
   containers: Container[];
@@ -199,5 +205,92 @@ describe("serverObjects", () => {
     ]);
     const dockerd = container("dockerd") as Container;
     assert.equal(mount(dockerd, "registry-ca-certsd")?.mountPath, "/etc/docker/certs.d");
+  });
+
+  const buildkit: ServerOptions = {
+    ...base,
+    builder: "buildkit",
+    image: "docker.io/library/node:24-bookworm-slim",
+    builderImage: "docker.io/moby/buildkit:v0.34.2-rootless",
+    agentBundle: "console.log('agent')",
+  };
+
+  test("buildkit: a rootless buildkitd beside the agent; nothing privileged, no host path, all non-root", () => {
+    const { pod, agent, container, mount, env, of } = parts({
+      ...buildkit,
+      registryCAs: { "reg:5000": "PEM" },
+    });
+    assert.deepEqual(
+      pod.containers.map((c) => c.name),
+      [AGENT_CONTAINER, "buildkitd"],
+    );
+    assert.ok(!pod.volumes.some((v) => "hostPath" in v), "no host path");
+    const all = [...(pod.initContainers ?? []), ...pod.containers];
+    for (const c of all) {
+      assert.notEqual(c.securityContext?.privileged, true, c.name);
+      assert.equal(c.securityContext?.runAsNonRoot, true, c.name);
+      assert.equal(c.securityContext?.runAsUser, 1000, c.name);
+    }
+    assert.equal(pod.securityContext?.runAsNonRoot, true);
+    assert.equal(pod.securityContext?.fsGroup, 1000);
+    const bk = container("buildkitd") as Container;
+    assert.equal(bk.image, buildkit.builderImage);
+    assert.ok(bk.args?.includes("--oci-worker-no-process-sandbox"));
+    assert.ok(bk.args?.includes("--root=/data/buildkit"), "the layer cache on the data volume");
+    assert.equal(bk.securityContext?.seccompProfile.type, "Unconfined");
+    assert.equal(bk.securityContext?.appArmorProfile.type, "Unconfined");
+    assert.equal(mount(bk, "data")?.mountPath, "/data");
+    assert.equal(mount(bk, "registry-ca")?.readOnly, true);
+    // The agent: non-root, read-only root, no capabilities, no escalation.
+    const sc = agent.securityContext as Any;
+    assert.equal(sc.readOnlyRootFilesystem, true);
+    assert.equal(sc.allowPrivilegeEscalation, false);
+    assert.deepEqual(sc.capabilities.drop, ["ALL"]);
+    assert.equal(env.SNAPDEPLOY_BUILDER, "buildkit");
+    assert.equal(env.BUILDKIT_HOST, "unix:///run/buildkit/buildkitd.sock");
+    assert.equal(env.DOCKER_CONFIG, undefined, "no docker CLI state without a registry secret");
+    assert.equal(mount(agent, "buildkit-socket")?.mountPath, mount(bk, "buildkit-socket")?.mountPath);
+    // buildctl comes from the BuildKit image, copied by an init container.
+    const init = pod.initContainers?.[0] as Container;
+    assert.equal(init.image, buildkit.builderImage);
+    assert.equal(env.SNAPDEPLOY_BUILDCTL, `${mount(agent, "buildkit-tools")?.mountPath}/buildctl`);
+    const cfg = of("ConfigMap").find((c: Any) => c.metadata.name === BUILDKITD_CONFIGMAP);
+    assert.match(cfg.data["buildkitd.toml"], /ca = \["\/etc\/snapdeploy\/registry-ca\/reg_5000.crt"\]/);
+  });
+
+  test("buildkit without an image of its own: the agent bundle in a ConfigMap, a new bundle rolls the pod", () => {
+    const { agent, mount, of, deployment, objects } = parts(buildkit);
+    const cm = of("ConfigMap").find((c: Any) => c.metadata.name === AGENT_CONFIGMAP);
+    assert.equal(cm.data["agent.cjs"], buildkit.agentBundle);
+    assert.ok(objects.indexOf(cm) < objects.indexOf(deployment), "before the deployment that mounts it");
+    assert.equal(mount(agent, "agent")?.mountPath, "/opt/snapdeploy");
+    assert.deepEqual(agent.command, ["node", "/opt/snapdeploy/agent.cjs", "serve"]);
+    const annotation = deployment.spec.template.metadata.annotations[BUNDLE_ANNOTATION];
+    const next = parts({ ...buildkit, agentBundle: "console.log('agent 2')" });
+    assert.notEqual(next.deployment.spec.template.metadata.annotations[BUNDLE_ANNOTATION], annotation);
+    assert.deepEqual(parts(buildkit).deployment, deployment, "the same bundle: the same pod template");
+  });
+
+  test("the namespace carries the Pod Security level the builders need", () => {
+    for (const builder of ["buildkit", "docker-socket", "dind"] as const) {
+      const ns = parts({ ...buildkit, builder }).of("Namespace")[0];
+      assert.equal(ns.metadata.labels["pod-security.kubernetes.io/enforce"], "privileged", builder);
+    }
+  });
+
+  test("buildkitd.toml: plain-HTTP registries, private CAs, and the cache bound", () => {
+    const toml = buildkitdConfig({
+      namespace: "n",
+      image: "i",
+      insecureRegistries: ["reg.local:5000"],
+      caHosts: ["reg.tls"],
+      cacheSize: "30%",
+    });
+    assert.match(toml, /maxUsedSpace = "30%"/);
+    assert.match(toml, /\[registry\."reg\.local:5000"\]\n {2}http = true/);
+    assert.match(
+      toml,
+      /\[registry\."reg\.tls"\]\n {2}ca = \["\/etc\/snapdeploy\/registry-ca\/reg\.tls\.crt"\]/,
+    );
   });
 });

@@ -1,9 +1,10 @@
-/** The build operation: builds the workspace's current tree with BuildKit and pushes the image. */
+/** The build operation: builds the workspace's current tree with BuildKit (its own daemon, or Docker's) and pushes the image. */
 import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import type { Message } from "../../protocol/messages.js";
-import { buildImage, pushImage } from "../build.js";
+import { type BuildParams, buildImage, pushImage } from "../build.js";
+import { buildAndPush } from "../buildkit.js";
 import type { AgentConnection, AgentContext } from "../context.js";
 import { InvalidInput } from "../errors.js";
 import { validateName, validateRef, validateSecrets } from "../validate.js";
@@ -58,23 +59,28 @@ export async function build(conn: AgentConnection, ctx: AgentContext, op: Messag
     const send = (line: string) => void conn.send({ t: "log", line }).catch(() => {});
     const t0 = Date.now();
     await conn.send({ t: "phase", phase: "build" });
-    await buildImage(
-      {
-        contextDir: ws.buildContext,
-        dockerfile: path.join(ws.buildContext, inTree),
-        ref,
-        buildArgs: (op.buildArgs ?? {}) as Record<string, string>,
-        labels: (op.labels ?? {}) as Record<string, string>,
-        target: op.target ? String(op.target) : undefined,
-        platform: op.platform ? String(op.platform) : undefined,
-        secrets: secretFiles,
-      },
-      send,
-      abort.signal,
-    );
-    const t1 = Date.now();
-    await conn.send({ t: "phase", phase: "push" });
-    const digest = await pushImage(ref, send, abort.signal);
+    const params: BuildParams = {
+      contextDir: ws.buildContext,
+      dockerfile: path.join(ws.buildContext, inTree),
+      ref,
+      buildArgs: (op.buildArgs ?? {}) as Record<string, string>,
+      labels: (op.labels ?? {}) as Record<string, string>,
+      target: op.target ? String(op.target) : undefined,
+      platform: op.platform ? String(op.platform) : undefined,
+      secrets: secretFiles,
+    };
+    let digest: string;
+    let t1: number;
+    if (ctx.buildkit) {
+      // One step: BuildKit pushes as it exports, so the push time is part of the build's.
+      digest = await buildAndPush(params, { ...ctx.buildkit, scratchDir: secrets }, send, abort.signal);
+      t1 = Date.now();
+    } else {
+      await buildImage(params, send, abort.signal);
+      t1 = Date.now();
+      await conn.send({ t: "phase", phase: "push" });
+      digest = await pushImage(ref, send, abort.signal);
+    }
     const t2 = Date.now();
     await ws.recordBuild({
       ref,

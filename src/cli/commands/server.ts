@@ -1,7 +1,9 @@
 /** snapdeploy server install | status | uninstall */
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { readFileSync } from "node:fs";
-import type { BuilderMode } from "../../server/objects.js";
+import { DEFAULT_AGENT_IMAGE, DEFAULT_BUILDKIT_IMAGE } from "../../server/images.js";
+import { BUILDERS, type BuilderMode } from "../../server/objects.js";
+import { diskSpace, readAgentBundle, resources } from "../install-input.js";
 import { ago, bytes } from "../../ui/format.js";
 import { UserError } from "../../errors.js";
 import { commandContext } from "../context.js";
@@ -43,12 +45,37 @@ export function registerServer(program: Command) {
     .addOption(
       new Option(
         "--builder <mode>",
-        "docker-socket: the node's Docker daemon (root on the node); dind: its own privileged daemon",
+        "buildkit: a rootless BuildKit daemon in the pod (no privileges, no Docker); docker-socket: the node's Docker daemon (root on the node); dind: its own privileged daemon",
       )
-        .choices(["docker-socket", "dind"])
+        .choices(BUILDERS)
         .default("docker-socket"),
     )
-    .option("--image <ref>", "build-server image (default: $SNAPDEPLOY_SERVER_IMAGE)")
+    .option(
+      "--image <ref>",
+      `agent image (default: $SNAPDEPLOY_SERVER_IMAGE; with --builder buildkit: ${DEFAULT_AGENT_IMAGE} plus the agent in a ConfigMap)`,
+    )
+    .option(
+      "--builder-image <ref>",
+      `BuildKit image for --builder buildkit (default: ${DEFAULT_BUILDKIT_IMAGE})`,
+    )
+    .option(
+      "--cache-size <size>",
+      "most BuildKit's layer cache may take: a share of the data volume (50%) or bytes (20GB)",
+      "50%",
+    )
+    .addOption(
+      new Option(
+        "--cache <where>",
+        "BuildKit's layer cache: on the data volume, or also in the registry as <repository>:buildcache (outlives the volume)",
+      )
+        .choices(["volume", "registry"])
+        .default("volume"),
+    )
+    .option("--agent-resources <spec>", "the agent's requests/limits, e.g. cpu=100m,memory=256Mi/memory=1Gi")
+    .option(
+      "--builder-resources <spec>",
+      "the BuildKit daemon's requests/limits, e.g. cpu=500m,memory=1Gi/memory=4Gi",
+    )
     .option(
       "--size <quantity>",
       "size of its data volume (blob store, workspaces, dind layer cache)",
@@ -88,19 +115,38 @@ export function registerServer(program: Command) {
     .action(async (opts, cmd: Command) => {
       const c = await commandContext(cmd);
       const { installServer } = await import("../../server/ops.js");
-      const image = opts.image ?? process.env.SNAPDEPLOY_SERVER_IMAGE;
-      if (!image) {
-        throw new UserError("usage", "no build-server image given", {
-          hint: "build server/Dockerfile, push it to a registry your cluster can pull from, and pass --image REF (or set SNAPDEPLOY_SERVER_IMAGE)",
+      const builder = opts.builder as BuilderMode;
+      const given = opts.image ?? process.env.SNAPDEPLOY_SERVER_IMAGE;
+      if (!given && builder !== "buildkit") {
+        throw new UserError("usage", `--builder ${builder} needs a build-server image with Docker in it`, {
+          hint: "build server/Dockerfile, push it to a registry your cluster can pull from, and pass --image REF (or set SNAPDEPLOY_SERVER_IMAGE); or use --builder buildkit, which needs no image of its own",
         });
       }
+      const image = given ?? DEFAULT_AGENT_IMAGE;
+      const cacheSize = diskSpace(opts.cacheSize);
+      const agentResources = opts.agentResources
+        ? resources(opts.agentResources, "--agent-resources")
+        : undefined;
+      const builderResources = opts.builderResources
+        ? resources(opts.builderResources, "--builder-resources")
+        : undefined;
+      if (opts.cache === "registry" && builder !== "buildkit") {
+        throw new UserError("usage", "--cache registry needs --builder buildkit");
+      }
+      const agentBundle = given ? undefined : readAgentBundle();
       const namespace = opts.namespace ?? c.config.server.namespace;
       const applied = await installServer(
         await c.kube(),
         {
           namespace,
           image,
-          builder: opts.builder as BuilderMode,
+          agentBundle,
+          builderImage: opts.builderImage ?? DEFAULT_BUILDKIT_IMAGE,
+          cacheSize,
+          cache: opts.cache,
+          agentResources,
+          builderResources,
+          builder,
           size: opts.size,
           storageClass: opts.storageClass,
           insecureRegistries: opts.insecureRegistry,

@@ -1,0 +1,77 @@
+/** The buildctl driver's pure parts (agent/buildkit.ts): its arguments and where a failure happened. */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { buildctlArgs, failedInPush, repositoryOf } from "../../src/agent/buildkit.js";
+
+describe("buildctl", () => {
+  test("one build-and-push: context, Dockerfile, args, labels, secrets, target, platform, metadata", () => {
+    const args = buildctlArgs(
+      {
+        contextDir: "/data/w/u/p/current",
+        dockerfile: "/data/w/u/p/a/sub/Dockerfile.dev",
+        ref: "reg:5000/app:snap-1",
+        buildArgs: { MODE: "debug" },
+        labels: { "snapdeploy.dev/user": "amy" },
+        target: "prod",
+        platform: "linux/amd64",
+        secrets: { token: "/run/snapdeploy/secrets/x/token" },
+      },
+      "/data/w/u/p/a",
+      "unix:///run/buildkit/buildkitd.sock",
+      "/run/m.json",
+    );
+    const pairs = (flag: string) => args.flatMap((a, i) => (args[i - 1] === flag ? [a] : []));
+    assert.deepEqual(args.slice(0, 3), ["--addr", "unix:///run/buildkit/buildkitd.sock", "build"]);
+    assert.ok(args.includes("--progress=plain"));
+    assert.deepEqual(pairs("--local"), ["context=/data/w/u/p/a", "dockerfile=/data/w/u/p/a/sub"]);
+    assert.deepEqual(pairs("--opt"), [
+      "filename=Dockerfile.dev",
+      "build-arg:MODE=debug",
+      "label:snapdeploy.dev/user=amy",
+      "target=prod",
+      "platform=linux/amd64",
+    ]);
+    assert.deepEqual(pairs("--secret"), ["id=token,src=/run/snapdeploy/secrets/x/token"]);
+    assert.deepEqual(pairs("--output"), ["type=image,name=reg:5000/app:snap-1,push=true"]);
+    assert.deepEqual(pairs("--metadata-file"), ["/run/m.json"]);
+  });
+
+  test("a failure while exporting is a push failure; one in a Dockerfile step is not", () => {
+    const push = [
+      "#7 [2/2] COPY app.txt /app.txt",
+      "#7 DONE 0.1s",
+      "#8 exporting to image",
+      "#8 pushing layers 0.1s done",
+      "#8 ERROR: failed to push reg:5001/app:snap-1: failed to authorize: 401 Unauthorized",
+      "error: failed to solve: failed to push reg:5001/app:snap-1",
+    ];
+    assert.equal(failedInPush(push), true);
+    const step = [
+      "#6 [2/2] RUN exit 3",
+      '#6 ERROR: process "/bin/sh -c exit 3" did not complete successfully: exit code: 3',
+      'error: failed to solve: process "/bin/sh -c exit 3" did not complete successfully: exit code: 3',
+    ];
+    assert.equal(failedInPush(step), false);
+  });
+
+  test("--cache registry: exported (mode max) to and imported from <repository>:buildcache", () => {
+    assert.equal(repositoryOf("reg:5000/team/app:snap-1"), "reg:5000/team/app");
+    assert.equal(repositoryOf("reg:5000/team/app"), "reg:5000/team/app");
+    assert.equal(repositoryOf("reg/app@sha256:ab"), "reg/app");
+    const p = {
+      contextDir: "/c",
+      dockerfile: "/c/Dockerfile",
+      ref: "reg:5000/app:snap-1",
+      buildArgs: {},
+      labels: {},
+      secrets: {},
+    };
+    const args = buildctlArgs(p, "/c", "unix:///s", "/m", "registry");
+    assert.equal(
+      args[args.indexOf("--export-cache") + 1],
+      "type=registry,ref=reg:5000/app:buildcache,mode=max",
+    );
+    assert.equal(args[args.indexOf("--import-cache") + 1], "type=registry,ref=reg:5000/app:buildcache");
+    assert.ok(!buildctlArgs(p, "/c", "unix:///s", "/m").includes("--export-cache"));
+  });
+});
