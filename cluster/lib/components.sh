@@ -228,7 +228,15 @@ node_evidence() {
 # Ready as the API server says, and the kubelet alive and healthy now (a node object
 # kept from a previous run still says Ready for a while after its kubelet died).
 node_ready() {
-  if ! pid_alive kubelet; then node_evidence >&7; die "the kubelet exited (log: $LOGS/kubelet.log)" 2>&7; fi
+  if ! pid_alive kubelet; then
+    # It exits when containerd's CRI is still recovering its state ("server is not
+    # initialized yet"): started again, as a service manager would, a few times.
+    KUBELET_STARTS=$(( ${KUBELET_STARTS:-1} + 1 ))
+    if [ "$KUBELET_STARTS" -gt 5 ]; then node_evidence >&7; die "the kubelet exited $((KUBELET_STARTS - 1)) times (log: $LOGS/kubelet.log)" 2>&7; fi
+    log "the kubelet exited; starting it again" 2>&7
+    sleep 1; start_kubelet
+    return 1
+  fi
   curl -fsS -o /dev/null http://127.0.0.1:10248/healthz || return 1
   [ "$(kc get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
 }

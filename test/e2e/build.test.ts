@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
+  builderFlags,
   CLI,
   eventually,
   inServer,
@@ -471,6 +472,7 @@ describe("push credentials", () => {
       "install",
       "-n",
       ns,
+      ...builderFlags([]),
       ...REGISTRY_CA_FLAGS,
       "--max-builds",
       "2",
