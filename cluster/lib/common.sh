@@ -34,6 +34,7 @@ PAUSE_IMAGE=snapdeploy/pause:3.10
 # The public images `server install` uses by default (src/server/images.ts names the
 # same ones), served by the local registry through containerd's docker.io mirror.
 BUILDKIT_IMAGE=moby/buildkit:$(awk '$1 == "github.com/moby/buildkit" { print $2 }' "$CLUSTER_DIR/go/buildkit/go.mod")-rootless
+BUILDKIT_PRIVILEGED_IMAGE=${BUILDKIT_IMAGE%-rootless}
 NODE_IMAGE=library/node:24.22.3-bookworm-slim
 CONTAINERD_SOCK=$RUN/containerd/containerd.sock
 KUBECONFIG_ADMIN=$STATE/admin.kubeconfig

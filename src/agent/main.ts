@@ -53,7 +53,7 @@ export async function serve(opts: {
         : undefined,
     }),
     buildkit:
-      opts.builder === "buildkit"
+      opts.builder === "buildkit" || opts.builder === "buildkit-privileged"
         ? {
             buildctl: process.env.SNAPDEPLOY_BUILDCTL ?? "buildctl",
             addr: process.env.BUILDKIT_HOST ?? "unix:///run/buildkit/buildkitd.sock",

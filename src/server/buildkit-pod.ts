@@ -6,6 +6,7 @@
  * buildctl from the same image for the agent. Pure, like objects.ts.
  */
 import { caKey } from "./registry-ca.js";
+import { STEP_REAPER_SCRIPT } from "./step-reaper.js";
 
 /** The daemon's socket, in an emptyDir both containers mount. */
 export const BUILDKIT_SOCKET_DIR = "/run/buildkit";
@@ -26,6 +27,11 @@ export interface BuildkitSettings {
   /** Most the layer cache may take: bytes with a unit (e.g. 20GB) or a share of the volume (e.g. 50%). */
   cacheSize: string;
   resources?: object;
+  /**
+   * A daemon run as root in a privileged container (builder "buildkit-privileged"), for
+   * nodes without unprivileged user namespaces: each step gets its own PID namespace.
+   */
+  privileged?: boolean;
 }
 
 const q = (s: string) => JSON.stringify(s);
@@ -83,28 +89,47 @@ export function buildkitPodParts(s: BuildkitSettings) {
       volumeMounts: [{ name: "buildkit-tools", mountPath: BUILDCTL_DIR }],
     },
   ];
+  const daemon = s.privileged
+    ? {
+        // Root in a privileged container: each step in namespaces of its own (a PID
+        // namespace included, so a cancelled step ends whole). Its state has a folder of
+        // its own: root-owned files the rootless daemon could not use.
+        command: ["buildkitd"],
+        args: [
+          `--addr=${BUILDKIT_ADDR}`,
+          `--group=${BUILD_UID}`,
+          "--root=/data/buildkit-privileged",
+          "--config=/etc/buildkit/buildkitd.toml",
+        ],
+        securityContext: { privileged: true, runAsUser: 0, runAsGroup: 0, runAsNonRoot: false },
+      }
+    : {
+        // As the image's entrypoint, rootlesskit starts buildkitd in a user namespace of its
+        // own; a shell before it runs what ends a cancelled step's processes (step-reaper.ts).
+        command: ["rootlesskit", "sh", "-c", STEP_REAPER_SCRIPT, "buildkitd"],
+        args: [
+          `--addr=${BUILDKIT_ADDR}`,
+          "--root=/data/buildkit",
+          "--config=/etc/buildkit/buildkitd.toml",
+          // Builds share the daemon's process namespace: no new /proc to mount, which a
+          // container without privileges may not do.
+          "--oci-worker-no-process-sandbox",
+        ],
+        // As BuildKit's rootless Kubernetes examples: user namespaces and mounts need the
+        // syscalls the runtime's default seccomp and AppArmor profiles refuse. Not
+        // privileged: no capabilities beyond the runtime's defaults, no host devices.
+        securityContext: {
+          runAsNonRoot: true,
+          runAsUser: BUILD_UID,
+          runAsGroup: BUILD_UID,
+          seccompProfile: { type: "Unconfined" },
+          appArmorProfile: { type: "Unconfined" },
+        },
+      };
   const buildkitd = {
     name: "buildkitd",
     image: s.image,
-    // The image's entrypoint (rootlesskit) starts buildkitd in a user namespace of its own.
-    args: [
-      `--addr=${BUILDKIT_ADDR}`,
-      "--root=/data/buildkit",
-      "--config=/etc/buildkit/buildkitd.toml",
-      // Builds share the daemon's process namespace: no new /proc to mount, which a
-      // container without privileges may not do.
-      "--oci-worker-no-process-sandbox",
-    ],
-    // As BuildKit's rootless Kubernetes examples: user namespaces and mounts need the
-    // syscalls the runtime's default seccomp and AppArmor profiles refuse. Not
-    // privileged: no capabilities beyond the runtime's defaults, no host devices.
-    securityContext: {
-      runAsNonRoot: true,
-      runAsUser: BUILD_UID,
-      runAsGroup: BUILD_UID,
-      seccompProfile: { type: "Unconfined" },
-      appArmorProfile: { type: "Unconfined" },
-    },
+    ...daemon,
     readinessProbe: {
       exec: { command: ["buildctl", `--addr=${BUILDKIT_ADDR}`, "debug", "workers"] },
       periodSeconds: 2,

@@ -40,6 +40,17 @@ const hintFor = (problem: string, namespace: string, pod: string) =>
     ? `check --image / --builder-image: each must be pullable by the cluster's nodes; see: kubectl -n ${namespace} describe pod ${pod}`
     : `see: kubectl -n ${namespace} describe pod ${pod}`;
 
+/** The last lines the crashed container's previous run wrote (empty if unreadable). */
+async function lastLog(kc: KubeConfig, namespace: string, pod: string, container: string) {
+  const text = await kc
+    .makeApiClient(CoreV1Api)
+    .readNamespacedPodLog({ name: pod, namespace, container, previous: true, tailLines: 5 })
+    .catch(() => "");
+  return String(text)
+    .split("\n")
+    .filter((l) => l.trim());
+}
+
 /**
  * The first reason the build server cannot start, as a UserError with its fix; undefined
  * while it may still be on its way.
@@ -54,8 +65,17 @@ export async function diagnose(
     const name = p.metadata?.name as string;
     const problem = podProblem(p);
     if (problem) {
+      const crashed = /^container (\S+): CrashLoopBackOff/.exec(problem)?.[1];
+      const tail = crashed ? await lastLog(kc, namespace, name, crashed) : [];
+      const noUserns =
+        crashed === "buildkitd" &&
+        builder === "buildkit" &&
+        /rootlesskit|newuidmap|user namespace|userns/i.test(tail.join("\n"));
       return new UserError("server", `the build server pod ${name} cannot start: ${problem}`, {
-        hint: hintFor(problem, namespace, name),
+        hint: noUserns
+          ? "the rootless BuildKit daemon could not make its user namespace: this node allows no unprivileged user namespaces (sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone, AppArmor's restrict_unprivileged_userns); enable them, or install with --builder buildkit-privileged (BuildKit as root in a privileged container)"
+          : hintFor(problem, namespace, name),
+        details: tail.length ? tail : undefined,
       });
     }
     const events = await kc

@@ -7,5 +7,7 @@
 export const BUILDKIT_VERSION = "v0.34.2";
 /** BuildKit's own rootless image (uid 1000, rootlesskit as entrypoint). */
 export const DEFAULT_BUILDKIT_IMAGE = `docker.io/moby/buildkit:${BUILDKIT_VERSION}-rootless`;
+/** BuildKit's own image for a daemon run as root (builder "buildkit-privileged"). */
+export const DEFAULT_BUILDKIT_PRIVILEGED_IMAGE = `docker.io/moby/buildkit:${BUILDKIT_VERSION}`;
 /** Node.js 24 (LTS) on Debian bookworm, slim; it has a non-root user 1000. */
 export const DEFAULT_AGENT_IMAGE = "docker.io/library/node:24.22.3-bookworm-slim";

@@ -9,8 +9,10 @@ import { BUILD_UID, buildkitPodParts, RESTRICTED } from "./buildkit-pod.js";
 import { REGISTRY_CA_CONFIGMAP, caKey } from "./registry-ca.js";
 
 export { REGISTRY_CA_CONFIGMAP, caKey };
-export type BuilderMode = "buildkit" | "docker-socket" | "dind";
-export const BUILDERS: BuilderMode[] = ["buildkit", "docker-socket", "dind"];
+export type BuilderMode = "buildkit" | "buildkit-privileged" | "docker-socket" | "dind";
+export const BUILDERS: BuilderMode[] = ["buildkit", "buildkit-privileged", "docker-socket", "dind"];
+/** The builders the agent drives with buildctl (a BuildKit daemon in the pod). */
+export const usesBuildkit = (b: BuilderMode | string) => b === "buildkit" || b === "buildkit-privileged";
 export const SERVER_NAME = "snapdeploy-build-server";
 export const DATA_CLAIM = "snapdeploy-data";
 export const APP_LABEL = "app.kubernetes.io/name";
@@ -101,7 +103,7 @@ export function serverObjects(o: ServerOptions): KubernetesObject[] {
     });
     agentMounts.push({ name: "registry-credentials", mountPath: "/etc/snapdeploy/docker", readOnly: true });
     env.push({ name: "DOCKER_CONFIG", value: "/etc/snapdeploy/docker" });
-  } else if (o.builder !== "buildkit") {
+  } else if (!usesBuildkit(o.builder)) {
     // The docker CLI keys BuildKit's incremental context transfer on a node id it keeps
     // in its config folder (read-only above: it then uses the folder's path). On the
     // volume, the id survives pod restarts, so the first build after one is incremental.
@@ -111,7 +113,7 @@ export function serverObjects(o: ServerOptions): KubernetesObject[] {
   const initContainers: object[] = [];
   const extraObjects: KubernetesObject[] = [];
   const annotations: Record<string, string> = {};
-  const buildkit = o.builder === "buildkit";
+  const buildkit = usesBuildkit(o.builder);
   if (o.agentBundle !== undefined) {
     volumes.push({ name: "agent", configMap: { name: AGENT_CONFIGMAP } });
     agentMounts.push({ name: "agent", mountPath: "/opt/snapdeploy", readOnly: true });
@@ -131,6 +133,7 @@ export function serverObjects(o: ServerOptions): KubernetesObject[] {
       caHosts,
       cacheSize: o.cacheSize ?? "50%",
       resources: o.builderResources,
+      privileged: o.builder === "buildkit-privileged",
     });
     volumes.push(...bk.volumes, { name: "tmp", emptyDir: {} });
     agentMounts.push(...bk.agentMounts, { name: "tmp", mountPath: "/tmp" });

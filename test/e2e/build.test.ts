@@ -293,32 +293,7 @@ describe("build", () => {
   });
 
   test("Ctrl-C stops the remote build", async () => {
-    const marker = 1000 + Math.floor(Math.random() * 8000);
-    const d = await app({ Dockerfile: `FROM ${BASE}\nRUN sleep ${marker}\n` });
-    const child = spawn(
-      process.execPath,
-      [CLI, "build", "--server-namespace", ns, "--user", "erin", "--project", "app", "-r", repo, "-C", d],
-      {
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    let stderr = "";
-    child.stderr.on("data", (x) => {
-      stderr += x;
-    });
-    await eventually(
-      "the build step to run",
-      async () => (await run("pgrep", ["-f", `sleep ${marker}`])).code === 0,
-      60_000,
-    );
-    child.kill("SIGINT");
-    const code = await exitOf(child);
-    assert.equal(code, 130, stderr);
-    await eventually(
-      "the remote build to stop",
-      async () => (await run("pgrep", ["-f", `sleep ${marker}`])).code !== 0,
-      30_000,
-    );
+    await ctrlCStopsTheBuild(ns);
   });
 
   test("four builds at once, two slots: two run, the others wait in order and are told their place", async () => {
@@ -488,7 +463,78 @@ describe("push credentials", () => {
   });
 });
 
-// The Docker builders, each with a build server of its own (the suite above runs on the default, docker-socket, or on SNAPDEPLOY_TEST_BUILDER).
+/** Ctrl-C during a step that sleeps: the CLI exits 130 and the step's process ends on the server's node. */
+async function ctrlCStopsTheBuild(server: string): Promise<void> {
+  const marker = 1000 + Math.floor(Math.random() * 8000);
+  const d = await app({ Dockerfile: `FROM ${BASE}\nRUN sleep ${marker}\n` });
+  const child = spawn(
+    process.execPath,
+    [
+      CLI,
+      "build",
+      "--server-namespace",
+      server,
+      "--user",
+      "erin",
+      "--project",
+      "app",
+      "-r",
+      `${REGISTRY_NODE}/e2e/cancel`,
+      "-C",
+      d,
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let stderr = "";
+  child.stderr.on("data", (x) => {
+    stderr += x;
+  });
+  await eventually(
+    "the build step to run",
+    async () => (await run("pgrep", ["-f", `sleep ${marker}`])).code === 0,
+    60_000,
+  );
+  child.kill("SIGINT");
+  const code = await exitOf(child);
+  assert.equal(code, 130, stderr);
+  await eventually(
+    "the remote build to stop",
+    async () => (await run("pgrep", ["-f", `sleep ${marker}`])).code !== 0,
+    30_000,
+  );
+}
+
+describe("buildkit-privileged builder", () => {
+  let privNs = "";
+  before(async () => {
+    privNs = await installServer("e2e-bk-priv", ["--builder", "buildkit-privileged", ...REGISTRY_CA_FLAGS]);
+  });
+  after(async () => uninstallServer(privNs));
+
+  test("BuildKit as root in a privileged container builds and pushes; only that container is privileged", async () => {
+    const pod = JSON.parse(
+      await mustKubectl(["-n", privNs, "get", "pod", await serverPod(privNs), "-o", "json"]),
+    );
+    const bk = pod.spec.containers.find((c: { name: string }) => c.name === "buildkitd");
+    assert.equal(bk.securityContext.privileged, true);
+    assert.equal(bk.securityContext.runAsUser, 0);
+    assert.match(bk.image, /moby\/buildkit:v[\d.]+$/, "BuildKit's rootful image");
+    const agent = pod.spec.containers.find((c: { name: string }) => c.name === "agent");
+    assert.notEqual(agent.securityContext?.privileged, true);
+    assert.equal(agent.securityContext?.runAsNonRoot, true);
+    const d = await app({ "app.txt": "built by privileged BuildKit\n" });
+    const r = await build(d, "pria", `${REGISTRY_NODE}/e2e/bk-priv`, [], privNs);
+    assert.equal(r.code, 0, r.stderr);
+    const ref = refOf(r.stdout);
+    assert.ok(await registryHasTag(ref.repo.replace(`${REGISTRY_NODE}/`, ""), ref.tag));
+  });
+
+  test("Ctrl-C stops the remote build (each step in a PID namespace of its own)", async () => {
+    await ctrlCStopsTheBuild(privNs);
+  });
+});
+
+// The Docker builders, each with a build server of its own (the suite above runs on the default, buildkit, or on SNAPDEPLOY_TEST_BUILDER).
 for (const builder of ["dind", "docker-socket"] as const) {
   describe(`${builder} builder`, () => {
     let dockerNs = "";

@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
+  builderFlags,
   DOCKER,
   eventually,
   installServer,
@@ -180,6 +181,31 @@ describe("buildkit builder", () => {
         "BuildKit's own output",
       );
       await servedSoon(apps, "hello", "built without docker\n");
+
+      // What a containerd-only node does to the Docker builders: no socket to mount.
+      const { ns, cleanup } = await tempNamespace("e2e-nosocket");
+      try {
+        const t0 = Date.now();
+        const inst = await snapdeploy([
+          "server",
+          "install",
+          "-n",
+          ns,
+          ...builderFlags(["--builder", "docker-socket"]),
+          "--builder",
+          "docker-socket",
+          "--timeout",
+          "120s",
+        ]);
+        assert.equal(inst.code, 7, inst.stderr);
+        assert.ok(Date.now() - t0 < 60_000, `took ${Date.now() - t0} ms`);
+        assert.match(inst.stderr, /FailedMount/);
+        assert.match(inst.stderr, /docker\.sock/);
+        assert.match(inst.stderr, /--builder buildkit/);
+      } finally {
+        await snapdeploy(["server", "uninstall", "-n", ns, "--purge"]);
+        await cleanup();
+      }
     } finally {
       await restart();
     }

@@ -96,7 +96,7 @@ describe("server install", () => {
       s.agent.version,
       JSON.parse(await fs.readFile(new URL("../../package.json", import.meta.url), "utf8")).version,
     );
-    assert.equal(s.agent.builder, process.env.SNAPDEPLOY_TEST_BUILDER ?? "docker-socket");
+    assert.equal(s.agent.builder, process.env.SNAPDEPLOY_TEST_BUILDER ?? "buildkit");
     assert.ok(s.agent.disk.free > 0 && s.agent.disk.total >= s.agent.disk.free);
   });
 

@@ -116,12 +116,12 @@ export function serverImage(): string {
 
 /**
  * The flags that pick the builder: buildkit needs no image; the Docker builders take the
- * cluster's build-server image. The suites run on the default (docker-socket) unless
- * SNAPDEPLOY_TEST_BUILDER names another (e.g. buildkit).
+ * cluster's build-server image. The suites run on the default (buildkit) unless
+ * SNAPDEPLOY_TEST_BUILDER names another (e.g. docker-socket).
  */
 export function builderFlags(extra: string[]): string[] {
   const i = extra.indexOf("--builder");
-  const builder = i >= 0 ? extra[i + 1] : (process.env.SNAPDEPLOY_TEST_BUILDER ?? "docker-socket");
+  const builder = i >= 0 ? extra[i + 1] : (process.env.SNAPDEPLOY_TEST_BUILDER ?? "buildkit");
   const flags = i >= 0 ? [] : ["--builder", builder as string];
   return builder === "buildkit" ? flags : [...flags, "--image", serverImage()];
 }

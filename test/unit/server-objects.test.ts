@@ -236,6 +236,11 @@ describe("serverObjects", () => {
     const bk = container("buildkitd") as Container;
     assert.equal(bk.image, buildkit.builderImage);
     assert.ok(bk.args?.includes("--oci-worker-no-process-sandbox"));
+    // rootlesskit, as the image's entrypoint, runs a shell that ends a cancelled step's
+    // processes and then becomes buildkitd with the flags.
+    assert.deepEqual(bk.command?.slice(0, 3), ["rootlesskit", "sh", "-c"]);
+    assert.match(bk.command?.[3] ?? "", /exec buildkitd "\$@"\s*$/);
+    assert.equal(bk.command?.[4], "buildkitd");
     assert.ok(bk.args?.includes("--root=/data/buildkit"), "the layer cache on the data volume");
     assert.equal(bk.securityContext?.seccompProfile.type, "Unconfined");
     assert.equal(bk.securityContext?.appArmorProfile.type, "Unconfined");

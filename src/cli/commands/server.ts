@@ -1,8 +1,12 @@
 /** snapdeploy server install | status | uninstall */
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { readFileSync } from "node:fs";
-import { DEFAULT_AGENT_IMAGE, DEFAULT_BUILDKIT_IMAGE } from "../../server/images.js";
-import { BUILDERS, type BuilderMode } from "../../server/objects.js";
+import {
+  DEFAULT_AGENT_IMAGE,
+  DEFAULT_BUILDKIT_IMAGE,
+  DEFAULT_BUILDKIT_PRIVILEGED_IMAGE,
+} from "../../server/images.js";
+import { BUILDERS, type BuilderMode, usesBuildkit } from "../../server/objects.js";
 import { diskSpace, readAgentBundle, resources } from "../install-input.js";
 import { ago, bytes } from "../../ui/format.js";
 import { UserError } from "../../errors.js";
@@ -45,10 +49,10 @@ export function registerServer(program: Command) {
     .addOption(
       new Option(
         "--builder <mode>",
-        "buildkit: a rootless BuildKit daemon in the pod (no privileges, no Docker); docker-socket: the node's Docker daemon (root on the node); dind: its own privileged daemon",
+        "buildkit: a rootless BuildKit daemon in the pod (no privileges, no Docker); buildkit-privileged: BuildKit as root in a privileged container, for nodes without user namespaces; docker-socket: the node's Docker daemon (root on the node); dind: its own privileged Docker daemon",
       )
         .choices(BUILDERS)
-        .default("docker-socket"),
+        .default("buildkit"),
     )
     .option(
       "--image <ref>",
@@ -56,7 +60,7 @@ export function registerServer(program: Command) {
     )
     .option(
       "--builder-image <ref>",
-      `BuildKit image for --builder buildkit (default: ${DEFAULT_BUILDKIT_IMAGE})`,
+      `BuildKit image (default: ${DEFAULT_BUILDKIT_IMAGE}; with buildkit-privileged: ${DEFAULT_BUILDKIT_PRIVILEGED_IMAGE})`,
     )
     .option(
       "--cache-size <size>",
@@ -117,7 +121,7 @@ export function registerServer(program: Command) {
       const { installServer } = await import("../../server/ops.js");
       const builder = opts.builder as BuilderMode;
       const given = opts.image ?? process.env.SNAPDEPLOY_SERVER_IMAGE;
-      if (!given && builder !== "buildkit") {
+      if (!given && !usesBuildkit(builder)) {
         throw new UserError("usage", `--builder ${builder} needs a build-server image with Docker in it`, {
           hint: "build server/Dockerfile, push it to a registry your cluster can pull from, and pass --image REF (or set SNAPDEPLOY_SERVER_IMAGE); or use --builder buildkit, which needs no image of its own",
         });
@@ -130,8 +134,8 @@ export function registerServer(program: Command) {
       const builderResources = opts.builderResources
         ? resources(opts.builderResources, "--builder-resources")
         : undefined;
-      if (opts.cache === "registry" && builder !== "buildkit") {
-        throw new UserError("usage", "--cache registry needs --builder buildkit");
+      if (opts.cache === "registry" && !usesBuildkit(builder)) {
+        throw new UserError("usage", "--cache registry needs --builder buildkit (or buildkit-privileged)");
       }
       const agentBundle = given ? undefined : readAgentBundle();
       const namespace = opts.namespace ?? c.config.server.namespace;
@@ -141,7 +145,9 @@ export function registerServer(program: Command) {
           namespace,
           image,
           agentBundle,
-          builderImage: opts.builderImage ?? DEFAULT_BUILDKIT_IMAGE,
+          builderImage:
+            opts.builderImage ??
+            (builder === "buildkit-privileged" ? DEFAULT_BUILDKIT_PRIVILEGED_IMAGE : DEFAULT_BUILDKIT_IMAGE),
           cacheSize,
           cache: opts.cache,
           agentResources,
