@@ -263,6 +263,22 @@ describe("serverObjects", () => {
     assert.match(cfg.data["buildkitd.toml"], /ca = \["\/etc\/snapdeploy\/registry-ca\/reg_5000.crt"\]/);
   });
 
+  test("buildkit-privileged: BuildKit as root in a privileged container, with a process sandbox; the agent stays unprivileged", () => {
+    const { pod, agent, container, env } = parts({ ...buildkit, builder: "buildkit-privileged" });
+    const bk = container("buildkitd") as Container;
+    assert.deepEqual(bk.command, ["buildkitd"]);
+    assert.equal(bk.securityContext?.privileged, true);
+    assert.equal(bk.securityContext?.runAsUser, 0);
+    assert.ok(!bk.args?.includes("--oci-worker-no-process-sandbox"), "steps in PID namespaces of their own");
+    assert.ok(bk.args?.includes("--group=1000"), "the agent (uid 1000) may use the socket");
+    assert.ok(bk.args?.includes("--root=/data/buildkit-privileged"), "not the rootless daemon's state");
+    assert.equal((agent.securityContext as Any).runAsNonRoot, true);
+    assert.equal((agent.securityContext as Any).privileged, undefined);
+    assert.equal(env.SNAPDEPLOY_BUILDER, "buildkit-privileged");
+    assert.equal(env.BUILDKIT_HOST, "unix:///run/buildkit/buildkitd.sock");
+    assert.ok(!pod.volumes.some((v) => "hostPath" in v), "no host path");
+  });
+
   test("buildkit without an image of its own: the agent bundle in a ConfigMap, a new bundle rolls the pod", () => {
     const { agent, mount, of, deployment, objects } = parts(buildkit);
     const cm = of("ConfigMap").find((c: Any) => c.metadata.name === AGENT_CONFIGMAP);
