@@ -3,46 +3,48 @@
  *
  * Without a process sandbox (a container without privileges may not mount a new /proc),
  * BuildKit's steps share the daemon's PID namespace, and without a delegated cgroup runc
- * can kill only a step's first process: on a cancel, a step run as `sh -c "…"` leaves
- * its children running, holding CPU, memory and the step's mounts. In a PID namespace of
- * its own they would end with that first process; this loop gives them that end.
+ * can kill only a step's first process: on a cancel, a step run as `sh -c "…"` loses its
+ * shell, but the shell's children run on (runc, a subreaper, adopts them and waits),
+ * holding CPU, memory, the step's mounts and the build's slot. In a PID namespace of its
+ * own they would end with that first process; this loop gives them that end.
  *
- * It runs beside buildkitd in the daemon's own container (same user namespace, so it may
- * signal the steps and nothing outside it), once a second: every step has a mount
- * namespace of its own, and a step namespace none of whose processes descends from a
- * `runc` process (the one that runs the step and waits for it) belongs to a step that has
- * ended: each process still in it is killed. Processes of the daemon's own mount
- * namespace, and any of another user namespace (the container's first process, the
- * kubelet's probes), are never touched. POSIX sh, ls, sed and awk only: BuildKit's
- * image is Alpine's busybox.
+ * It runs beside buildkitd in the daemon's own container and namespaces (so it may signal
+ * the steps, and nothing outside that container), once a second. For each `runc` process,
+ * the container it runs is its last argument, and runc's state file names the container's
+ * first process; when that process is gone (or a zombie) while runc still has children,
+ * the step has ended and every descendant of that runc is killed. Nothing that does not
+ * descend from a runc whose step has ended is touched. POSIX sh, sed, tr, tail and awk
+ * only: BuildKit's image is Alpine's busybox.
  */
 
 /**
  * The shell program the daemon's container runs under rootlesskit: starts the loop in the
- * background, then becomes buildkitd with the arguments after it ("$@"). Each pass is
- * four processes whatever the number of steps (ls, cat, two sed, awk).
+ * background, then becomes buildkitd with the arguments after it ("$@"). A pass with no
+ * runc running is one cat, one sed and one awk.
  */
-export const STEP_REAPER_SCRIPT = String.raw`self=$$
+export const STEP_REAPER_SCRIPT = String.raw`[ -n "$XDG_RUNTIME_DIR" ] || XDG_RUNTIME_DIR=/run/user/1000
+state=$XDG_RUNTIME_DIR/runc
 (
   while sleep 1; do
-    {
-      ls -l /proc/[0-9]*/ns/mnt /proc/[0-9]*/ns/user 2>/dev/null |
-        sed -nE 's,.* /proc/([0-9]+)/ns/(mnt|user) -> (.*)$,\2 \1 \3,p'
-      cat /proc/[0-9]*/stat 2>/dev/null |
-        sed -nE 's/^([0-9]+) \((.*)\) [A-Za-z] ([0-9]+) .*/S \1 \3 \2/p'
-    } | awk -v self="$self" '
-      $1 == "mnt" { mnt[$2] = $3 }
-      $1 == "user" { usr[$2] = $3 }
-      $1 == "S" { pp[$2] = $3; c = $4; for (i = 5; i <= NF; i++) c = c " " $i; comm[$2] = c }
+    # pid ppid state comm, one line per process
+    procs=$(cat /proc/[0-9]*/stat 2>/dev/null | sed -nE 's/^([0-9]+) \((.*)\) ([A-Za-z]) ([0-9]+) .*/\1 \4 \3 \2/p')
+    runs=$(echo "$procs" | awk '$4 == "runc" || $4 == "buildkit-runc" { print $1 }')
+    [ -n "$runs" ] || continue
+    ended=""
+    for r in $runs; do
+      id=$(tr '\0' '\n' < "/proc/$r/cmdline" 2>/dev/null | tail -n 1)
+      case $id in ""|*/*|.*) continue ;; esac
+      init=$(sed -nE 's/.*"init_process_pid":([0-9]+).*/\1/p' "$state/$id/state.json" 2>/dev/null)
+      [ -n "$init" ] || continue
+      echo "$procs" | awk -v i="$init" -v r="$r" '$1 == i && $2 == r && $3 != "Z" { f = 1 } END { exit !f }' ||
+        ended="$ended $r"
+    done
+    [ -n "$ended" ] || continue
+    echo "$procs" | awk -v ended="$ended" '
+      { pp[$1] = $2 }
       END {
-        m = mnt[self]; u = usr[self]; if (m == "" || u == "") exit
-        for (p in mnt) {
-          n = mnt[p]; if (n == m || usr[p] != u) continue
-          step[n] = 1
-          for (q = pp[p]; q != "" && q > 1 && !(n in live); q = pp[q])
-            if (comm[q] == "runc" || comm[q] == "buildkit-runc") live[n] = 1
-        }
-        for (p in mnt) if ((mnt[p] in step) && !(mnt[p] in live)) print p
+        n = split(ended, e, " "); for (i = 1; i <= n; i++) top[e[i]] = 1
+        for (p in pp) for (q = pp[p]; q != "" && q > 1; q = pp[q]) if (q in top) { print p; break }
       }' | while read -r p; do kill -9 "$p" 2>/dev/null; done
   done
 ) &
