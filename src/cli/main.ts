@@ -8,6 +8,7 @@ import { registerBuild } from "./commands/build.js";
 import { registerRun } from "./commands/run.js";
 import { registerDeploy } from "./commands/deploy.js";
 import { registerDev } from "./commands/dev.js";
+import { registerGc } from "./commands/gc.js";
 import { registerInit } from "./commands/init.js";
 import { registerLogs } from "./commands/logs.js";
 import { registerServer } from "./commands/server.js";
@@ -54,6 +55,7 @@ export function buildProgram(): Command {
   registerRun(program);
   registerDev(program);
   registerLogs(program);
+  registerGc(program);
   for (const c of program.commands) inheritExitOverride(c);
   return program;
 }

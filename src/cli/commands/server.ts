@@ -199,6 +199,11 @@ export function registerServer(program: Command) {
             `  ${w.user}/${w.project}  ${w.files} files, ${bytes(w.bytes)}, last sync ${ago(w.lastSync)}`,
         ),
       ];
+      const used = (a.disk.total - a.disk.free) / a.disk.total;
+      if (used > 0.8)
+        c.reporter.warn(
+          `the build server's data volume is ${Math.round(used * 100)}% full: see what gc would free with snapdeploy gc --dry-run${namespace === "snapdeploy" ? "" : ` -n ${namespace}`}, or grow it (server install --size)`,
+        );
       c.reporter.result(lines.join("\n"), s);
     });
 
