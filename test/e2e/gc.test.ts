@@ -4,7 +4,9 @@
  * needs), and a deploy of the collected project works afterwards (its files are sent
  * again). A workspace is made idle by setting its last-use record (info.json's mtime)
  * ten days back inside the agent's pod, with `touch -d` over exec: waiting a week is not
- * an option in a test.
+ * an option in a test. With the buildkit builder, the pod's own BuildKit cache is pruned
+ * for real (the Docker builders' cache is the node daemon's, shared with the other tests,
+ * so there it is only measured).
  */
 import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
@@ -46,7 +48,8 @@ async function gcJson(args: string[]) {
   return JSON.parse(r.stdout);
 }
 
-const blobCount = async () => Number((await inServer(server, "find /data/blobs -type f | wc -l")).trim());
+const blobCount = async (ns = server) =>
+  Number((await inServer(ns, "find /data/blobs -type f | wc -l")).trim());
 
 test("gc --dry-run lists the idle workspace and its blobs; gc removes exactly that; deploy works after", async () => {
   // Two projects; each has files of its own, and both the example's server.js.
@@ -124,4 +127,61 @@ test("gc --dry-run lists the idle workspace and its blobs; gc removes exactly th
   ]);
   assert.equal(d.code, 0, d.stderr);
   assert.match(await inServer(server, "ls /data/workspaces/dana"), /old/);
+});
+
+test("a bad --older-than or --keep-cache is refused before the build server is asked", async () => {
+  for (const args of [
+    ["--older-than", "1.5d"],
+    ["--older-than", "7 days"],
+    ["--keep-cache", "lots"],
+  ]) {
+    const r = await snapdeploy(["gc", "-n", server, ...args]);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, /argument .* is invalid/);
+  }
+});
+
+test("with the buildkit builder, gc prunes BuildKit's cache down to --keep-cache and builds still work", async () => {
+  const bk = await installServer("e2e-gc-bk", ["--builder", "buildkit", ...REGISTRY_CA_FLAGS]);
+  try {
+    const dir = await webApp(dirs, RUN_ID, "buildkit gc\n");
+    const build = () =>
+      snapdeploy([
+        "build",
+        "--server-namespace",
+        bk,
+        "--user",
+        "eve",
+        "--project",
+        "p",
+        "-r",
+        `${REGISTRY_NODE}/e2e/gc-bk`,
+        "-C",
+        dir,
+      ]);
+    const b = await build();
+    assert.equal(b.code, 0, b.stderr);
+    await inServer(bk, "touch -d '9 days ago' /data/workspaces/eve/p/info.json");
+    const gcBk = async (args: string[]) => {
+      const r = await snapdeploy(["gc", "-n", bk, "-o", "json", "--keep-cache", "0", ...args]);
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout);
+    };
+    const dry = await gcBk(["--dry-run"]);
+    assert.equal(dry.cache.builder, "buildkit");
+    assert.ok(dry.cache.size > 0, `BuildKit has a cache after a build: ${JSON.stringify(dry.cache)}`);
+    const real = await gcBk([]);
+    assert.deepEqual(real.workspaces, dry.workspaces);
+    assert.deepEqual(real.blobs, dry.blobs);
+    assert.ok(real.cache.freed > 0, JSON.stringify(real.cache));
+    const after = await gcBk(["--dry-run"]);
+    assert.ok(after.cache.size < dry.cache.size, `${after.cache.size} < ${dry.cache.size}`);
+    assert.equal(await blobCount(bk), 0);
+    // A change builds again from nothing cached.
+    await fs.writeFile(`${dir}/greeting.txt`, "after gc\n");
+    const again = await build();
+    assert.equal(again.code, 0, again.stderr);
+  } finally {
+    await uninstallServer(bk);
+  }
 });

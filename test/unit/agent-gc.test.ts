@@ -19,6 +19,8 @@ import { planGc, releaseAll, runGc } from "../../src/agent/gc.js";
 import { gc } from "../../src/agent/ops/gc.js";
 import { Workspace, WorkspaceLocks } from "../../src/agent/workspace.js";
 import { byteSize } from "../../src/cli/commands/gc.js";
+import { diskWarning } from "../../src/cli/commands/server.js";
+import { parseDuration } from "../../src/util/duration.js";
 import type { Entry } from "../../src/protocol/manifest.js";
 import { manifestDigest } from "../../src/protocol/manifest.js";
 
@@ -154,4 +156,23 @@ test("sizes: buildctl's human sizes and totals, --keep-cache's syntax", () => {
   assert.equal(byteSize("2GiB"), 2 * 1024 ** 3);
   assert.equal(byteSize("0"), 0);
   for (const bad of ["10 gigs", "-1GB", "GB", "1e9"]) assert.throws(() => byteSize(bad), /Expected a size/);
+});
+
+test("--older-than's ages take days; timeouts still do not", () => {
+  assert.equal(parseDuration("7d", { days: true }), 7 * 86400);
+  assert.equal(parseDuration("1d12h", { days: true }), 36 * 3600);
+  assert.equal(parseDuration("36h", { days: true }), 36 * 3600);
+  for (const bad of ["1.5d", "7 days", "d", "1d30", "7d1d"])
+    assert.equal(parseDuration(bad, { days: true }), undefined, bad);
+  assert.equal(parseDuration("7d"), undefined);
+});
+
+test("server status warns above 80% of the data volume, naming gc", () => {
+  assert.equal(diskWarning({ total: 100, free: 20 }, "snapdeploy"), undefined);
+  assert.match(
+    diskWarning({ total: 100, free: 19 }, "snapdeploy") ?? "",
+    /81% full: .*snapdeploy gc --dry-run,/,
+  );
+  assert.match(diskWarning({ total: 100, free: 5 }, "team") ?? "", /95% full: .*gc --dry-run -n team/);
+  assert.equal(diskWarning({ total: 0, free: 0 }, "x"), undefined);
 });
