@@ -56,6 +56,56 @@ export class BlobStore {
   added(hash: string) {
     this.known.add(hash);
   }
+
+  /** Every stored blob's hash. */
+  hashes(): string[] {
+    return [...this.known];
+  }
+
+  /** Removes a blob (garbage collection; the caller holds the store exclusively, see StoreGate). */
+  remove(hash: string): void {
+    rmSync(this.path(hash), { force: true });
+    this.known.delete(hash);
+  }
+}
+
+/**
+ * Syncs use the store shared; garbage collection alone. A sync relies on the blobs it did
+ * not ask for (the store had them) until its tree is materialized, so the collection of
+ * unreferenced blobs waits for running syncs and holds new ones back while it runs.
+ */
+export class StoreGate {
+  private active = 0;
+  private exclusiveRun: Promise<void> | undefined;
+  private drained: (() => void)[] = [];
+
+  /** Shared use: resolves with its release once no collection runs. */
+  async enter(): Promise<() => void> {
+    while (this.exclusiveRun) await this.exclusiveRun;
+    this.active++;
+    let left = false;
+    return () => {
+      if (left) return;
+      left = true;
+      if (--this.active === 0) for (const w of this.drained.splice(0)) w();
+    };
+  }
+
+  /** Runs `fn` once no shared use is left, holding new ones back until it ends. */
+  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.exclusiveRun) await this.exclusiveRun;
+    let end = () => {};
+    this.exclusiveRun = new Promise<void>((r) => {
+      end = r;
+    });
+    try {
+      while (this.active > 0) await new Promise<void>((r) => this.drained.push(r));
+      return await fn();
+    } finally {
+      this.exclusiveRun = undefined;
+      end();
+    }
+  }
 }
 
 export class BlobMismatch extends Error {

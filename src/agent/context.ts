@@ -1,7 +1,7 @@
 /** What every session of the agent shares: the stores, the queues and the settings. */
 import type { Connection } from "../protocol/connection.js";
 import type { AgentMessage } from "../protocol/messages.js";
-import type { BlobStore } from "./blobs.js";
+import type { BlobStore, StoreGate } from "./blobs.js";
 import type { BuildQueue } from "./build.js";
 import type { RegistryClient } from "./registry.js";
 import type { WorkspaceLocks } from "./workspace.js";
@@ -16,6 +16,8 @@ export interface AgentContext {
   /** How users should name the volume in messages (e.g. "PVC snapdeploy/snapdeploy-data"). */
   volumeName: string;
   blobs: BlobStore;
+  /** Shared by syncs, exclusive for garbage collection of blobs. */
+  store: StoreGate;
   locks: WorkspaceLocks;
   workspacesDir: string;
   builder: string;

@@ -43,7 +43,7 @@ export async function reportError(conn: AgentConnection, ctx: AgentContext, e: u
       disk ? `: ${gib(disk.bavail * disk.bsize)} free of ${gib(disk.blocks * disk.bsize)}` : ""
     }`;
     hint =
-      "grow it (snapdeploy server install --size <bigger>, where the storage class allows expansion) or free space: see the workspaces and their sizes with snapdeploy server status, and delete old ones under /data/workspaces on the build server";
+      "grow it (snapdeploy server install --size <bigger>, where the storage class allows expansion) or free space with snapdeploy gc (idle workspaces, unreferenced blobs, the builder's cache; --dry-run shows what goes)";
   }
   if (code === "internal" || code === "protocol") ctx.log(`error: ${err?.stack ?? message}`);
   await conn.send({ t: "error", code, message, hint, ...extra }).catch(() => {});

@@ -13,7 +13,7 @@ import path from "node:path";
 import { AGENT_PORT, AGENT_SOCKET } from "../protocol/constants.js";
 import { Connection } from "../protocol/connection.js";
 import type { AgentMessage } from "../protocol/messages.js";
-import { BlobStore } from "./blobs.js";
+import { BlobStore, StoreGate } from "./blobs.js";
 import { BuildQueue } from "./build.js";
 import { relay } from "./relay.js";
 import { RegistryClient } from "./registry.js";
@@ -42,6 +42,7 @@ export async function serve(opts: {
     dataDir: opts.dataDir,
     volumeName: opts.volumeName,
     blobs,
+    store: new StoreGate(),
     locks: new WorkspaceLocks(),
     workspacesDir,
     builder: opts.builder,

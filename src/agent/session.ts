@@ -10,6 +10,7 @@ import type { AgentConnection, AgentContext } from "./context.js";
 import { InvalidInput, reportError } from "./errors.js";
 import { build } from "./ops/build.js";
 import { check } from "./ops/check.js";
+import { gc } from "./ops/gc.js";
 import { status } from "./ops/status.js";
 import { sync } from "./ops/sync.js";
 
@@ -32,6 +33,7 @@ export async function serveSession(conn: AgentConnection, ctx: AgentContext): Pr
       else if (op.t === "check") await conn.send(await check(ctx, op));
       else if (op.t === "build") await build(conn, ctx, op);
       else if (op.t === "status") await conn.send(await status(ctx));
+      else if (op.t === "gc") await conn.send(await gc(ctx, op));
       else if (op.t === "ping") await conn.send({ t: "pong" });
       else throw new ProtocolError(`unknown operation "${op.t}"`);
     }

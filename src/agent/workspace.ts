@@ -113,6 +113,39 @@ export class Workspace {
     }
   }
 
+  /**
+   * Adds the blobs both trees' manifests name to `into`: a tree's files are hard links to
+   * them, so deleting them would free nothing (and the next sync would send them again).
+   */
+  async referencedBlobs(into: Set<string>): Promise<void> {
+    for (const slot of ["a", "b"] as const) {
+      let entries: Entry[];
+      try {
+        entries = JSON.parse(
+          await fs.readFile(path.join(this.dir, `${slot}.manifest.json`), "utf8"),
+        ) as Entry[];
+      } catch {
+        continue; // no tree there yet
+      }
+      for (const e of entries) if (e.type === "file" && e.hash) into.add(e.hash);
+    }
+  }
+
+  /** Records a use of the workspace that changed nothing in it (a no-op sync): info.json's mtime. */
+  async touch(): Promise<void> {
+    const now = new Date();
+    await fs.utimes(path.join(this.dir, "info.json"), now, now).catch(() => {});
+  }
+
+  /** When it was last used: info.json's mtime (written by each sync and build, touched by no-op syncs). */
+  async lastUsed(): Promise<Date | undefined> {
+    try {
+      return (await fs.stat(path.join(this.dir, "info.json"))).mtime;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** The manifest the current tree holds, if that tree is clean. */
   async currentManifest(): Promise<{ digest: string; entries: Entry[] } | undefined> {
     const slot = await this.currentSlot();
@@ -327,6 +360,25 @@ function diffSummary(from: Entry[], to: Entry[]): Changes {
  */
 export class WorkspaceLocks {
   private readonly held = new Map<string, { holder: string; since: number; waiters: (() => void)[] }>();
+
+  /** The lock if nobody holds it (garbage collection never waits for, or deletes, a workspace in use). */
+  tryAcquire(key: string, holder: string): (() => void) | undefined {
+    if (this.held.has(key)) return undefined;
+    const entry = { holder, since: Date.now(), waiters: [] as (() => void)[] };
+    this.held.set(key, entry);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.held.delete(key);
+      for (const w of entry.waiters) w();
+    };
+  }
+
+  /** Who holds `key`'s lock, if anyone. */
+  holder(key: string): string | undefined {
+    return this.held.get(key)?.holder;
+  }
 
   /** Resolves with a release function once the lock is ours; onWait is told who holds it. */
   async acquire(

@@ -8,6 +8,8 @@ import { registerBuild } from "./commands/build.js";
 import { registerRun } from "./commands/run.js";
 import { registerDeploy } from "./commands/deploy.js";
 import { registerDev } from "./commands/dev.js";
+import { registerGc } from "./commands/gc.js";
+import { registerInit } from "./commands/init.js";
 import { registerLogs } from "./commands/logs.js";
 import { registerServer } from "./commands/server.js";
 import { registerSync } from "./commands/sync.js";
@@ -45,6 +47,7 @@ export function buildProgram(): Command {
     .exitOverride()
     // Paths relative to the project folder are checked once -C is known, before the command runs.
     .hook("preAction", (_program, action) => checkProjectPaths(action));
+  registerInit(program);
   registerServer(program);
   registerSync(program);
   registerBuild(program);
@@ -52,6 +55,7 @@ export function buildProgram(): Command {
   registerRun(program);
   registerDev(program);
   registerLogs(program);
+  registerGc(program);
   for (const c of program.commands) inheritExitOverride(c);
   return program;
 }

@@ -137,6 +137,11 @@ export function parseConfigFile(file: string): Config {
   } catch (e) {
     throw new UserError("usage", `${file} is not valid YAML: ${(e as Error).message}`);
   }
+  return validateConfig(raw, file);
+}
+
+/** `raw` (snapdeploy.yaml's contents, from `file`) checked: UserError("usage") listing every problem. */
+export function validateConfig(raw: unknown, file: string): Config {
   const r = ConfigSchema.safeParse(raw);
   if (!r.success) {
     throw new UserError("usage", `${file} has ${r.error.issues.length} problem(s)`, {

@@ -8,6 +8,7 @@
  *   check:  client check → agent check.
  *   build:  client build → agent waiting / queued / phase / log … → agent built.
  *   status: client status → agent status.        ping → pong.
+ *   gc:     client gc → agent gc (what went, or with dryRun what would go; nothing else changes).
  *
  * Any step may be answered with an error, after which the agent closes the connection.
  * What is sent is typed here; what is received is untrusted (the agent validates every
@@ -88,6 +89,18 @@ export interface StatusRequest {
   t: "status";
 }
 
+/**
+ * Garbage collection on the build server: workspaces unused for `olderThanSeconds`
+ * (never one whose lock is held), the blobs no remaining workspace's trees name, and,
+ * when `keepCacheBytes` is given, the builder's layer cache down to that size.
+ */
+export interface GcRequest {
+  t: "gc";
+  dryRun: boolean;
+  olderThanSeconds: number;
+  keepCacheBytes?: number;
+}
+
 export interface Ping {
   t: "ping";
 }
@@ -105,6 +118,7 @@ export type ClientMessage =
   | CheckRequest
   | BuildRequest
   | StatusRequest
+  | GcRequest
   | Ping
   | Bye;
 
@@ -210,6 +224,35 @@ export interface Status {
   workspaces: WorkspaceSummary[];
 }
 
+/** A workspace garbage collection removes (or would). */
+export interface GcWorkspace {
+  user: string;
+  project: string;
+  /** When it was last synced, built or synced without change (ISO time). */
+  lastUsed: string;
+  /** The disk space its removal frees (files whose every hard link goes with it), in bytes. */
+  bytes: number;
+}
+
+export interface GcReply {
+  t: "gc";
+  dryRun: boolean;
+  workspaces: GcWorkspace[];
+  /** Idle workspaces left alone, and why (a sync or build holds their lock). */
+  skipped: { user: string; project: string; reason: string }[];
+  /** Blobs no remaining workspace names: how many, and the space they free (bytes). */
+  blobs: { count: number; bytes: number };
+  /**
+   * The builder's layer cache, when asked to prune it: its size before, the size kept,
+   * and what the prune freed (with dryRun: what it would free at most, from the cache's
+   * reclaimable size; the builder decides which records go).
+   */
+  cache?: { builder: string; size: number; keep: number; freed: number };
+  /** Workspaces and blobs together (exact); the cache's is on its own. */
+  freed: number;
+  disk: { total: number; free: number };
+}
+
 export interface Pong {
   t: "pong";
 }
@@ -240,5 +283,6 @@ export type AgentMessage =
   | Log
   | Built
   | Status
+  | GcReply
   | Pong
   | ErrorReply;

@@ -5,6 +5,8 @@
  * fractions, no spaces, no words, so a typo is refused rather than read as something else.
  */
 const UNITS = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/;
+/** Ages (how long ago, e.g. gc's --older-than) may also start with days: `7d`, `1d12h`. */
+const DAYS = /^(\d+)d(.*)$/;
 
 /** The longest wait a timer can hold (2^31-1 ms, about 24 days), in seconds. */
 export const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
@@ -13,8 +15,19 @@ export const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 export const DURATION_SYNTAX =
   "a whole number of seconds (300) or hours, minutes, seconds like 90s, 5m, 1h30m";
 
-/** The number of seconds `text` says, or undefined when it is not a duration (see above). */
-export function parseDuration(text: string): number | undefined {
+/** What parseDuration accepts with days, for messages. */
+export const AGE_SYNTAX = "days, hours, minutes, seconds like 7d, 1d12h, 36h, or a whole number of seconds";
+
+/**
+ * The number of seconds `text` says, or undefined when it is not a duration (see above).
+ * With `days`, a leading `<n>d` is allowed too (not for timeouts, where a day is a typo).
+ */
+export function parseDuration(text: string, opts: { days?: boolean } = {}): number | undefined {
+  const d = opts.days ? DAYS.exec(text) : null;
+  if (d) {
+    const rest = d[2] === "" ? 0 : parseDuration(d[2] as string);
+    return rest === undefined || /^\d+$/.test(d[2] as string) ? undefined : safe(Number(d[1]) * 86400 + rest);
+  }
   if (/^\d+$/.test(text)) return safe(Number(text));
   const m = UNITS.exec(text);
   if (!m || text === "") return undefined;

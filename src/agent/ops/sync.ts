@@ -28,9 +28,12 @@ export async function sync(conn: AgentConnection, ctx: AgentContext, op: Message
       void conn.send({ t: "waiting", holder, since }).catch(() => {});
     },
   );
+  // Shared use of the blob store until the tree is in place (see StoreGate).
+  const leaveStore = await ctx.store.enter();
   try {
     const current = await ws.currentDigest();
     if (current === digest) {
+      await ws.touch();
       const info = await ws.info();
       await conn.send({
         t: "synced",
@@ -87,6 +90,7 @@ export async function sync(conn: AgentConnection, ctx: AgentContext, op: Message
       files: entries.filter((e) => e.type === "file").length,
     });
   } finally {
+    leaveStore();
     release();
   }
 }

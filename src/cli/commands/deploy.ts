@@ -1,6 +1,6 @@
 /** snapdeploy deploy | history | rollback | personal delete */
 import { type Command, Option } from "commander";
-import { ago, seconds } from "../../ui/format.js";
+import { ago, bytes, seconds } from "../../ui/format.js";
 import type { Snapshot } from "../../context/scan.js";
 import type { ResolvedTarget } from "../../deploy/targets.js";
 import type { RolloutReport } from "../../pipeline/deploy.js";
@@ -293,6 +293,12 @@ export async function deployOnce(
       scan = late.scan;
     }
     const built = await runBuild(c, opts, { scan, signal: extra.signal });
+    const phases = Object.entries(built.timings).map(([k, v]) => `${k} ${v.toFixed(2)}s`);
+    c.reporter.info(
+      `${built.skipped ? "skipped build (snapshot exists)" : "built and pushed"}: ${phases.join(", ")}${
+        built.sync && !built.sync.noop ? `; sent ${bytes(built.sync.sentBytes)}` : ""
+      }`,
+    );
     image = `${built.ref.replace(/:[^:/]+$/, "")}@${built.digest}`;
     snapshot = built.snapshot;
   }

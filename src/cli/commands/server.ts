@@ -205,6 +205,8 @@ export function registerServer(program: Command) {
             `  ${w.user}/${w.project}  ${w.files} files, ${bytes(w.bytes)}, last sync ${ago(w.lastSync)}`,
         ),
       ];
+      const full = diskWarning(a.disk, namespace);
+      if (full) c.reporter.warn(full);
       c.reporter.result(lines.join("\n"), s);
     });
 
@@ -226,4 +228,11 @@ export function registerServer(program: Command) {
         { namespace, removed },
       );
     });
+}
+
+/** The warning `server status` prints when the data volume is more than 80% full. */
+export function diskWarning(disk: { total: number; free: number }, namespace: string): string | undefined {
+  const used = disk.total > 0 ? (disk.total - disk.free) / disk.total : 0;
+  if (used <= 0.8) return undefined;
+  return `the build server's data volume is ${Math.round(used * 100)}% full: see what gc would free with snapdeploy gc --dry-run${namespace === "snapdeploy" ? "" : ` -n ${namespace}`}, or grow it (server install --size)`;
 }

@@ -1,0 +1,83 @@
+/**
+ * `npm run demo` as a new user runs it (scripts/demo.sh), twice in a row: it installs the
+ * build server, deploys examples/hello-http, shows its page through port-forward, edits
+ * a copy of the example, deploys again, shows the new page and both deploys' timings.
+ * Its namespaces and the copy's folder are this test's own (the script's settings), so
+ * the real demo's are left alone.
+ */
+import assert from "node:assert/strict";
+import { promises as fs } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, test } from "node:test";
+import { kubectl, must, ROOT, run, uninstallServer, uniqueName } from "../helpers/cluster.js";
+
+const ns = uniqueName("e2e-demo");
+const serverNs = uniqueName("e2e-demo-server");
+let dir = "";
+
+after(async () => {
+  await kubectl(["delete", "namespace", ns, "--wait=false"]);
+  await uninstallServer(serverNs);
+  if (dir) await fs.rm(dir, { recursive: true, force: true });
+});
+
+async function demo() {
+  const env = {
+    ...process.env,
+    SNAPDEPLOY_DEMO_NAMESPACE: ns,
+    SNAPDEPLOY_DEMO_SERVER_NAMESPACE: serverNs,
+    SNAPDEPLOY_DEMO_DIR: path.join(dir, "hello-http"),
+  };
+  const r = await run("npm", ["run", "--silent", "demo"], { cwd: ROOT, env });
+  assert.equal(r.code, 0, `demo failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+/** The lines under "deploy N:" in the timings section. */
+function timings(out: string, n: number): string[] {
+  const section = out.slice(out.lastIndexOf("==> Timings"));
+  const lines = section.split("\n");
+  const start = lines.indexOf(`deploy ${n}:`);
+  assert.ok(start >= 0, `no timings of deploy ${n}:\n${section}`);
+  const rest = lines.slice(start + 1);
+  const end = rest.findIndex((l) => !l.startsWith("  "));
+  return rest.slice(0, end < 0 ? undefined : end).map((l) => l.trim());
+}
+
+test("the demo deploys the example, shows both pages and the timings, and runs again", async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), "snapdeploy-demo-"));
+  const before = await must("git", ["-C", ROOT, "status", "--porcelain", "examples"]);
+
+  const first = await demo();
+  assert.match(first, /^page 1: hello from snapdeploy$/m);
+  assert.match(first, /^page 2: hello again from snapdeploy, edited at \d\d:\d\d:\d\d$/m);
+  for (const n of [1, 2]) {
+    const t = timings(first, n);
+    assert.ok(
+      t.some((l) => /^deployed in \d/.test(l)),
+      `deploy ${n} has no total time: ${t.join(" | ")}`,
+    );
+    assert.ok(
+      t.some((l) => /^(built and pushed|skipped build \(snapshot exists\)): .*\d\.\d\ds/.test(l)),
+      `deploy ${n} has no build timings: ${t.join(" | ")}`,
+    );
+  }
+  // The edit was built (a new snapshot), whatever the first deploy found in the registry.
+  assert.ok(timings(first, 2).some((l) => l.startsWith("built and pushed: ")));
+  assert.match(first, /Try next:/);
+  assert.match(first, new RegExp(`snapdeploy dev -n ${ns}`));
+
+  // Again: the unedited example's snapshot exists now, so its deploy skips the build.
+  const second = await demo();
+  assert.match(second, /^page 1: hello from snapdeploy$/m);
+  assert.match(second, /^page 2: hello again from snapdeploy, edited at/m);
+  assert.ok(
+    timings(second, 1).some((l) => l.startsWith("skipped build (snapshot exists): ")),
+    timings(second, 1).join(" | "),
+  );
+
+  // The example in the repository is untouched; the edits went to the copy.
+  assert.equal(await must("git", ["-C", ROOT, "status", "--porcelain", "examples"]), before);
+  assert.match(await fs.readFile(path.join(dir, "hello-http/greeting.txt"), "utf8"), /edited at/);
+});
