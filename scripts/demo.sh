@@ -6,14 +6,14 @@
 # Settings (environment): SNAPDEPLOY_DEMO_NAMESPACE (the app's, default snapdeploy-demo),
 # SNAPDEPLOY_DEMO_SERVER_NAMESPACE (the build server's, default snapdeploy),
 # SNAPDEPLOY_DEMO_DIR (the copy of the example that is edited, default
-# ${TMPDIR:-/tmp}/snapdeploy-demo/hello-http), SNAPDEPLOY_DEMO_BUILDER (docker-socket or
-# buildkit; default docker-socket, as the tests).
+# ${TMPDIR:-/tmp}/snapdeploy-demo/hello-http), SNAPDEPLOY_DEMO_BUILDER (default buildkit).
+
 source "$(dirname "$0")/setup.sh"
 
 NS=${SNAPDEPLOY_DEMO_NAMESPACE:-snapdeploy-demo}
 SERVER_NS=${SNAPDEPLOY_DEMO_SERVER_NAMESPACE:-snapdeploy}
 APP=${SNAPDEPLOY_DEMO_DIR:-${TMPDIR:-/tmp}/snapdeploy-demo/hello-http}
-BUILDER=${SNAPDEPLOY_DEMO_BUILDER:-docker-socket}
+BUILDER=${SNAPDEPLOY_DEMO_BUILDER:-buildkit}
 CA=/var/lib/snapdeploy-cluster/pki/ca.crt
 snapdeploy() { node "$ROOT/bin/snapdeploy.js" "$@"; }
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }

@@ -30,7 +30,7 @@ const dirs: string[] = [];
 const RUN_ID = `${uniqueName("run")}\n`;
 
 before(async () => {
-  server = await installServer("e2e-gc", REGISTRY_CA_FLAGS);
+  server = await installServer("e2e-gc", ["--builder", "docker-socket", ...REGISTRY_CA_FLAGS]);
   ({ ns: apps, cleanup: dropApps } = await tempNamespace("e2e-gc-apps"));
 });
 after(async () => {
