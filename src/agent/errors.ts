@@ -4,6 +4,7 @@
  */
 import { promises as fs } from "node:fs";
 import type { AgentErrorCode } from "../protocol/constants.js";
+import { RemoteError } from "../protocol/connection.js";
 import { ProtocolError } from "../protocol/frames.js";
 import { BlobMismatch } from "./blobs.js";
 import { StepFailed } from "./build.js";
@@ -32,7 +33,11 @@ export async function reportError(conn: AgentConnection, ctx: AgentContext, e: u
     code = "registry";
     extra = { kind: e.kind };
   } else if (e instanceof ProtocolError) code = "protocol";
-  else if (e instanceof ClientAbort) {
+  else if (e instanceof RemoteError) {
+    // The client sent { t: "error" } where the agent expected a message of its own.
+    code = "protocol";
+    message = `the client sent an error message where the build server expected an operation: ${message}`;
+  } else if (e instanceof ClientAbort) {
     ctx.log(`client aborted: ${message}`);
     return;
   } else if (err?.code === "ENOSPC") {
