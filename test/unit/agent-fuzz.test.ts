@@ -113,7 +113,7 @@ test('an { t: "error" } sent as an operation is a protocol error, not an interna
   await conn.send({ t: "error" } as unknown as ClientMessage);
   const f = await conn.next();
   assert.equal(f.kind, FRAME_JSON);
-  const msg = f.kind === FRAME_JSON ? f.msg : {};
+  const msg: Record<string, unknown> = f.kind === FRAME_JSON ? f.msg : {};
   assert.equal(msg.code, "protocol");
   assert.match(String(msg.message), /sent an error message where the build server expected an operation/);
   sock.destroy();
