@@ -9,6 +9,10 @@
  *   build:  client build → agent waiting / queued / phase / log … → agent built.
  *   status: client status → agent status.        ping → pong.
  *
+ * Keepalives ({ t: "keepalive" } → { t: "keepalive-ack" }, see KEEPALIVE_INTERVAL_MS) may
+ * come at any point once the agent's hello said `keepalive: true`; the connections answer and
+ * drop them, so no operation sees them.
+ *
  * Any step may be answered with an error, after which the agent closes the connection.
  * What is sent is typed here; what is received is untrusted (the agent validates every
  * field, the client reads fields defensively), so the receiving side sees `Message`.
@@ -96,6 +100,11 @@ export interface Bye {
   t: "bye";
 }
 
+/** Anything heard from the client? Answered with KeepaliveAck by the connection itself. */
+export interface Keepalive {
+  t: "keepalive";
+}
+
 export type ClientMessage =
   | ClientHello
   | SyncRequest
@@ -106,7 +115,8 @@ export type ClientMessage =
   | BuildRequest
   | StatusRequest
   | Ping
-  | Bye;
+  | Bye
+  | Keepalive;
 
 // ── Agent → client ──────────────────────────────────────────────────────────────
 
@@ -115,6 +125,8 @@ export interface AgentHello {
   protocol: number;
   /** The agent's version. */
   agent: string;
+  /** The agent answers keepalives at any point of the session. */
+  keepalive?: boolean;
 }
 
 /** The workspace lock is held by `holder` since `since` (ms since the epoch). */
@@ -214,6 +226,10 @@ export interface Pong {
   t: "pong";
 }
 
+export interface KeepaliveAck {
+  t: "keepalive-ack";
+}
+
 /** The operation failed; the agent closes the connection after it. */
 export interface ErrorReply {
   t: "error";
@@ -241,4 +257,5 @@ export type AgentMessage =
   | Built
   | Status
   | Pong
+  | KeepaliveAck
   | ErrorReply;

@@ -617,6 +617,8 @@ export interface Script {
   /** Bytes sent after the operations (random frames, partial headers), then the end. */
   tail: Uint8Array[];
   end: "bye" | "end" | "destroy";
+  /** A keepalive before each operation (the agent answers it; no operation sees it). */
+  keepalives: boolean;
 }
 
 export const scriptArb = (outside: string): fc.Arbitrary<Script> =>
@@ -644,6 +646,7 @@ export const scriptArb = (outside: string): fc.Arbitrary<Script> =>
       { maxLength: 2 },
     ),
     end: fc.constantFrom("bye" as const, "end" as const, "destroy" as const),
+    keepalives: fc.boolean(),
   });
 
 // ── Running one script ───────────────────────────────────────────────────────────
@@ -895,7 +898,10 @@ export async function runScript(agent: FuzzAgent, script: Script): Promise<Outco
       const m = await next(conn, errors, "hello");
       if (m.t !== "hello") throw new Violation(`expected hello, got ${m.t}`);
     }
-    for (const op of script.ops) await runOp(agent, conn, op, errors, synced, ok);
+    for (const op of script.ops) {
+      if (script.keepalives) await send(conn, { t: "keepalive" });
+      await runOp(agent, conn, op, errors, synced, ok);
+    }
     for (const t of script.tail) sock.write(t);
     if (script.end === "bye") await send(conn, { t: "bye" });
     if (script.end === "destroy") sock.destroy();
