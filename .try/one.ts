@@ -1,4 +1,4 @@
-import { startAgent, runScript } from "../test/helpers/agent-fuzz.js";
+import { startAgent, runScript } from "../test/helpers/fuzz/run.js";
 const a = await startAgent();
 try {
   const o = await runScript(a, { hello: "ok", tail: [], end: "bye", ops: [

@@ -6,7 +6,7 @@
  *
  *   npm run bench -- fuzz [cases=20000] [seed]
  */
-import { fuzzSessions, type Tally } from "../test/helpers/agent-fuzz.js";
+import { fuzzSessions, type Tally } from "../test/helpers/fuzz/run.js";
 
 const cases = Number(process.argv[2] ?? 20_000);
 const seed = Number(process.argv[3] ?? Math.floor(Math.random() * 2 ** 31));

@@ -19,7 +19,7 @@ import {
   ProtocolError,
 } from "../../src/protocol/frames.js";
 import type { ClientMessage } from "../../src/protocol/messages.js";
-import { fuzzSessions, startAgent } from "../helpers/agent-fuzz.js";
+import { fuzzSessions, startAgent } from "../helpers/fuzz/run.js";
 
 /** Splits `buf` at the given fractions. */
 function split(buf: Buffer, cuts: number[]): Buffer[] {

@@ -15,7 +15,7 @@ import { Connection, StalledConnection } from "../../src/protocol/connection.js"
 import { PROTOCOL_VERSION } from "../../src/protocol/constants.js";
 import { encodeFrame, FRAME_JSON } from "../../src/protocol/frames.js";
 import type { AgentMessage } from "../../src/protocol/messages.js";
-import { startAgent } from "../helpers/agent-fuzz.js";
+import { startAgent } from "../helpers/fuzz/run.js";
 
 /** A connected pair of unix sockets: [client side, server side]. */
 async function pair(t: TestContext): Promise<[net.Socket, net.Socket]> {
