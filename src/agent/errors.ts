@@ -16,6 +16,11 @@ export class InvalidInput extends Error {
   override name = "InvalidInput";
 }
 
+/** What the build server's policy (policy.ts) refuses (code "denied"). */
+export class Denied extends Error {
+  override name = "Denied";
+}
+
 /** The client gave up on the operation ({ t: "abort" }): nothing to report back. */
 export class ClientAbort extends Error {}
 
@@ -26,7 +31,11 @@ export async function reportError(conn: AgentConnection, ctx: AgentContext, e: u
   let hint: string | undefined;
   let extra: Record<string, unknown> = {};
   if (e instanceof InvalidInput || e instanceof BlobMismatch) code = "input";
-  else if (e instanceof StepFailed) {
+  else if (e instanceof Denied) {
+    code = "denied";
+    hint =
+      "the build server's admin sets what it may push with: snapdeploy server install --allow-repository PREFIX [--allow-tag-prefix PREFIX]";
+  } else if (e instanceof StepFailed) {
     code = e.phase;
     extra = { step: e.step, tail: e.tail, kind: e.kind };
   } else if (e instanceof RegistryError) {

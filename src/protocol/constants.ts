@@ -58,4 +58,6 @@ export type AgentErrorCode =
   | "build"
   | "push"
   | "registry"
-  | "busy";
+  | "busy"
+  /** Refused by the build server's policy (what it may push, set at install). */
+  | "denied";

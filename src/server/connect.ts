@@ -268,7 +268,14 @@ export async function withAgent<T>(
       });
     }
     if (e instanceof RemoteError) {
-      const code = e.code === "input" ? "input" : e.code === "noSpace" ? "noSpace" : "server";
+      const code =
+        e.code === "input"
+          ? "input"
+          : e.code === "noSpace"
+            ? "noSpace"
+            : e.code === "denied"
+              ? "permission"
+              : "server";
       throw new UserError(code, `build server: ${e.message}`, { hint: e.hint });
     }
     if (e instanceof StalledConnection) throw stalled(e, s.pod);

@@ -88,6 +88,8 @@ export async function startAgent(): Promise<FuzzAgent> {
     buildkit: { buildctl: path.join(bin, "buildctl"), addr: "unix:///nonexistent" },
     builds: new BuildQueue(2),
     secretsDir,
+    // Pushes only to 127.0.0.1:1/team/…, snapshot tags only: refused refs are part of the input.
+    policy: { repositories: ["127.0.0.1:1/team"], tagPrefixes: [] },
   };
   const thrown: unknown[] = [];
   const onThrow = (e: unknown) => thrown.push(e);

@@ -240,7 +240,13 @@ const blobWire = fc.constantFrom(
 );
 
 const ref = fc.oneof(
-  { weight: 4, arbitrary: fc.constantFrom("127.0.0.1:1/team/app:snap-1", "localhost:1/app:snap-abc") },
+  {
+    weight: 4,
+    arbitrary: fc.constantFrom(
+      "127.0.0.1:1/team/app:snap-0123456789abcdef0123456789abcdef",
+      "localhost:1/app:snap-abc",
+    ),
+  },
   {
     weight: 2,
     arbitrary: fc.constantFrom(
@@ -426,7 +432,7 @@ const opArb = (outside: string): fc.Arbitrary<Op> =>
         user: fc.constant("alice"),
         project: fc.constant("p"),
         ref: fc.oneof(
-          { weight: 4, arbitrary: fc.constant("127.0.0.1:1/team/app:snap-1") },
+          { weight: 4, arbitrary: fc.constant("127.0.0.1:1/team/app:snap-0123456789abcdef0123456789abcdef") },
           { weight: 1, arbitrary: ref },
         ),
         dockerfile: fc.oneof(

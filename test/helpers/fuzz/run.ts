@@ -12,7 +12,17 @@ import type { ClientMessage, Message } from "../../../src/protocol/messages.js";
 import { type FuzzAgent, startAgent } from "./agent.js";
 import { CONTENTS, materialize, type Op, type Script, scriptArb, sha256 } from "./arbitraries.js";
 
-const CODES = new Set(["input", "noSpace", "protocol", "internal", "build", "push", "registry", "busy"]);
+const CODES = new Set([
+  "input",
+  "noSpace",
+  "protocol",
+  "internal",
+  "build",
+  "push",
+  "registry",
+  "busy",
+  "denied",
+]);
 const STEP_MS = 5000;
 
 // ── Running one script ───────────────────────────────────────────────────────────
