@@ -67,14 +67,18 @@ export async function findServerPod(cluster: ClusterAccess, namespace: string): 
 export async function connectAgent(cluster: ClusterAccess, namespace: string): Promise<AgentSession> {
   const key = `${cluster.server} ${namespace}`;
   const remembered = rememberedPods()[key];
+  let stalledThere: UserError | undefined;
   if (remembered) {
     try {
       return await openSession(cluster, namespace, remembered);
     } catch (e) {
       if (e instanceof UserError && (e.code === "permission" || e.code === "cluster")) throw e;
+      if (e instanceof UserError && e.cause instanceof StalledConnection) stalledThere = e;
     }
   }
   const pod = await readyPod(cluster, namespace);
+  // A pod that is still the ready one but stopped answering would only stall again.
+  if (stalledThere && pod === remembered) throw stalledThere;
   const session = await openSession(cluster, namespace, pod);
   if (pod !== remembered) rememberPod(key, pod);
   return session;
