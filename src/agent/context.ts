@@ -2,6 +2,7 @@
 import type { Connection } from "../protocol/connection.js";
 import type { AgentMessage } from "../protocol/messages.js";
 import type { BlobStore, StoreGate } from "./blobs.js";
+import type { PushPolicy } from "./policy.js";
 import type { BuildQueue } from "./build.js";
 import type { RegistryClient } from "./registry.js";
 import type { WorkspaceLocks } from "./workspace.js";
@@ -24,6 +25,8 @@ export interface AgentContext {
   /** Set when the builder is the pod's own BuildKit daemon (else builds use docker). */
   buildkit?: { buildctl: string; addr: string; dockerConfigFile?: string; cache?: "registry" };
   log: (line: string) => void;
+  /** What builds may push (set at install); undefined: anything. */
+  policy?: PushPolicy;
 }
 
 /** The connection of an agent session: it sends the agent's messages. */

@@ -4,6 +4,7 @@
  */
 import { promises as fs } from "node:fs";
 import type { AgentErrorCode } from "../protocol/constants.js";
+import { RemoteError } from "../protocol/connection.js";
 import { ProtocolError } from "../protocol/frames.js";
 import { BlobMismatch } from "./blobs.js";
 import { StepFailed } from "./build.js";
@@ -13,6 +14,11 @@ import { RegistryError } from "./registry.js";
 /** Something the client sent that the agent refuses (code "input"). */
 export class InvalidInput extends Error {
   override name = "InvalidInput";
+}
+
+/** What the build server's policy (policy.ts) refuses (code "denied"). */
+export class Denied extends Error {
+  override name = "Denied";
 }
 
 /** The client gave up on the operation ({ t: "abort" }): nothing to report back. */
@@ -25,14 +31,22 @@ export async function reportError(conn: AgentConnection, ctx: AgentContext, e: u
   let hint: string | undefined;
   let extra: Record<string, unknown> = {};
   if (e instanceof InvalidInput || e instanceof BlobMismatch) code = "input";
-  else if (e instanceof StepFailed) {
+  else if (e instanceof Denied) {
+    code = "denied";
+    hint =
+      "the build server's admin sets what it may push with: snapdeploy server install --allow-repository PREFIX [--allow-tag-prefix PREFIX]";
+  } else if (e instanceof StepFailed) {
     code = e.phase;
     extra = { step: e.step, tail: e.tail, kind: e.kind };
   } else if (e instanceof RegistryError) {
     code = "registry";
     extra = { kind: e.kind };
   } else if (e instanceof ProtocolError) code = "protocol";
-  else if (e instanceof ClientAbort) {
+  else if (e instanceof RemoteError) {
+    // The client sent { t: "error" } where the agent expected a message of its own.
+    code = "protocol";
+    message = `the client sent an error message where the build server expected an operation: ${message}`;
+  } else if (e instanceof ClientAbort) {
     ctx.log(`client aborted: ${message}`);
     return;
   } else if (err?.code === "ENOSPC") {

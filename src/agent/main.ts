@@ -15,6 +15,7 @@ import { Connection } from "../protocol/connection.js";
 import type { AgentMessage } from "../protocol/messages.js";
 import { BlobStore, StoreGate } from "./blobs.js";
 import { BuildQueue } from "./build.js";
+import { policyFromEnv } from "./policy.js";
 import { relay } from "./relay.js";
 import { RegistryClient } from "./registry.js";
 import { type AgentContext, serveSession } from "./session.js";
@@ -66,6 +67,7 @@ export async function serve(opts: {
         : undefined,
     builds: new BuildQueue(Number(process.env.SNAPDEPLOY_MAX_BUILDS ?? 2)),
     secretsDir: process.env.SNAPDEPLOY_SECRETS ?? "/run/snapdeploy/secrets",
+    policy: policyFromEnv(process.env),
   };
   await fs.mkdir(path.dirname(opts.socket), { recursive: true });
   await fs.rm(opts.socket, { force: true });

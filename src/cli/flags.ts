@@ -76,6 +76,20 @@ export const tagPrefix: Parser<string> = (v) => {
   return v;
 };
 
+/** A repository prefix: a registry host (with a '.' or ':', or localhost) and optional path, lowercase. */
+export const repositoryPrefix: Parser<string> = (v) => {
+  const p = v.replace(/\/+$/, "");
+  const [host = "", ...path] = p.split("/");
+  const hostOk =
+    /^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?$/.test(host) &&
+    (host.includes(".") || host.includes(":") || host === "localhost");
+  if (!hostOk || !path.every((s) => /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/.test(s)))
+    throw new InvalidArgumentError(
+      "Expected a registry host and optional repository path, e.g. registry.example.com/team (lowercase path).",
+    );
+  return p;
+};
+
 /** An image platform: os/arch[/variant], e.g. linux/amd64, linux/arm64/v8. */
 export const platform: Parser<string> = (v) => {
   if (!/^[a-z0-9_]+\/[a-z0-9_]+(\/[a-z0-9_]+)?$/.test(v))

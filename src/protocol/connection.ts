@@ -3,6 +3,7 @@
  * exec channel), in the frames of frames.ts.
  */
 import type { Duplex } from "node:stream";
+import { AGENT_KEEPALIVE_TIMEOUT_MS } from "./constants.js";
 import { encodeFrame, FRAME_DATA, FRAME_JSON, type Frame, FrameDecoder, ProtocolError } from "./frames.js";
 import type { ClientMessage, Message } from "./messages.js";
 
@@ -11,15 +12,27 @@ import type { ClientMessage, Message } from "./messages.js";
  * consumer pauses the stream and backpressure reaches the sender; writing resolves
  * once the stream accepted the bytes (waiting for 'drain' when its buffer is full).
  * `Out` is what this side sends: the client's messages by default, the agent's on its side.
+ *
+ * Keepalives (constants.ts, KEEPALIVE_INTERVAL_MS) are handled here, below the operations:
+ * a { t: "keepalive" } received is answered with { t: "keepalive-ack" } at once and arms the
+ * receiving side's own deadline (AGENT_KEEPALIVE_TIMEOUT_MS); acks are dropped; `keepalive()`
+ * makes this side send them and fail the connection with StalledConnection when nothing at
+ * all has arrived for its deadline.
  */
 export class Connection<Out extends { t: string } = ClientMessage> {
   private readonly decoder = new FrameDecoder();
   private readonly queue: Frame[] = [];
   private waiter: { resolve: (f: Frame) => void; reject: (e: Error) => void } | undefined;
   private ended: Error | undefined;
+  /** When bytes last arrived from the peer. */
+  private heard = Date.now();
+  private watchdog: NodeJS.Timeout | undefined;
+  /** The deadline this side takes on once its peer sends keepalives (tests shorten it). */
+  peerTimeoutMs = AGENT_KEEPALIVE_TIMEOUT_MS;
 
   constructor(readonly stream: Duplex) {
     stream.on("data", (chunk: Buffer) => {
+      this.heard = Date.now();
       let frames: Frame[];
       try {
         frames = this.decoder.push(chunk);
@@ -28,7 +41,10 @@ export class Connection<Out extends { t: string } = ClientMessage> {
         stream.destroy();
         return;
       }
-      for (const f of frames) this.deliver(f);
+      for (const f of frames) {
+        if (f.kind === FRAME_JSON && f.msg.t === "keepalive") this.answerKeepalive();
+        else if (!(f.kind === FRAME_JSON && f.msg.t === "keepalive-ack")) this.deliver(f);
+      }
       // Stop reading while unconsumed frames pile up; resumed by next().
       if (this.queue.length > 64) stream.pause();
     });
@@ -48,11 +64,55 @@ export class Connection<Out extends { t: string } = ClientMessage> {
   private fail(e: Error) {
     if (this.ended) return;
     this.ended = e;
+    this.stopKeepalive();
     if (this.waiter) {
       const w = this.waiter;
       this.waiter = undefined;
       w.reject(e);
     }
+  }
+
+  private answerKeepalive() {
+    if (this.ended || !this.stream.writable) return;
+    this.stream.write(KEEPALIVE_ACK);
+    // The peer keeps the connection alive: from now on its silence means it is gone.
+    if (!this.watchdog) this.keepalive(this.peerTimeoutMs);
+  }
+
+  /**
+   * Fails the connection with StalledConnection (and destroys the stream) once nothing has
+   * arrived for `timeoutMs`; with `intervalMs`, also sends a keepalive that often, so a live
+   * peer always has something to answer. Time with this side's reading paused or its event
+   * loop blocked is not the peer's silence. Calling it again replaces the previous settings.
+   */
+  keepalive(timeoutMs: number, intervalMs?: number): void {
+    this.stopKeepalive();
+    if (this.ended) return;
+    const tick = Math.min(1000, timeoutMs / 4, intervalMs ?? Number.POSITIVE_INFINITY);
+    let lastTick = Date.now();
+    let lastPing = lastTick;
+    this.heard = lastTick;
+    this.watchdog = setInterval(() => {
+      const now = Date.now();
+      if (now - lastTick > 3 * tick || this.stream.isPaused()) this.heard = now;
+      lastTick = now;
+      const silent = now - this.heard;
+      if (silent >= timeoutMs) {
+        this.fail(new StalledConnection(silent));
+        this.stream.destroy();
+        return;
+      }
+      if (intervalMs !== undefined && now - lastPing >= intervalMs && this.stream.writable) {
+        lastPing = now;
+        this.stream.write(KEEPALIVE);
+      }
+    }, tick);
+    this.watchdog.unref();
+  }
+
+  stopKeepalive(): void {
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.watchdog = undefined;
   }
 
   /** The next frame; rejects when the connection ends first. */
@@ -102,7 +162,19 @@ export class Connection<Out extends { t: string } = ClientMessage> {
   }
 
   close() {
+    this.stopKeepalive();
     this.stream.end();
+  }
+}
+
+const KEEPALIVE = encodeFrame(FRAME_JSON, Buffer.from(JSON.stringify({ t: "keepalive" })));
+const KEEPALIVE_ACK = encodeFrame(FRAME_JSON, Buffer.from(JSON.stringify({ t: "keepalive-ack" })));
+
+/** Nothing arrived from the peer for `silentMs`: it or the path to it is frozen. */
+export class StalledConnection extends ProtocolError {
+  override name = "StalledConnection";
+  constructor(readonly silentMs: number) {
+    super(`nothing received for ${Math.round(silentMs / 1000)} s: the connection stalled`);
   }
 }
 

@@ -32,6 +32,20 @@ export const BATCH_DEFLATE = 1;
 export const MAX_BATCH = 4 * DATA_CHUNK;
 /** Blob record header in the blob stream: 32-byte sha256 + 8-byte big-endian size. */
 export const BLOB_HEADER = 40;
+/**
+ * Keepalive: the client sends { t: "keepalive" } every KEEPALIVE_INTERVAL_MS, at any point
+ * of a session (between and inside operations); the agent's connection answers each with
+ * { t: "keepalive-ack" } at once, without the operation in progress seeing either. A side
+ * that has heard nothing at all from its peer for its deadline fails the connection: the
+ * client after KEEPALIVE_TIMEOUT_MS (so a frozen build server or network path is reported
+ * within 15-16 s, never a silent hang), the agent after AGENT_KEEPALIVE_TIMEOUT_MS (once the
+ * client has sent a keepalive; it then drops the session: a build is cancelled, the
+ * workspace lock released). Time spent with our own reading paused (backpressure) or our own
+ * event loop blocked does not count against the peer.
+ */
+export const KEEPALIVE_INTERVAL_MS = 5_000;
+export const KEEPALIVE_TIMEOUT_MS = 15_000;
+export const AGENT_KEEPALIVE_TIMEOUT_MS = 30_000;
 /** Names of users and projects (workspace path segments). */
 export const NAME_PATTERN = /^[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?$/;
 
@@ -44,4 +58,6 @@ export type AgentErrorCode =
   | "build"
   | "push"
   | "registry"
-  | "busy";
+  | "busy"
+  /** Refused by the build server's policy (what it may push, set at install). */
+  | "denied";

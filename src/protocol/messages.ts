@@ -10,6 +10,10 @@
  *   status: client status → agent status.        ping → pong.
  *   gc:     client gc → agent gc (what went, or with dryRun what would go; nothing else changes).
  *
+ * Keepalives ({ t: "keepalive" } → { t: "keepalive-ack" }, see KEEPALIVE_INTERVAL_MS) may
+ * come at any point once the agent's hello said `keepalive: true`; the connections answer and
+ * drop them, so no operation sees them.
+ *
  * Any step may be answered with an error, after which the agent closes the connection.
  * What is sent is typed here; what is received is untrusted (the agent validates every
  * field, the client reads fields defensively), so the receiving side sees `Message`.
@@ -109,6 +113,11 @@ export interface Bye {
   t: "bye";
 }
 
+/** Anything heard from the client? Answered with KeepaliveAck by the connection itself. */
+export interface Keepalive {
+  t: "keepalive";
+}
+
 export type ClientMessage =
   | ClientHello
   | SyncRequest
@@ -120,7 +129,8 @@ export type ClientMessage =
   | StatusRequest
   | GcRequest
   | Ping
-  | Bye;
+  | Bye
+  | Keepalive;
 
 // ── Agent → client ──────────────────────────────────────────────────────────────
 
@@ -129,6 +139,8 @@ export interface AgentHello {
   protocol: number;
   /** The agent's version. */
   agent: string;
+  /** The agent answers keepalives at any point of the session. */
+  keepalive?: boolean;
 }
 
 /** The workspace lock is held by `holder` since `since` (ms since the epoch). */
@@ -257,6 +269,10 @@ export interface Pong {
   t: "pong";
 }
 
+export interface KeepaliveAck {
+  t: "keepalive-ack";
+}
+
 /** The operation failed; the agent closes the connection after it. */
 export interface ErrorReply {
   t: "error";
@@ -285,4 +301,5 @@ export type AgentMessage =
   | Status
   | GcReply
   | Pong
+  | KeepaliveAck
   | ErrorReply;

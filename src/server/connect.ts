@@ -11,10 +11,16 @@ import path from "node:path";
 import { UserError } from "../errors.js";
 import { VERSION } from "../version.js";
 import { type ClusterAccess, getJson } from "../kube/access.js";
-import { AGENT_PORT, PROTOCOL_VERSION, RELAY_COMMAND } from "../protocol/constants.js";
+import {
+  AGENT_PORT,
+  KEEPALIVE_INTERVAL_MS,
+  KEEPALIVE_TIMEOUT_MS,
+  PROTOCOL_VERSION,
+  RELAY_COMMAND,
+} from "../protocol/constants.js";
 import { type ChannelStream, Refused } from "../transport/channels.js";
 import { openExec } from "../transport/exec.js";
-import { Connection, RemoteError } from "../protocol/connection.js";
+import { Connection, RemoteError, StalledConnection } from "../protocol/connection.js";
 import { ProtocolError } from "../protocol/frames.js";
 import { openPortForward } from "../transport/portforward.js";
 import { cacheDir } from "../util/cache.js";
@@ -61,14 +67,18 @@ export async function findServerPod(cluster: ClusterAccess, namespace: string): 
 export async function connectAgent(cluster: ClusterAccess, namespace: string): Promise<AgentSession> {
   const key = `${cluster.server} ${namespace}`;
   const remembered = rememberedPods()[key];
+  let stalledThere: UserError | undefined;
   if (remembered) {
     try {
       return await openSession(cluster, namespace, remembered);
     } catch (e) {
       if (e instanceof UserError && (e.code === "permission" || e.code === "cluster")) throw e;
+      if (e instanceof UserError && e.cause instanceof StalledConnection) stalledThere = e;
     }
   }
   const pod = await readyPod(cluster, namespace);
+  // A pod that is still the ready one but stopped answering would only stall again.
+  if (stalledThere && pod === remembered) throw stalledThere;
   const session = await openSession(cluster, namespace, pod);
   if (pod !== remembered) rememberPod(key, pod);
   return session;
@@ -118,8 +128,11 @@ async function readyPod(cluster: ClusterAccess, namespace: string): Promise<stri
 async function openSession(cluster: ClusterAccess, namespace: string, name: string): Promise<AgentSession> {
   const { stream, transport } = await openAgentStream(cluster, namespace, name);
   const conn = new Connection(stream);
+  // The hello must come within the deadline too (a frozen agent still has its port open).
+  conn.keepalive(KEEPALIVE_TIMEOUT_MS);
   const relayFailure = async (e: unknown): Promise<Error> => {
     if (e instanceof RemoteError || e instanceof UserError) return e;
+    if (e instanceof StalledConnection) return stalled(e, name);
     const st = await within(stream.status, 2000, null);
     const detail = stream.errorText.trim() || st?.message || (e as Error).message;
     const refused = transport === "port-forward" && /connection refused/.test(detail);
@@ -133,6 +146,9 @@ async function openSession(cluster: ClusterAccess, namespace: string, name: stri
   try {
     await conn.send({ t: "hello", protocol: PROTOCOL_VERSION, client: `snapdeploy/${VERSION}` });
     const hello = await conn.expect("hello");
+    // Agents that answer keepalives say so; with older ones a long silent build step is normal.
+    if (hello.keepalive === true) conn.keepalive(KEEPALIVE_TIMEOUT_MS, KEEPALIVE_INTERVAL_MS);
+    else conn.stopKeepalive();
     return {
       conn,
       stream,
@@ -141,6 +157,7 @@ async function openSession(cluster: ClusterAccess, namespace: string, name: stri
       agentVersion: String(hello.agent),
       async finish() {
         await conn.send({ t: "bye" }).catch(() => {});
+        conn.stopKeepalive();
         if (transport === "port-forward") {
           // Nothing runs in the pod for us, so there is no exit status to wait for:
           // the agent ends the session on bye (or on the connection closing).
@@ -215,6 +232,18 @@ async function openAgentStream(
   }
 }
 
+/** The build server stopped answering: its process or the path to it is frozen. */
+function stalled(e: StalledConnection, pod: string): UserError {
+  return new UserError(
+    "server",
+    `the build server stopped answering: nothing arrived from pod ${pod} for ${Math.round(e.silentMs / 1000)} s (keepalive deadline ${KEEPALIVE_TIMEOUT_MS / 1000} s)`,
+    {
+      hint: "its agent or the network path to it is frozen or overloaded; see: snapdeploy server status. An interrupted sync leaves the previous workspace intact; run the command again",
+      cause: e,
+    },
+  );
+}
+
 /** Runs `fn` with a session, mapping transport failures to clear errors and always finishing it. */
 export async function withAgent<T>(
   cluster: ClusterAccess,
@@ -243,9 +272,17 @@ export async function withAgent<T>(
       });
     }
     if (e instanceof RemoteError) {
-      const code = e.code === "input" ? "input" : e.code === "noSpace" ? "noSpace" : "server";
+      const code =
+        e.code === "input"
+          ? "input"
+          : e.code === "noSpace"
+            ? "noSpace"
+            : e.code === "denied"
+              ? "permission"
+              : "server";
       throw new UserError(code, `build server: ${e.message}`, { hint: e.hint });
     }
+    if (e instanceof StalledConnection) throw stalled(e, s.pod);
     if (e instanceof ProtocolError) {
       throw new UserError(
         "server",

@@ -40,6 +40,10 @@ export interface ServerOptions {
   agentResources?: object;
   builderResources?: object;
   builder: BuilderMode;
+  /** Repository prefixes (host/path) builds may push to; empty or absent: any (agent/policy.ts). */
+  allowRepositories?: string[];
+  /** Snapshot tag prefixes builds may push; with allowRepositories, default "snap-". */
+  allowTagPrefixes?: string[];
   size: string;
   storageClass?: string;
   /** Registries reached over plain HTTP (e.g. a cluster-local registry): by the dind daemon and the agent's tag checks. */
@@ -89,6 +93,11 @@ export function serverObjects(o: ServerOptions): KubernetesObject[] {
     { name: "SNAPDEPLOY_INSECURE_REGISTRIES", value: o.insecureRegistries.join(",") },
     { name: "SNAPDEPLOY_SECRETS", value: `${AGENT_SOCKET.slice(0, AGENT_SOCKET.lastIndexOf("/"))}/secrets` },
   ];
+  // What builds may push (agent/policy.ts reads the same names).
+  if (o.allowRepositories?.length)
+    env.push({ name: "SNAPDEPLOY_ALLOW_REPOSITORIES", value: o.allowRepositories.join(",") });
+  if (o.allowTagPrefixes?.length)
+    env.push({ name: "SNAPDEPLOY_ALLOW_TAG_PREFIXES", value: o.allowTagPrefixes.join(",") });
   if (caHosts.length) {
     // The agent's tag checks trust them via NODE_EXTRA_CA_CERTS (one bundle); a
     // Docker daemon via certs.d/<host>/ca.crt.

@@ -109,8 +109,12 @@ export function snapdeploy(args: string[], opts: SpawnOptions & { input?: string
   return run(process.execPath, [CLI, ...args], opts);
 }
 
-/** The build-server image the cluster harness built from this checkout. */
+/**
+ * The build-server image the cluster harness built (or $SNAPDEPLOY_SERVER_IMAGE, an image
+ * built from another checkout's agent).
+ */
 export function serverImage(): string {
+  if (process.env.SNAPDEPLOY_SERVER_IMAGE) return process.env.SNAPDEPLOY_SERVER_IMAGE;
   return readFileSync("/var/lib/snapdeploy-cluster/build-server-image", "utf8").trim();
 }
 

@@ -6,7 +6,8 @@ import type { Message } from "../../protocol/messages.js";
 import { type BuildParams, buildImage, pushImage } from "../build.js";
 import { buildAndPush } from "../buildkit.js";
 import type { AgentConnection, AgentContext } from "../context.js";
-import { InvalidInput } from "../errors.js";
+import { Denied, InvalidInput } from "../errors.js";
+import { pushRefusal } from "../policy.js";
 import { validateName, validateRef, validateSecrets } from "../validate.js";
 import { Workspace } from "../workspace.js";
 
@@ -16,6 +17,8 @@ export async function build(conn: AgentConnection, ctx: AgentContext, op: Messag
   const project = validateName("project", op.project);
   const ws = new Workspace(ctx.workspacesDir, user, project);
   const ref = validateRef(op.ref);
+  const refused = pushRefusal(ctx.policy, ref);
+  if (refused) throw new Denied(refused);
   const secretList = validateSecrets(op.secrets);
   const dockerfile = String(op.dockerfile ?? "Dockerfile");
   const abort = new AbortController();

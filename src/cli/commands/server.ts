@@ -11,7 +11,17 @@ import { diskSpace, readAgentBundle, resources } from "../install-input.js";
 import { ago, bytes } from "../../ui/format.js";
 import { UserError } from "../../errors.js";
 import { commandContext } from "../context.js";
-import { checked, duration, hostPort, namespaceName, objectName, repeatable, wholeNumber } from "../flags.js";
+import {
+  checked,
+  duration,
+  hostPort,
+  namespaceName,
+  objectName,
+  repeatable,
+  repositoryPrefix,
+  tagPrefix,
+  wholeNumber,
+} from "../flags.js";
 import { checkQuantity } from "../../run/job.js";
 
 /** --registry-ca HOST[:PORT]=FILE: the host and the certificate, read when the flag is parsed. */
@@ -109,6 +119,18 @@ export function registerServer(program: Command) {
       repeatable(registryCA),
       [],
     )
+    .option(
+      "--allow-repository <prefix...>",
+      "builds may push only to repositories under this prefix (host/path), and only snapshot tags; repeatable (default: anywhere the registry credentials allow)",
+      repeatable(repositoryPrefix),
+      [],
+    )
+    .option(
+      "--allow-tag-prefix <prefix...>",
+      "the snapshot tag prefixes builds may push (<prefix><id>); repeatable (default with --allow-repository: snap-)",
+      repeatable(tagPrefix),
+      [],
+    )
     .addOption(serverNamespaceOption())
     .option(
       "--timeout <duration>",
@@ -159,6 +181,8 @@ export function registerServer(program: Command) {
           registrySecret: opts.registrySecret,
           maxBuilds: opts.maxBuilds as number,
           registryCAs: Object.fromEntries(opts.registryCa as [string, string][]),
+          allowRepositories: opts.allowRepository as string[],
+          allowTagPrefixes: opts.allowTagPrefix as string[],
         },
         { timeoutMs: (opts.timeout as number) * 1000, onProgress: (s) => c.reporter.info(s) },
       );

@@ -1,0 +1,214 @@
+/**
+ * Faults against a real build server on the local cluster: a build server whose agent
+ * process is frozen (SIGSTOP from this machine, which runs the node: the connection stays
+ * open and silent, as with a frozen network path) before the hello, during a sync and during
+ * a build, is reported within the keepalive deadline (15 s, protocol/constants.ts) with a
+ * clear message and the server exit code, never a silent hang; once it runs again (SIGCONT)
+ * the next build succeeds. A client killed with SIGKILL mid-build: the build is cancelled on
+ * the server, the workspace lock released, and the next build of that workspace succeeds.
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { promises as fs } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { ExitCode } from "../../src/errors.js";
+import { KEEPALIVE_INTERVAL_MS, KEEPALIVE_TIMEOUT_MS } from "../../src/protocol/constants.js";
+import {
+  CLI,
+  eventually,
+  exitOf,
+  installServer,
+  REGISTRY_CA_FLAGS,
+  REGISTRY_NODE,
+  run,
+  serverPod,
+  uninstallServer,
+  uniqueName,
+} from "../helpers/cluster.js";
+
+const BASE = `${REGISTRY_NODE}/snapdeploy/debian:bookworm`;
+/** The deadline, plus the watchdog's tick, the CLI's exit and this machine's load (2 cores). */
+const BOUND_MS = KEEPALIVE_TIMEOUT_MS + 7_000;
+
+let ns = "";
+let repo = "";
+const dirs: string[] = [];
+before(async () => {
+  ns = await installServer("e2e-faults", REGISTRY_CA_FLAGS);
+  repo = `${REGISTRY_NODE}/e2e/${uniqueName("faults")}`;
+});
+after(async () => {
+  // Never leave a frozen agent behind, whatever failed.
+  const pid = await agentPid().catch(() => undefined);
+  if (pid) process.kill(pid, "SIGCONT");
+  await uninstallServer(ns);
+  for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
+});
+
+/**
+ * The agent's process id on this machine (the node): the agent process whose container's
+ * hostname is the build-server pod's name.
+ */
+async function agentPid(): Promise<number> {
+  const pod = await serverPod(ns);
+  const r = await run("pgrep", ["-f", "/opt/snapdeploy/agent.cjs serve"]);
+  for (const pid of r.stdout.split("\n").filter(Boolean)) {
+    const host = await fs.readFile(`/proc/${pid}/root/etc/hostname`, "utf8").catch(() => "");
+    if (host.trim() === pod) return Number(pid);
+  }
+  throw new Error(`no agent process of pod ${pod} on this machine`);
+}
+
+async function tree(files: Record<string, string | Buffer>): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "snapdeploy-faults-"));
+  dirs.push(dir);
+  for (const [p, c] of Object.entries(files)) await fs.writeFile(path.join(dir, p), c);
+  return dir;
+}
+
+interface Cli {
+  child: ChildProcess;
+  stdout: string;
+  stderr: string;
+  exit: Promise<number | null>;
+}
+
+function start(cmd: "build" | "sync", dir: string, user: string): Cli {
+  const args = [CLI, cmd, "--server-namespace", ns, "--user", user, "--project", "app", "-C", dir];
+  if (cmd === "build") args.push("-r", repo);
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const c: Cli = { child, stdout: "", stderr: "", exit: exitOf(child) };
+  child.stdout?.on("data", (d) => {
+    c.stdout += d;
+  });
+  child.stderr?.on("data", (d) => {
+    c.stderr += d;
+  });
+  return c;
+}
+
+/** A step that runs until the test is done with it, found by its unique marker. */
+function sleeper(): { marker: string; dockerfile: string } {
+  const marker = String(1000 + Math.floor(Math.random() * 8000));
+  return { marker, dockerfile: `FROM ${BASE}\nRUN sleep ${marker}\n` };
+}
+const running = async (marker: string) => (await run("pgrep", ["-f", `sleep ${marker}`])).code === 0;
+
+/** The build is cancelled on the server: its step's process ends (with every builder). */
+async function remoteBuildStops(marker: string): Promise<boolean> {
+  await eventually("the remote build to stop", async () => !(await running(marker)), 30_000);
+  return true;
+}
+
+/** Freezes the agent, waits for the client to fail, and lets the agent run again. */
+async function freezeAndExpectFailure(cli: Cli): Promise<number> {
+  const pid = await agentPid();
+  process.kill(pid, "SIGSTOP");
+  const t0 = Date.now();
+  try {
+    const code = await Promise.race([
+      exitOf(cli.child),
+      new Promise<"hung">((r) => setTimeout(() => r("hung"), BOUND_MS)),
+    ]);
+    const took = Date.now() - t0;
+    if (code === "hung") {
+      cli.child.kill("SIGKILL");
+      assert.fail(`the client did not fail within ${BOUND_MS} ms of the agent freezing:\n${cli.stderr}`);
+    }
+    assert.equal(code, ExitCode.server, cli.stderr);
+    assert.match(
+      cli.stderr,
+      /the build server stopped answering: nothing arrived from pod \S+ for 1\d s \(keepalive deadline 15 s\)/,
+    );
+    assert.doesNotMatch(cli.stderr, /^\s+at /m, "no stack trace without --debug");
+    // The deadline counts from the last bytes heard: an ack up to one interval before the freeze.
+    assert.ok(took >= KEEPALIVE_TIMEOUT_MS - KEEPALIVE_INTERVAL_MS - 1000, `failed after only ${took} ms`);
+    return took;
+  } finally {
+    process.kill(pid, "SIGCONT");
+  }
+}
+
+/** After a fault: a build of the workspace with a quick Dockerfile succeeds. */
+async function nextBuildSucceeds(user: string) {
+  const dir = await tree({ Dockerfile: `FROM ${BASE}\nRUN echo ${randomBytes(6).toString("hex")} > /id\n` });
+  const c = start("build", dir, user);
+  const code = await exitOf(c.child);
+  assert.equal(code, 0, c.stderr);
+  assert.match(c.stdout, /:snap-[0-9a-f]{32}@sha256:[0-9a-f]{64}$/m);
+}
+
+test("an agent frozen during a build: the client fails within the keepalive deadline, the next build succeeds", async () => {
+  const s = sleeper();
+  const dir = await tree({ Dockerfile: s.dockerfile });
+  const cli = start("build", dir, "stall-build");
+  await eventually("the build step to run", () => running(s.marker), 90_000);
+  const took = await freezeAndExpectFailure(cli);
+  process.stdout.write(`# frozen during a build: the client failed after ${took} ms\n`);
+  // Running again, the agent finds its client gone and cancels the build.
+  await remoteBuildStops(s.marker);
+  await nextBuildSucceeds("stall-build");
+});
+
+test("an agent frozen during a sync: the client fails within the keepalive deadline, the next sync succeeds", async () => {
+  // Incompressible files large enough that the blob stream is still flowing when the agent
+  // stops (blobs over 1 MiB are spooled to the data volume's tmp folder as they arrive).
+  const files: Record<string, Buffer> = {};
+  for (let i = 0; i < 48; i++) files[`blob-${i}.bin`] = randomBytes(2 * 1024 * 1024);
+  const dir = await tree(files);
+  const pid = await agentPid();
+  const cli = start("sync", dir, "stall-sync");
+  await eventually(
+    "blobs to arrive",
+    async () => (await fs.readdir(`/proc/${pid}/root/data/tmp`).catch(() => [])).length > 0,
+    60_000,
+  );
+  const took = await freezeAndExpectFailure(cli);
+  process.stdout.write(`# frozen during a sync: the client failed after ${took} ms\n`);
+  const again = start("sync", dir, "stall-sync");
+  assert.equal(await exitOf(again.child), 0, again.stderr);
+});
+
+test("an agent frozen before the hello: the client fails within the deadline, not at a hang", async () => {
+  const dir = await tree({ "a.txt": "a\n" });
+  const pid = await agentPid();
+  process.kill(pid, "SIGSTOP");
+  let cli: Cli | undefined;
+  try {
+    cli = start("sync", dir, "stall-hello");
+    const t0 = Date.now();
+    const code = await Promise.race([
+      cli.exit,
+      new Promise<"hung">((r) => setTimeout(() => r("hung"), BOUND_MS + 5000)),
+    ]);
+    const took = Date.now() - t0;
+    if (code === "hung") cli.child.kill("SIGKILL");
+    assert.notEqual(code, "hung", `no failure within ${BOUND_MS + 5000} ms:\n${cli.stderr}`);
+    assert.equal(code, ExitCode.server, cli.stderr);
+    assert.match(cli.stderr, /the build server stopped answering: nothing arrived from pod \S+ for 1\d s/);
+    process.stdout.write(
+      `# frozen before the hello: the client failed after ${took} ms (including its start)\n`,
+    );
+  } finally {
+    process.kill(pid, "SIGCONT");
+  }
+  const again = start("sync", dir, "stall-hello");
+  assert.equal(await exitOf(again.child), 0, again.stderr);
+});
+
+test("a client killed (SIGKILL) mid-build: the build is cancelled on the server, the lock released, the next build succeeds", async () => {
+  const s = sleeper();
+  const dir = await tree({ Dockerfile: s.dockerfile });
+  const cli = start("build", dir, "killed");
+  await eventually("the build step to run", () => running(s.marker), 90_000);
+  cli.child.kill("SIGKILL");
+  await exitOf(cli.child);
+  const t0 = Date.now();
+  if (await remoteBuildStops(s.marker))
+    process.stdout.write(`# client SIGKILLed: the remote build stopped after ${Date.now() - t0} ms\n`);
+  // The same workspace: its lock must be free (a stuck lock would make this wait forever).
+  await nextBuildSucceeds("killed");
+});
