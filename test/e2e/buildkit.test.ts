@@ -211,6 +211,65 @@ describe("buildkit builder", () => {
     }
   });
 
+  test("--cache registry: a build server on a new volume reuses the layers the previous one exported", async () => {
+    const repo = `${REGISTRY_NODE}/e2e/${uniqueName("cache")}`;
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "snapdeploy-cache-"));
+    dirs.push(dir);
+    const marker = uniqueName("deps");
+    await fs.writeFile(
+      path.join(dir, "Dockerfile"),
+      `FROM ${REGISTRY_NODE}/snapdeploy/debian:bookworm\nRUN echo ${marker} > /deps.txt && sleep 3\nCOPY app.txt /app.txt\n`,
+    );
+    await fs.writeFile(path.join(dir, "app.txt"), "one\n");
+    const flags = ["--builder", "buildkit", "--cache", "registry", ...REGISTRY_CA_FLAGS];
+    const build = (server: string, user: string) =>
+      snapdeploy([
+        "build",
+        "--server-namespace",
+        server,
+        "--user",
+        user,
+        "--project",
+        "cache",
+        "-r",
+        repo,
+        "-C",
+        dir,
+      ]);
+    // The RUN step's lines in BuildKit's plain output, by its step number.
+    const runStep = (stderr: string) => {
+      const n = new RegExp(`^REMOTE: #(\\d+) \\[2/3\\] RUN echo ${marker}`, "m").exec(stderr)?.[1];
+      assert.ok(n, `no RUN step in: ${stderr}`);
+      return stderr.split("\n").filter((l) => l.startsWith(`REMOTE: #${n} `));
+    };
+    const first = await installServer("e2e-cache-a", flags);
+    try {
+      const r = await build(first, "cachea");
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(!runStep(r.stderr).some((l) => / CACHED$/.test(l)), "a new volume builds the step");
+      assert.match(r.stderr, /exporting cache to registry/);
+    } finally {
+      await uninstallServer(first); // --purge: its volume goes with it
+    }
+    await fs.writeFile(path.join(dir, "app.txt"), "two\n");
+    const second = await installServer("e2e-cache-b", flags);
+    try {
+      const t0 = Date.now();
+      const r = await build(second, "cacheb");
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(
+        runStep(r.stderr).some((l) => / CACHED$/.test(l)),
+        `the RUN step comes from the exported cache:\n${runStep(r.stderr).join("\n")}`,
+      );
+      assert.match(r.stderr, /importing cache manifest from/);
+      process.stdout.write(
+        `# a fresh build server with --cache registry: rebuilt in ${Date.now() - t0} ms\n`,
+      );
+    } finally {
+      await uninstallServer(second);
+    }
+  });
+
   test("a namespace whose admin enforces Pod Security restricted: refused fast, with the level and the fix", async () => {
     const { ns, cleanup } = await tempNamespace("e2e-restricted");
     try {
