@@ -4,20 +4,10 @@
  * regenerated on its own. A tree is generated once under bench/.fixtures/ and reused while
  * its marker file matches; the files the scenarios edit are restored before each run.
  */
-import { execFileSync } from "node:child_process";
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-  writeSync,
-} from "node:fs";
-import { readdir, stat } from "node:fs/promises";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { journalEdits } from "./real-trees.js";
 
 export const FIXTURES = fileURLToPath(new URL("./.fixtures", import.meta.url));
 
@@ -45,6 +35,8 @@ export interface Fixture {
   onePercent: string[];
   /** When the tree was last written; the scan cache does not trust files younger than 2 s. */
   writtenAt: number;
+  /** Real trees: where editFiles keeps the original bytes of what it overwrites (bench/real-trees.ts). */
+  journal?: string;
 }
 
 interface Spec {
@@ -162,6 +154,8 @@ export function generatedFixture(name: string, log: (line: string) => void): Fix
   }
   if (meta) {
     for (const i of [one, ...pct]) writeFile(dir, generatedFile(spec, i).path, generatedFile(spec, i).data);
+    // What the "dependency added" scenario added (generated trees have no node_modules of their own).
+    rmSync(join(dir, "node_modules"), { recursive: true, force: true });
     log(`fixture ${name}: reusing ${dir} (restored ${pct.length + 1} edited files)`);
   } else {
     log(`fixture ${name}: generating ${spec.files} files in ${dir}`);
@@ -197,59 +191,11 @@ export function generatedFixture(name: string, log: (line: string) => void): Fix
 }
 
 /**
- * A real source tree: the typescript npm package (lib/*.d.ts, compiled JavaScript),
- * fetched with `npm pack` (from npm's cache when it holds it) and extracted afresh each run.
- * Undefined, with the reason logged, when it cannot be fetched.
- */
-export async function realFixture(log: (line: string) => void): Promise<Fixture | undefined> {
-  const pkg = "typescript@5.9.3";
-  const tgz = join(fixturesDir(), "typescript-5.9.3.tgz");
-  const dir = join(FIXTURES, "real");
-  try {
-    if (!existsSync(tgz)) {
-      execFileSync("npm", ["pack", pkg, "--prefer-offline", "--pack-destination", FIXTURES], {
-        stdio: ["ignore", "ignore", "pipe"],
-        timeout: 60_000,
-      });
-    }
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { recursive: true });
-    execFileSync("tar", ["-xzf", tgz, "-C", dir, "--strip-components=1"]);
-  } catch (e) {
-    log(`fixture real: skipped, npm pack ${pkg} failed: ${(e as Error).message.split("\n")[0]}`);
-    return undefined;
-  }
-  const files: { path: string; size: number }[] = [];
-  const walk = async (rel: string) => {
-    for (const d of await readdir(join(dir, rel), { withFileTypes: true })) {
-      const p = rel ? `${rel}/${d.name}` : d.name;
-      if (d.isDirectory()) await walk(p);
-      else if (d.isFile()) files.push({ path: p, size: (await stat(join(dir, p))).size });
-    }
-  };
-  await walk("");
-  files.sort((a, b) => (a.path < b.path ? -1 : 1));
-  const edits = files.filter((f) => f.size >= 64);
-  const one = edits.reduce((a, b) => (Math.abs(b.size - 10240) < Math.abs(a.size - 10240) ? b : a));
-  const step = Math.max(1, Math.floor(edits.length / Math.ceil(files.length / 100)));
-  log(`fixture real: ${pkg}, ${files.length} files in ${dir}`);
-  return {
-    name: "real",
-    dir,
-    files: files.length,
-    bytes: files.reduce((n, f) => n + f.size, 0),
-    excludes: ["/.git"],
-    oneFile: one.path,
-    onePercent: edits.filter((_, k) => k % step === 0).map((f) => f.path),
-    writtenAt: Date.now(),
-  };
-}
-
-/**
  * Edits files in place: their first bytes become a stamp unique to `nonce`, so the content
  * is new to every store while the size stays the same.
  */
 export function editFiles(f: Fixture, paths: string[], nonce: string): void {
+  if (f.journal) journalEdits(f.journal, f.dir, paths);
   paths.forEach((rel, k) => {
     const fd = openSync(join(f.dir, rel), "r+");
     try {

@@ -4,10 +4,11 @@
  *   tar    the whole tree as one tar stream into `kubectl exec -i POD -- tar -x` (no incrementality)
  *   rsync  rsync with `kubectl exec` as its remote shell
  * Scenarios per tree: cold, no-op (also with a cold local cache), the first change after the
- * cold sync, one file changed, 1% of files changed. Prints a Markdown table and the targets
- * (met or not) to stdout and writes JSON to bench/results/. See bench/README.md.
+ * cold sync, one file changed, 1% of files changed, a dependency added. Prints a Markdown
+ * table and the targets (met or not) to stdout and writes JSON to bench/results/. See
+ * bench/README.md.
  *
- *   eval "$(cluster/env)" && npm run bench -- sync [10k] [100k] [real]
+ *   eval "$(cluster/env)" && npm run bench -- sync [10k] [100k] [real | typescript lodash deps-4k deps-27k]
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
@@ -15,7 +16,8 @@ import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { defaultCacheFile, fingerprintFile } from "../src/context/scan.js";
-import { editFiles, FIXTURES, type Fixture, generatedFixture, realFixture } from "./fixtures.js";
+import { editFiles, FIXTURES, type Fixture, generatedFixture } from "./fixtures.js";
+import { addDependency, REAL_TREES, realTree } from "./real-trees.js";
 import { report, type Row, type Sample } from "./sync-report.js";
 import {
   freeVolume,
@@ -31,9 +33,15 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const NS = "bench-sync";
 const SELECTOR = "app.kubernetes.io/name=snapdeploy-build-server";
 const TIME = "/usr/bin/time";
-/** Runs per scenario; every cold run reinstalls the build server, so 100k gets one. */
-const RUNS = { cold: 3, noop: 5, one: 5, pct: 3 };
-const COLD_RUNS: Record<string, number> = { "100k": 1 };
+/**
+ * Runs per scenario (SYNC_RUNS, SYNC_COLD_RUNS override); every cold run reinstalls the
+ * build server, so 100k gets one.
+ */
+const N = Number(process.env.SYNC_RUNS ?? 5);
+const RUNS = { cold: Number(process.env.SYNC_COLD_RUNS ?? 3), noop: N, one: N, pct: N, dep: N };
+const COLD_RUNS: Record<string, number> = process.env.SYNC_COLD_RUNS ? {} : { "100k": 1 };
+/** Where the tar baseline runs (SYNC_TAR): every scenario, only cold runs (default), none. */
+const TAR = (process.env.SYNC_TAR ?? "cold") as "all" | "cold" | "none";
 /** The scan cache does not trust files modified this recently (src/context/scan.ts, RACY_MS). */
 const RACY_MS = 2000;
 const RUN_ID = Date.now().toString(36);
@@ -198,8 +206,11 @@ async function benchTree(f: Fixture, rows: Row[]) {
         r.rsync.push(await measure(`${what}: rsync`, () => rsyncCopy(f, fresh)));
       },
     ];
-    const first = rounds++ % tools.length;
-    for (let i = 0; i < tools.length; i++) await (tools[(first + i) % tools.length] as () => Promise<void>)();
+    const withTar = TAR === "all" || (TAR === "cold" && fresh);
+    const chosen = withTar ? tools : [tools[0], tools[2]];
+    const first = rounds++ % chosen.length;
+    for (let i = 0; i < chosen.length; i++)
+      await (chosen[(first + i) % chosen.length] as () => Promise<void>)();
   };
 
   // Cold: empty store, empty workspace, no local scan cache, empty baseline folders. The
@@ -239,22 +250,31 @@ async function benchTree(f: Fixture, rows: Row[]) {
     editFiles(f, f.onePercent, `${RUN_ID}p${i}`);
     await round(pct, f.onePercent.length);
   }
+
+  // A dependency added: a pinned package extracted into node_modules/, its content new.
+  log(`${f.name}: a dependency added`);
+  const dep = row("a dependency added");
+  for (let i = 0; i < RUNS.dep; i++) {
+    const added = addDependency(f, `${RUN_ID}d${i}`);
+    await round(dep, added);
+  }
   log(`${f.name}: done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
 
 async function main() {
-  const known = ["10k", "100k", "real"];
+  const real = Object.keys(REAL_TREES);
+  const known = ["10k", "100k", "real", ...real];
   const args = process.argv.slice(2);
   const unknown = args.filter((a) => !known.includes(a));
   if (unknown.length) throw new Error(`unknown arguments ${unknown.join(" ")}; trees: ${known.join(" ")}`);
-  const chosen = args.length ? args : known;
+  const chosen = (args.length ? args : ["10k", "100k", "real"]).flatMap((a) => (a === "real" ? real : [a]));
   const started = new Date();
   const load = [os.loadavg()[0] as number];
   log(`run ${RUN_ID}: image ${IMAGE}, ${os.cpus().length} CPUs, load average ${load[0]?.toFixed(2)}`);
 
   const trees: Fixture[] = [];
   for (const name of chosen) {
-    const f = name === "real" ? await realFixture(log) : generatedFixture(name, log);
+    const f = real.includes(name) ? await realTree(name, log) : generatedFixture(name, log);
     if (f) trees.push(f);
   }
   const rows: Row[] = [];

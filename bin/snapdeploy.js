@@ -1,4 +1,7 @@
 #!/usr/bin/env node
-import { main } from "../dist/cli/snapdeploy.mjs";
+// Node.js 22.1+ keeps the compiled bundle on disk between runs (a no-op on older versions).
+import module from "node:module";
 
+module.enableCompileCache?.();
+const { main } = await import("../dist/cli/snapdeploy.mjs");
 main(process.argv.slice(2));

@@ -55,3 +55,81 @@ export function manifestDigest(entries: readonly Entry[]): string {
   hash.update(slice);
   return hash.digest("hex");
 }
+
+/**
+ * A manifest as a change to another one both sides hold (known by its digest): the paths
+ * that go away and the entries that are new or differ, each sorted by path. A sync of one
+ * changed file among 100k sends two entries instead of 100k.
+ */
+export interface ManifestDiff {
+  remove: string[];
+  put: Entry[];
+}
+
+function sameEntry(a: Entry, b: Entry): boolean {
+  return (
+    a.type === b.type && a.mode === b.mode && a.size === b.size && a.hash === b.hash && a.target === b.target
+  );
+}
+
+/** The diff from `from` to `to` (both sorted by `compareEntryPaths`). */
+export function diffManifests(from: readonly Entry[], to: readonly Entry[]): ManifestDiff {
+  const remove: string[] = [];
+  const put: Entry[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < from.length || j < to.length) {
+    const a = from[i];
+    const b = to[j];
+    const c = a === undefined ? 1 : b === undefined ? -1 : compareEntryPaths(a, b);
+    if (c < 0) {
+      remove.push((a as Entry).path);
+      i++;
+    } else if (c > 0) {
+      put.push(b as Entry);
+      j++;
+    } else {
+      if (!sameEntry(a as Entry, b as Entry)) put.push(b as Entry);
+      i++;
+      j++;
+    }
+  }
+  return { remove, put };
+}
+
+/**
+ * `base` (sorted) with `diff` applied, as raw entries for the receiver to validate like a
+ * whole manifest (the diff is untrusted: a `put` out of order gives an unsorted result,
+ * which validation refuses). Throws TypeError for a diff of the wrong shape, or one that
+ * removes a path `base` does not hold.
+ */
+export function applyManifestDiff(base: readonly Entry[], diff: unknown): unknown[] {
+  const d = diff as { remove?: unknown; put?: unknown };
+  if (!d || typeof d !== "object" || !Array.isArray(d.remove) || !Array.isArray(d.put))
+    throw new TypeError("a manifest diff needs the lists remove and put");
+  const remove = d.remove as unknown[];
+  const put = d.put as { path?: unknown }[];
+  const out: unknown[] = [];
+  let r = 0;
+  let p = 0;
+  for (const e of base) {
+    // Puts that sort before this entry are inserted here; one with its path replaces it.
+    while (p < put.length && typeof put[p]?.path === "string" && (put[p]?.path as string) < e.path)
+      out.push(put[p++]);
+    if (r < remove.length && remove[r] === e.path) {
+      r++;
+      continue;
+    }
+    if (p < put.length && put[p]?.path === e.path) {
+      out.push(put[p++]);
+      continue;
+    }
+    out.push(e);
+  }
+  while (p < put.length) out.push(put[p++]);
+  if (r !== remove.length)
+    throw new TypeError(
+      `the manifest diff removes ${String(remove[r])}, which is not in the base or out of order`,
+    );
+  return out;
+}

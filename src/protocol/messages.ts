@@ -3,7 +3,8 @@
  * is a hello each way, then operations one after another until the client says bye:
  *
  *   sync:   client sync → agent synced (noop), or agent send-manifest → client manifest
- *           (data frames) + manifest-end → agent need → client blobs (data frames, agent
+ *           or its diff against the agent's (data frames) + manifest-end → agent need →
+ *           client blobs (data frames, agent
  *           acks) + blobs-end → agent synced. The agent may say waiting (lock held) first.
  *   check:  client check → agent check.
  *   build:  client build → agent waiting / queued / phase / log … → agent built.
@@ -43,6 +44,11 @@ export interface SyncRequest {
 
 export interface ManifestEnd {
   t: "manifest-end";
+  /**
+   * The data frames held a ManifestDiff (protocol/manifest.ts) against the manifest with this
+   * digest, which the agent offered (SendManifest.diff), instead of the whole manifest.
+   */
+  base?: string;
 }
 
 export interface BlobsEnd {
@@ -154,6 +160,8 @@ export interface Waiting {
 export interface SendManifest {
   t: "send-manifest";
   have: string | null;
+  /** The agent accepts a diff against `have` instead of the whole manifest (see ManifestEnd). */
+  diff?: boolean;
 }
 
 /**

@@ -11,12 +11,13 @@ import { promisify } from "node:util";
 import { createDeflateRaw, deflateRaw } from "node:zlib";
 import { UserError } from "../errors.js";
 import { GC_EVERY } from "../context/scan.js";
-import type { Entry } from "../protocol/manifest.js";
+import type { Entry, ManifestDiff } from "../protocol/manifest.js";
 import { collectGarbage } from "../util/memory.js";
 import { BATCH_DEFLATE, BATCH_RAW, BLOB_HEADER, DATA_CHUNK, SEND_WINDOW } from "../protocol/constants.js";
 import { type Connection, remoteError } from "../protocol/connection.js";
 import { FRAME_DATA, ProtocolError } from "../protocol/frames.js";
 import type { Message } from "../protocol/messages.js";
+import { diffFromKept, keepManifest, lastManifestFile } from "./last-manifest.js";
 
 export interface SyncRequest {
   root: string;
@@ -27,6 +28,11 @@ export interface SyncRequest {
   /** The manifest, called only when the build server does not hold that snapshot already. */
   entries: () => Promise<Entry[]>;
   client: string;
+  /**
+   * Where the manifest last sent to this workspace is kept (last-manifest.ts), for sending
+   * only a diff next time; default: in the local cache; false: neither kept nor used.
+   */
+  kept?: string | false;
 }
 
 export interface SyncResult {
@@ -60,6 +66,7 @@ export async function syncTree(
     digest: req.digest,
     client: req.client,
   });
+  let offer: Message;
   for (;;) {
     const m = await conn.expect();
     if (m.t === "waiting") {
@@ -67,14 +74,31 @@ export async function syncTree(
       continue;
     }
     if (m.t === "synced") return result(m, 0, 0, 0);
-    if (m.t === "send-manifest") break;
+    if (m.t === "send-manifest") {
+      offer = m;
+      break;
+    }
     throw new ProtocolError(`unexpected "${m.t}" from the build server`);
   }
 
   const entries = await req.entries();
-  const sent = await sendManifest(conn, entries);
+  const kept = req.kept ?? lastManifestFile(req.root, req.user, req.project);
+  // The agent holds another manifest and takes a diff against it: when it is the one this
+  // machine sent last, only what changed since goes over the wire.
+  const base = typeof offer.have === "string" && offer.diff === true ? offer.have : undefined;
+  const diff = kept && base ? diffFromKept(kept, base, entries) : undefined;
+  let sent: number;
+  if (diff && diff.put.length + diff.remove.length < entries.length) {
+    sent = await sendJson(conn, diffText(diff));
+    await conn.send({ t: "manifest-end", base });
+  } else {
+    sent = await sendJson(conn, arrayText(entries));
+    await conn.send({ t: "manifest-end" });
+  }
   collectGarbage(entries.length);
-  await conn.send({ t: "manifest-end" });
+  // Kept while the agent works on the manifest; what it holds is known by its digest, so a
+  // sync that fails after this leaves nothing wrong behind.
+  if (kept) keepManifest(kept, req.digest, entries);
   const files = neededFiles(await conn.expect("need"), entries);
   if (files.length === 0) return result(await conn.expect("synced"), 0, 0, sent);
   const { blobBytes, wire, final } = await sendBlobs(conn, req.root, files);
@@ -111,12 +135,31 @@ function result(m: Message, blobs: number, blobBytes: number, sentBytes: number)
   };
 }
 
+/** The JSON text of `entries` a slice at a time: for 100k entries the whole text would be 15 MB held twice. */
+function* arrayText(entries: readonly unknown[]): Generator<string> {
+  const SLICE = 2000;
+  for (let i = 0; i < entries.length || i === 0; i += SLICE) {
+    const body = entries
+      .slice(i, i + SLICE)
+      .map((e) => JSON.stringify(e))
+      .join(",");
+    yield `${i === 0 ? "[" : ","}${body}${i + SLICE >= entries.length ? "]" : ""}`;
+  }
+}
+
+function* diffText(diff: ManifestDiff): Generator<string> {
+  yield '{"remove":';
+  yield* arrayText(diff.remove);
+  yield ',"put":';
+  yield* arrayText(diff.put);
+  yield "}";
+}
+
 /**
- * The manifest as one raw-deflate stream of its JSON over data frames, serialized a
- * slice at a time: for 100k entries the whole JSON text would be 15 MB held twice.
+ * The manifest (or its diff) as one raw-deflate stream of its JSON over data frames.
  * Returns the bytes sent.
  */
-async function sendManifest(conn: Connection, entries: Entry[]): Promise<number> {
+async function sendJson(conn: Connection, text: Iterable<string>): Promise<number> {
   const z = createDeflateRaw({ level: 1, chunkSize: DATA_CHUNK });
   let sent = 0;
   const pump = (async () => {
@@ -126,14 +169,8 @@ async function sendManifest(conn: Connection, entries: Entry[]): Promise<number>
     }
   })();
   pump.catch(() => {});
-  const SLICE = 2000;
-  for (let i = 0; i < entries.length || i === 0; i += SLICE) {
-    const body = entries
-      .slice(i, i + SLICE)
-      .map((e) => JSON.stringify(e))
-      .join(",");
-    const text = `${i === 0 ? "[" : ","}${body}${i + SLICE >= entries.length ? "]" : ""}`;
-    if (!z.write(text)) await Promise.race([new Promise((r) => z.once("drain", r)), pump]);
+  for (const part of text) {
+    if (!z.write(part)) await Promise.race([new Promise((r) => z.once("drain", r)), pump]);
   }
   z.end();
   await pump;

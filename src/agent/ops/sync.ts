@@ -5,7 +5,7 @@
  */
 import { createInflateRaw } from "node:zlib";
 import { FRAME_DATA, ProtocolError } from "../../protocol/frames.js";
-import { manifestDigest } from "../../protocol/manifest.js";
+import { applyManifestDiff, manifestDigest } from "../../protocol/manifest.js";
 import type { Message } from "../../protocol/messages.js";
 import { receiveBlobs } from "../blob-stream.js";
 import type { AgentConnection, AgentContext } from "../context.js";
@@ -48,8 +48,10 @@ export async function sync(conn: AgentConnection, ctx: AgentContext, op: Message
       return;
     }
     const t0 = Date.now();
-    await conn.send({ t: "send-manifest", have: current ?? null });
-    const entries = validateManifest(await receiveManifest(conn));
+    await conn.send({ t: "send-manifest", have: current ?? null, diff: current !== undefined });
+    const { raw, base } = await receiveManifest(conn);
+    const entries = validateManifest(base === undefined ? raw : await patched(ws, current, base, raw));
+    const sent = base === undefined ? "whole" : `diff: ${diffCounts(raw)}`;
     const actual = manifestDigest(entries);
     if (actual !== digest)
       throw new InvalidInput(`manifest digest mismatch: announced ${digest}, received ${actual}`);
@@ -79,7 +81,7 @@ export async function sync(conn: AgentConnection, ctx: AgentContext, op: Message
     const changes = await ws.update(digest, entries, ctx.blobs);
     ctx.log(
       `sync ${key}: +${changes.added} ~${changes.changed} -${changes.removed}, ${need.length} blobs, ${received} bytes; ` +
-        `manifest ${tManifest - t0} ms, blobs ${tBlobs - tManifest} ms, workspace ${Date.now() - tBlobs} ms`,
+        `manifest (${sent}) ${tManifest - t0} ms, blobs ${tBlobs - tManifest} ms, workspace ${Date.now() - tBlobs} ms`,
     );
     await conn.send({
       t: "synced",
@@ -95,10 +97,36 @@ export async function sync(conn: AgentConnection, ctx: AgentContext, op: Message
   }
 }
 
-/** The manifest: compressed JSON in data frames, then { t: "manifest-end" }. */
-async function receiveManifest(conn: AgentConnection): Promise<unknown> {
+const diffCounts = (d: unknown) => {
+  const { remove, put } = d as { remove: unknown[]; put: unknown[] };
+  return `${remove.length} removed, ${put.length} put`;
+};
+
+/**
+ * The whole manifest from a diff against the current tree's (which the agent offered), for
+ * validation like any manifest.
+ */
+async function patched(ws: Workspace, current: string | undefined, base: string, diff: unknown) {
+  if (current === undefined || base !== current)
+    throw new InvalidInput(`a manifest diff against ${base}, which this workspace does not hold`);
+  const held = await ws.currentManifest();
+  if (held?.digest !== current)
+    throw new InvalidInput(`a manifest diff against ${base}, which this workspace does not hold`);
+  try {
+    return applyManifestDiff(held.entries, diff);
+  } catch (e) {
+    throw new InvalidInput(`the manifest diff could not be applied: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * The manifest (or a diff, then `base` names what it applies to): compressed JSON in data
+ * frames, then { t: "manifest-end" }.
+ */
+async function receiveManifest(conn: AgentConnection): Promise<{ raw: unknown; base?: string }> {
   const inflate = createInflateRaw({ maxOutputLength: MAX_MANIFEST_BYTES });
   const out: Buffer[] = [];
+  let base: string | undefined;
   inflate.on("data", (d: Buffer) => out.push(d));
   const done = new Promise<void>((resolve, reject) => {
     inflate.on("end", resolve);
@@ -110,14 +138,17 @@ async function receiveManifest(conn: AgentConnection): Promise<unknown> {
       inflate.write(f.data);
       continue;
     }
-    if (f.msg.t === "manifest-end") break;
+    if (f.msg.t === "manifest-end") {
+      if (f.msg.base !== undefined) base = String(f.msg.base);
+      break;
+    }
     if (f.msg.t === "abort") throw new ClientAbort(String(f.msg.reason ?? "client aborted"));
     throw new ProtocolError(`unexpected "${f.msg.t}" while receiving the manifest`);
   }
   inflate.end();
   try {
     await done;
-    return JSON.parse(Buffer.concat(out).toString("utf8"));
+    return { raw: JSON.parse(Buffer.concat(out).toString("utf8")), base };
   } catch (e) {
     throw new InvalidInput(`the manifest could not be read: ${(e as Error).message}`);
   }
