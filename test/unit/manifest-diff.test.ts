@@ -11,7 +11,7 @@ import { createConnection, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
-import { BlobStore } from "../../src/agent/blobs.js";
+import { BlobStore, StoreGate } from "../../src/agent/blobs.js";
 import type { AgentContext } from "../../src/agent/context.js";
 import { sync } from "../../src/agent/ops/sync.js";
 import { validateManifest } from "../../src/agent/validate.js";
@@ -107,6 +107,7 @@ async function agent(t: TestContext, root: string) {
   const logs: string[] = [];
   const ctx = {
     blobs,
+    store: new StoreGate(),
     locks: new WorkspaceLocks(),
     workspacesDir: join(root, "data/workspaces"),
     log: (l: string) => logs.push(l),
