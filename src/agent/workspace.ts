@@ -363,16 +363,7 @@ export class WorkspaceLocks {
 
   /** The lock if nobody holds it (garbage collection never waits for, or deletes, a workspace in use). */
   tryAcquire(key: string, holder: string): (() => void) | undefined {
-    if (this.held.has(key)) return undefined;
-    const entry = { holder, since: Date.now(), waiters: [] as (() => void)[] };
-    this.held.set(key, entry);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.held.delete(key);
-      for (const w of entry.waiters) w();
-    };
+    return this.held.has(key) ? undefined : this.take(key, holder);
   }
 
   /** Who holds `key`'s lock, if anyone. */
@@ -392,6 +383,11 @@ export class WorkspaceLocks {
       onWait?.(cur.holder, cur.since);
       await new Promise<void>((resolve) => cur.waiters.push(resolve));
     }
+    return this.take(key, holder);
+  }
+
+  /** Holds a free lock; the release function (idempotent) wakes whoever waits. */
+  private take(key: string, holder: string): () => void {
     const entry = { holder, since: Date.now(), waiters: [] as (() => void)[] };
     this.held.set(key, entry);
     let released = false;
