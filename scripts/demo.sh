@@ -54,7 +54,8 @@ step "snapdeploy deploy (-n $NS): sync the tree, build on the build server, appl
 deploy 1
 
 step "snapdeploy port-forward 0:8080 (a free local port to the app's ready pod)"
-snapdeploy port-forward 0:8080 -n "$NS" >"$LOGS/pf.out" 2>"$LOGS/pf.err" &
+# Not through the function: $! must be the port-forward itself, which cleanup stops.
+node "$ROOT/bin/snapdeploy.js" port-forward 0:8080 -n "$NS" >"$LOGS/pf.out" 2>"$LOGS/pf.err" &
 PF_PID=$!
 for _ in $(seq 100); do
   if [ -s "$LOGS/pf.out" ] || ! kill -0 "$PF_PID" 2>/dev/null; then break; fi

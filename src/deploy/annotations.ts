@@ -6,6 +6,8 @@ export const ANNOTATION = {
   commit: "snapdeploy.dev/commit",
   dirty: "snapdeploy.dev/dirty",
   time: "snapdeploy.dev/time",
+  /** On a workload deployed with --manifests: the digest of the objects applied with it (manifestsDigest). */
+  manifests: "snapdeploy.dev/manifests",
   changeCause: "kubernetes.io/change-cause",
 };
 export const OWNER_LABEL = "snapdeploy.dev/owner";

@@ -117,3 +117,22 @@ export function withImage(r: DeployResources, image: string): ResourceSet {
 export function personalTargets(targets: ResolvedTarget[], user: string): ResolvedTarget[] {
   return targets.map((t) => ({ ...t, name: personalName(t.name, user, t.kind) }));
 }
+
+/**
+ * The workloads a deploy of `r` would watch (its Deployments and StatefulSets that run the
+ * repository), by namespace, for the no-op check; undefined when another kind of workload
+ * runs it too (a DaemonSet, a Job: not watched, so it cannot be said to run the snapshot).
+ */
+export function manifestWorkloads(r: DeployResources): { namespace: string; spec: TargetSpec }[] | undefined {
+  const { changed } = substituteImage(r.objects, r.repository, `${r.repository}:snapdeploy`, r.where);
+  const out: { namespace: string; spec: TargetSpec }[] = [];
+  for (const c of changed) {
+    const o = c.object;
+    if (o.apiVersion !== "apps/v1" || (o.kind !== "Deployment" && o.kind !== "StatefulSet")) return undefined;
+    out.push({
+      namespace: o.metadata.namespace ?? r.namespace,
+      spec: { kind: o.kind, name: o.metadata.name, containers: c.containers },
+    });
+  }
+  return out.length ? out : undefined;
+}

@@ -66,6 +66,9 @@ test("the demo deploys the example, shows both pages and the timings, and runs a
   // The edit was built (a new snapshot), whatever the first deploy found in the registry.
   assert.ok(timings(first, 2).some((l) => l.startsWith("built and pushed: ")));
   assert.match(first, /Try next:/);
+  // The page was fetched through a port-forward the script started: it is gone with the script.
+  const left = await run("pgrep", ["-f", `port-forward 0:8080 -n ${ns}`]);
+  assert.equal(left.code, 1, `a port-forward of the demo is still running: ${left.stdout}`);
   assert.match(first, new RegExp(`snapdeploy dev -n ${ns}`));
 
   // Again: the unedited example's snapshot exists now, so its deploy skips the build.

@@ -151,6 +151,55 @@ describe("deploy --manifests", () => {
     assert.match(h, /^\s+1\s+deploy\s+[0-9a-f]{12}\s+alice .* succeeded$/m);
   });
 
+  test("the same tree and manifests again: nothing applied, no new pods; a manifest edit or --restart applies", async () => {
+    const dir = await webApp(dirs, RUN_ID, "same version\n", {
+      "k8s/10-web.yaml": deploymentYaml("mnoop", `${repo}:latest`),
+      "k8s/20-service.yml": serviceYaml("mnoop"),
+    });
+    const r1 = await deploy(dir, ["--manifests", "k8s"]);
+    assert.equal(r1.code, 0, r1.stderr);
+    const d1 = await getJson("deploy", "mnoop");
+    assert.match(d1.metadata.annotations["snapdeploy.dev/manifests"], /^[0-9a-f]{64}$/);
+    const pods = async () =>
+      (await mustKubectl(["-n", ns, "get", "pods", "-l", "app=mnoop", "-o", "name"]))
+        .trim()
+        .split("\n")
+        .sort();
+    const pods1 = await pods();
+
+    const r2 = await deploy(dir, ["--manifests", "k8s"]);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.match(r2.stdout, /deployment\/mnoop: already running [0-9a-f]{64}/);
+    assert.doesNotMatch(r2.stderr, /configured|created|REMOTE:/);
+    const d2 = await getJson("deploy", "mnoop");
+    assert.equal(d2.metadata.generation, d1.metadata.generation);
+    assert.equal(d2.metadata.resourceVersion, d1.metadata.resourceVersion);
+    assert.deepEqual(await pods(), pods1);
+    assert.doesNotMatch(await history("deployment/mnoop"), /^\s+2\s/m);
+
+    // A manifest edit that leaves the snapshot alone is still a change to apply.
+    await fs.writeFile(
+      path.join(dir, "k8s/20-service.yml"),
+      serviceYaml("mnoop").replace("port: 80", "port: 81"),
+    );
+    const r3 = await deploy(dir, ["--manifests", "k8s"]);
+    assert.equal(r3.code, 0, r3.stderr);
+    assert.match(r3.stderr, /service\/mnoop configured/);
+    assert.match(
+      await mustKubectl(["-n", ns, "get", "svc", "mnoop", "-o", "jsonpath={.spec.ports[0].port}"]),
+      /^81$/,
+    );
+    const r4 = await deploy(dir, ["--manifests", "k8s"]);
+    assert.equal(r4.code, 0, r4.stderr);
+    assert.match(r4.stdout, /already running/);
+    const pods4 = await pods();
+
+    const r5 = await deploy(dir, ["--manifests", "k8s", "--restart"]);
+    assert.equal(r5.code, 0, r5.stderr);
+    assert.match(r5.stderr, /deployment\/mnoop configured/);
+    assert.notDeepEqual(await pods(), pods4);
+  });
+
   test("a kustomization named by snapdeploy.yaml: nested resources, commonLabels and images", async () => {
     const dir = await webApp(dirs, RUN_ID, "kustomized\n", {
       "snapdeploy.yaml": `deploy:\n  manifests: deploy/overlay\n`,

@@ -4,6 +4,7 @@ import { ago, bytes, seconds } from "../../ui/format.js";
 import type { Snapshot } from "../../context/scan.js";
 import type { ResolvedTarget } from "../../deploy/targets.js";
 import type { RolloutReport } from "../../pipeline/deploy.js";
+import type { DeployResources } from "../../pipeline/deploy-input.js";
 import { addBuildOptions, buildRequest, runBuild } from "./build.js";
 import { type CommandContext, commandContext } from "../context.js";
 import {
@@ -288,7 +289,7 @@ export async function deployOnce(
   if (!image) {
     let scan = early.scan;
     if (!early.checked) {
-      const late = await noopCheck(c, opts, targets, scan);
+      const late = await noopCheck(c, opts, resources ? undefined : targets, scan, resources);
       if (late.outcome) return late.outcome;
       scan = late.scan;
     }
@@ -337,18 +338,23 @@ export async function deployOnce(
  * Whether the targets already run the tree's snapshot (see deploy/running.ts): `outcome`
  * when they do; else the scan, started, for the build to reuse. Without `targets` they
  * are read with direct API access; `checked` is false when that read failed (the full path
- * then resolves them and says what is wrong) or the check does not apply.
+ * then resolves them and says what is wrong) or the check does not apply yet. With the
+ * user's objects (`resources`), their Deployments and StatefulSets are the targets, and
+ * each must also carry the digest of exactly these objects as applied (resources/digest.ts).
  */
 async function noopCheck(
   c: CommandContext,
   opts: Record<string, unknown>,
   resolved?: ResolvedTarget[],
   started?: Promise<Snapshot>,
+  resources?: DeployResources,
 ): Promise<{ outcome?: DeployOutcome; scan?: Promise<Snapshot>; checked: boolean }> {
   const repository = (opts.repository as string | undefined) ?? c.config.image.repository;
   const targetFlags = opts.target as string[];
   const ownObjects = Boolean(opts.manifests) || (!targetFlags.length && Boolean(c.config.deploy.manifests));
-  if (opts.image || opts.restart || opts.personal || ownObjects || !repository) return { checked: true };
+  if (opts.image || opts.restart || opts.personal || !repository) return { checked: true };
+  // The user's objects are loaded (and checked) first: the late check has them.
+  if (ownObjects && !resources) return { checked: false };
   const [{ readTargetsDirect, runningSnapshot }, { scanSnapshot }, { snapshotId }, { parseTarget }] =
     await Promise.all([
       import("../../deploy/running.js"),
@@ -360,7 +366,15 @@ async function noopCheck(
   const scan = started ?? scanSnapshot({ root: c.dir, onWarning: (m) => c.reporter.warn(m) });
   scan.catch(() => {}); // awaited below, or by the build
   let targets = resolved;
-  if (!targets) {
+  if (resources) {
+    const { manifestWorkloads } = await import("../../pipeline/deploy-input.js");
+    const workloads = manifestWorkloads(resources);
+    if (!workloads) return { scan, checked: true };
+    const access = await c.access();
+    const read = await Promise.all(workloads.map((w) => readTargetsDirect(access, w.namespace, [w.spec])));
+    if (read.some((r) => !r)) return { scan, checked: true };
+    targets = read.flat() as ResolvedTarget[];
+  } else if (!targets) {
     const specs = targetFlags.length ? targetFlags.map(parseTarget) : c.config.deploy.targets;
     if (!specs.length) return { scan, checked: false };
     const access = await c.access();
@@ -375,7 +389,18 @@ async function noopCheck(
   const [snapshot, request] = await Promise.all([scan, buildRequest(c, opts)]);
   const id = snapshotId(snapshot.digest, request.settings);
   const labels = targets.map((t) => `${t.kind.toLowerCase()}/${t.name}`);
-  if (id === running.snapshot)
-    return { outcome: { noop: true, snapshot: id, targets: labels }, checked: true };
-  return { scan, checked: true };
+  if (id !== running.snapshot) return { scan, checked: true };
+  if (resources) {
+    // The same snapshot, and the same objects as applied with it (the image the targets run)?
+    const [{ manifestsChanged }, { withImage }] = await Promise.all([
+      import("../../deploy/resources/digest.js"),
+      import("../../pipeline/deploy-input.js"),
+    ]);
+    const first = targets[0] as ResolvedTarget;
+    const image = first.object.spec?.template.spec?.containers.find(
+      (x) => x.name === first.containers[0],
+    )?.image;
+    if (!image || manifestsChanged(targets, withImage(resources, image))) return { scan, checked: true };
+  }
+  return { outcome: { noop: true, snapshot: id, targets: labels }, checked: true };
 }

@@ -9,6 +9,7 @@ import { apiError } from "../../kube/client.js";
 import { ANNOTATION, type Stamp, templateAnnotations } from "../patch.js";
 import type { ResolvedTarget, TargetKind } from "../targets.js";
 import type { ChangedWorkload } from "./images.js";
+import { manifestsDigest } from "./digest.js";
 import { annotateWorkload, type ResourceObject } from "./object.js";
 
 export interface ResourceSet {
@@ -46,6 +47,8 @@ export async function applyResources(
   const api = kc.makeApiClient(DiscoveringObjectApi);
   const server = kc.getCurrentCluster()?.server;
   const changed = new Map(set.changed.map((c) => [c.object, c]));
+  // Before the stamp: the next deploy of the same files and snapshot computes the same.
+  const digest = manifestsDigest(set);
   const plan: { object: ResourceObject; containers?: string[]; before?: ResolvedTarget["object"] }[] = [];
   for (const o of set.objects) {
     const label = `${o.kind.toLowerCase()}/${o.metadata.name}`;
@@ -66,6 +69,7 @@ export async function applyResources(
     if (c) {
       annotateWorkload(object, templateAnnotations({ image: c.image }, stamp), {
         [ANNOTATION.changeCause]: stamp.cause,
+        [ANNOTATION.manifests]: digest,
       });
     }
     plan.push({ object, containers });
