@@ -8,7 +8,7 @@
  * through a symlink).
  */
 import path from "node:path/posix";
-import { NAME_PATTERN } from "../protocol/constants.js";
+import { IMAGE_LABEL, NAME_PATTERN } from "../protocol/constants.js";
 import type { Entry } from "../protocol/manifest.js";
 import { escapingLink, pathProblem, targetProblem } from "../protocol/paths.js";
 import { InvalidInput } from "./errors.js";
@@ -131,4 +131,51 @@ export function validateManifest(raw: unknown, maxEntries = 2_000_000): Entry[] 
   if (leaving)
     throw new InvalidInput(`symlink ${leaving.path} -> ${shorten(leaving.target)} ${leaving.problem}`);
   return out;
+}
+
+/**
+ * The labels of a build's image: the ones the CLI sends, checked against the build, and
+ * what the agent itself knows. A caller (anyone who may reach the agent) can claim any user:
+ * the user label must name the workspace's user, so an image says whose workspace it was
+ * built from, which is as much as the agent can know; the snapshot label must be the one the
+ * tag names; the time is the agent's clock; and the build server (its pod) is added.
+ */
+export function imageLabels(
+  value: unknown,
+  build: { user: string; ref: string; buildServer: string; now: Date },
+): Record<string, string> {
+  if (value !== undefined && (value === null || typeof value !== "object" || Array.isArray(value)))
+    throw new InvalidInput("labels is not a map of strings");
+  const sent = (value ?? {}) as Record<string, unknown>;
+  const known: readonly string[] = [IMAGE_LABEL.user, IMAGE_LABEL.created, IMAGE_LABEL.snapshot];
+  for (const [k, v] of Object.entries(sent)) {
+    if (!known.includes(k))
+      throw new InvalidInput(
+        `label ${shorten(k)} is not one the build server sets (only ${known.join(", ")})`,
+      );
+    if (typeof v !== "string") throw new InvalidInput(`label ${k} is not a string`);
+  }
+  const user = sent[IMAGE_LABEL.user];
+  if (user !== undefined && user !== build.user)
+    throw new InvalidInput(
+      `label ${IMAGE_LABEL.user} names ${shorten(String(user))}, but the build is of ${build.user}'s workspace`,
+    );
+  const created = sent[IMAGE_LABEL.created];
+  if (created !== undefined && Number.isNaN(Date.parse(String(created))))
+    throw new InvalidInput(`label ${IMAGE_LABEL.created} is not a time: ${shorten(String(created))}`);
+  const labels: Record<string, string> = {
+    [IMAGE_LABEL.user]: build.user,
+    [IMAGE_LABEL.created]: build.now.toISOString(),
+    [IMAGE_LABEL.buildServer]: build.buildServer,
+  };
+  const snapshot = sent[IMAGE_LABEL.snapshot];
+  if (snapshot !== undefined) {
+    const tag = parseRef(build.ref).tag;
+    if (!HASH.test(String(snapshot)) || !tag.endsWith(String(snapshot).slice(0, 32)))
+      throw new InvalidInput(
+        `label ${IMAGE_LABEL.snapshot} ${shorten(String(snapshot))} is not the snapshot tag ${tag} names`,
+      );
+    labels[IMAGE_LABEL.snapshot] = String(snapshot);
+  }
+  return labels;
 }

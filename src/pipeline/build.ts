@@ -12,6 +12,7 @@ import { withAgent } from "../server/connect.js";
 import { type BuildSettings, snapshotId, snapshotTag } from "../snapshot/id.js";
 import { type SyncResult, syncTree } from "../sync/client.js";
 import { RemoteError } from "../protocol/connection.js";
+import { IMAGE_LABEL } from "../protocol/constants.js";
 import type { Reporter } from "../ui/reporter.js";
 import { ago } from "../ui/format.js";
 
@@ -75,8 +76,8 @@ export async function buildSnapshot(
       lap("check");
       if (check.exists) {
         const labels = (check.labels ?? {}) as Record<string, string>;
-        const by = labels["dev.snapdeploy.user"];
-        const at = labels["dev.snapdeploy.created"];
+        const by = labels[IMAGE_LABEL.user];
+        const at = labels[IMAGE_LABEL.created];
         reporter.info(`already built${at ? ` ${ago(at)}` : ""}${by ? ` by ${by}` : ""}: ${ref}`);
         return {
           ref,
@@ -125,9 +126,9 @@ export async function buildSnapshot(
         platform: req.settings.platform,
         settings,
         labels: {
-          "dev.snapdeploy.user": req.user,
-          "dev.snapdeploy.created": new Date().toISOString(),
-          "dev.snapdeploy.snapshot": id,
+          [IMAGE_LABEL.user]: req.user,
+          [IMAGE_LABEL.created]: new Date().toISOString(),
+          [IMAGE_LABEL.snapshot]: id,
         },
         secrets,
       });

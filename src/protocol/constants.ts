@@ -61,3 +61,15 @@ export type AgentErrorCode =
   | "busy"
   /** Refused by the build server's policy (what it may push, set at install). */
   | "denied";
+
+/**
+ * The labels a snapshot image carries. The CLI sends user, created and snapshot; the agent
+ * checks them against the build (the workspace's user, the tag's snapshot), puts its own
+ * clock's time in created, and adds the build server that built it.
+ */
+export const IMAGE_LABEL = {
+  user: "dev.snapdeploy.user",
+  created: "dev.snapdeploy.created",
+  snapshot: "dev.snapdeploy.snapshot",
+  buildServer: "dev.snapdeploy.build-server",
+} as const;

@@ -4,9 +4,15 @@
  * path rules are protocol/paths.ts, shared with the scan.
  */
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { describe, test } from "node:test";
 import { InvalidInput } from "../../src/agent/errors.js";
-import { validateManifest, validateName, validateRef, validateSecrets } from "../../src/agent/validate.js";
+import {
+  imageLabels,
+  validateManifest,
+  validateName,
+  validateRef,
+  validateSecrets,
+} from "../../src/agent/validate.js";
 import { linkChainProblem, pathProblem } from "../../src/protocol/paths.js";
 
 const HASH = "a".repeat(64);
@@ -177,4 +183,44 @@ test("secret ids: one plain name each", () => {
     assert.throws(() => validateSecrets([{ id, data: "" }]), /invalid secret id/, String(id));
   }
   assert.throws(() => validateSecrets("x"), /not a list/);
+});
+
+describe("imageLabels: what a build's image says about itself", () => {
+  const snapshot = "ab".repeat(32);
+  const build = {
+    user: "alice",
+    ref: `registry.example.com/team/app:snap-${snapshot.slice(0, 32)}`,
+    buildServer: "pod/snapdeploy-build-server-1",
+    now: new Date("2026-12-02T10:00:00Z"),
+  };
+  test("the CLI's labels, checked, with the agent's time and the build server added", () => {
+    const sent = {
+      "dev.snapdeploy.user": "alice",
+      "dev.snapdeploy.created": "1999-01-01T00:00:00Z",
+      "dev.snapdeploy.snapshot": snapshot,
+    };
+    assert.deepEqual(imageLabels(sent, build), {
+      "dev.snapdeploy.user": "alice",
+      "dev.snapdeploy.created": "2026-12-02T10:00:00.000Z",
+      "dev.snapdeploy.snapshot": snapshot,
+      "dev.snapdeploy.build-server": "pod/snapdeploy-build-server-1",
+    });
+    // None sent: the workspace's user and the agent's own facts still label the image.
+    assert.equal(imageLabels(undefined, build)["dev.snapdeploy.user"], "alice");
+  });
+  test("a claim that does not match the build is refused", () => {
+    const refused = (labels: unknown, pattern: RegExp) =>
+      assert.throws(
+        () => imageLabels(labels, build),
+        (e: Error) => e instanceof InvalidInput && pattern.test(e.message),
+      );
+    refused({ "dev.snapdeploy.user": "bob" }, /names bob, but the build is of alice's workspace/);
+    refused({ "dev.snapdeploy.snapshot": "cd".repeat(32) }, /is not the snapshot tag snap-/);
+    refused({ "dev.snapdeploy.snapshot": "../x" }, /is not the snapshot tag/);
+    refused({ "org.opencontainers.image.source": "x" }, /is not one the build server sets/);
+    refused({ "dev.snapdeploy.build-server": "pod/elsewhere" }, /is not one the build server sets/);
+    refused({ "dev.snapdeploy.created": "yesterday" }, /is not a time/);
+    refused({ "dev.snapdeploy.user": 7 }, /is not a string/);
+    refused(["a"], /not a map/);
+  });
 });

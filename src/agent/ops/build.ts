@@ -1,6 +1,7 @@
 /** The build operation: builds the workspace's current tree with BuildKit (its own daemon, or Docker's) and pushes the image. */
 import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import type { Message } from "../../protocol/messages.js";
 import { type BuildParams, buildImage, pushImage } from "../build.js";
@@ -8,7 +9,7 @@ import { buildAndPush } from "../buildkit.js";
 import type { AgentConnection, AgentContext } from "../context.js";
 import { Denied, InvalidInput } from "../errors.js";
 import { pushRefusal } from "../policy.js";
-import { validateName, validateRef, validateSecrets } from "../validate.js";
+import { imageLabels, validateName, validateRef, validateSecrets } from "../validate.js";
 import { Workspace } from "../workspace.js";
 
 /** Builds the workspace's current tree and pushes it; streams the output as { t: "log" }. */
@@ -20,6 +21,8 @@ export async function build(conn: AgentConnection, ctx: AgentContext, op: Messag
   const refused = pushRefusal(ctx.policy, ref);
   if (refused) throw new Denied(refused);
   const secretList = validateSecrets(op.secrets);
+  // In Kubernetes the host name is the pod's name.
+  const labels = imageLabels(op.labels, { user, ref, buildServer: `pod/${os.hostname()}`, now: new Date() });
   const dockerfile = String(op.dockerfile ?? "Dockerfile");
   const abort = new AbortController();
   const onGone = () => abort.abort();
@@ -67,7 +70,7 @@ export async function build(conn: AgentConnection, ctx: AgentContext, op: Messag
       dockerfile: path.join(ws.buildContext, inTree),
       ref,
       buildArgs: (op.buildArgs ?? {}) as Record<string, string>,
-      labels: (op.labels ?? {}) as Record<string, string>,
+      labels,
       target: op.target ? String(op.target) : undefined,
       platform: op.platform ? String(op.platform) : undefined,
       secrets: secretFiles,
