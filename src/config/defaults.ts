@@ -3,5 +3,6 @@ export const DEFAULT_CONFIG = {
   image: { dockerfile: "Dockerfile", buildArgs: {}, tagPrefix: "snap-", secrets: [] },
   deploy: { targets: [], timeout: 300 },
   dev: { sync: [], rebuildOn: [], run: [] },
+  context: { allowSecrets: [] as string[] },
   server: { namespace: "snapdeploy" },
 };

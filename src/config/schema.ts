@@ -119,6 +119,14 @@ export const ConfigSchema = z.strictObject({
     }),
     () => structuredClone(DEFAULT_CONFIG.dev),
   ),
+  /** What the build context (the scanned tree) may hold. */
+  context: z._default(
+    z.strictObject({
+      /** Paths or globs of files that look like secrets but are not (no warning for them). */
+      allowSecrets: z._default(z.array(nonEmpty()), []),
+    }),
+    () => structuredClone(DEFAULT_CONFIG.context),
+  ),
   server: z._default(
     z.strictObject({
       namespace: z._default(nonEmpty(), DEFAULT_CONFIG.server.namespace),

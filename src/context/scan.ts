@@ -51,6 +51,8 @@ export interface Snapshot {
    * read the stat cache and hash files; it fails like a scan when the tree changed since.
    */
   entries(): Promise<Entry[]>;
+  /** The paths of the regular files the context holds (no hashing needed). */
+  files(): string[];
 }
 
 export interface ScanOptions {
@@ -131,6 +133,7 @@ export async function scanSnapshot(opts: ScanOptions): Promise<Snapshot> {
   const fingerprint = walk.print.digest();
   collectGarbage(walk.entries.length);
   const complete = () => completeHashes(walk, useCache ? cacheFile : undefined);
+  const files = () => walk.files.map((e) => e.path);
 
   if (previous && !walk.racy && previous.fingerprint === fingerprint) {
     walk.stats.cacheHits = walk.stats.files; // every file is vouched for, through the fingerprint
@@ -150,6 +153,7 @@ export async function scanSnapshot(opts: ScanOptions): Promise<Snapshot> {
       root,
       digest: previous.digest,
       stats: walk.stats,
+      files,
       entries: () => {
         completed ??= entries();
         return completed;
@@ -158,7 +162,7 @@ export async function scanSnapshot(opts: ScanOptions): Promise<Snapshot> {
   }
   const digest = await complete();
   if (useCache && !walk.racy) await saveFingerprint(treeFile, root, fingerprint, digest, walk.warn);
-  return { root, digest, stats: walk.stats, entries: async () => walk.entries };
+  return { root, digest, stats: walk.stats, files, entries: async () => walk.entries };
 }
 
 /**

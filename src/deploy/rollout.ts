@@ -13,6 +13,7 @@ import {
   Watch,
 } from "@kubernetes/client-node";
 import { UserError } from "../errors.js";
+import { watchRefusal } from "../kube/api-errors.js";
 import { diagnosePod, readinessProblem } from "./diagnose.js";
 import { rolloutState } from "./rollout-state.js";
 import { type TargetKind, targetLabel } from "./targets.js";
@@ -83,6 +84,13 @@ export async function waitForRollout(
     };
     opts.signal?.addEventListener("abort", onAbort, { once: true });
 
+    // A watch that failed is started again after a pause (a refused one would spin), one
+    // the server ended at once.
+    const later = (start: () => void, err: unknown) => {
+      if (err) setTimeout(() => !settled && start(), 1000).unref();
+      else start();
+    };
+
     const checkPod = async (p: V1Pod) => {
       // A pod being deleted (scaled down, replaced) is not a failure of the new revision.
       if (p.metadata?.deletionTimestamp) return;
@@ -116,11 +124,17 @@ export async function waitForRollout(
               void checkPod(obj);
             }
           },
-          () => {
+          (err) => {
+            const denied = watchRefusal(
+              err,
+              { resource: "pods", group: "", namespace: t.namespace },
+              `watch the pods of ${label} in namespace ${t.namespace}`,
+            );
+            if (denied) return finish(denied);
             // The watch ended (server timeout): start it again while still waiting.
             if (!settled) {
               podWatchFor = undefined;
-              watchPods(selector);
+              later(() => watchPods(selector), err);
             }
           },
         )
@@ -157,8 +171,14 @@ export async function waitForRollout(
               finish(new UserError("rollout", `${label} was deleted during the rollout`));
             else void evaluate(obj);
           },
-          () => {
-            if (!settled) watchWorkload();
+          (err) => {
+            const denied = watchRefusal(
+              err,
+              { resource: plural, group: "apps", namespace: t.namespace },
+              `watch ${plural}/${t.name} in namespace ${t.namespace}`,
+            );
+            if (denied) return finish(denied);
+            if (!settled) later(watchWorkload, err);
           },
         )
         .then(keep)

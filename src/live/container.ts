@@ -8,6 +8,7 @@ import { lstat, readFile } from "node:fs/promises";
 import path from "node:path";
 import { UserError } from "../errors.js";
 import type { ClusterAccess } from "../kube/access.js";
+import { parseRefusal, permissionError } from "../kube/api-errors.js";
 import { type ChannelStream, Refused } from "../transport/channels.js";
 import { openExec } from "../transport/exec.js";
 
@@ -77,12 +78,10 @@ async function execIn(
     });
   } catch (e) {
     if (e instanceof Refused && e.code === 403)
-      throw new UserError(
-        "permission",
-        `you are not allowed to exec into pod ${ref.pod} in namespace ${ref.namespace}`,
-        {
-          hint: `live update needs verb "create" on resource "pods/exec" in namespace ${ref.namespace}`,
-        },
+      throw permissionError(
+        `exec into pod ${ref.pod} in namespace ${ref.namespace} (live update)`,
+        parseRefusal(e.message),
+        e.message,
       );
     throw e;
   }

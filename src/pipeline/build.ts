@@ -9,6 +9,7 @@ import { UserError } from "../errors.js";
 import { type Snapshot, scanSnapshot } from "../context/scan.js";
 import { type ClusterAccess, getJson } from "../kube/access.js";
 import { withAgent } from "../server/connect.js";
+import { warnLikelySecrets } from "./context-secrets.js";
 import { type BuildSettings, snapshotId, snapshotTag } from "../snapshot/id.js";
 import { type SyncResult, syncTree } from "../sync/client.js";
 import { RemoteError } from "../protocol/connection.js";
@@ -27,6 +28,8 @@ export interface BuildRequest {
   /** BuildKit secrets taken from Kubernetes Secrets (read with the user's credentials). */
   secrets: { id: string; secret: string; key?: string }[];
   secretsNamespace: string;
+  /** Globs of files that look like secrets but may be sent without a warning (context.allowSecrets). */
+  allowSecrets?: string[];
   /** A scan already started (or done) for `dir`; else the build starts one. */
   scan?: Promise<Snapshot>;
   /** Cancels the build (as Ctrl-C does): the build server stops it. */
@@ -64,6 +67,7 @@ export async function buildSnapshot(
     req.serverNamespace,
     async (s) => {
       const [scan, secrets] = await prepared;
+      await warnLikelySecrets(scan, req.allowSecrets ?? [], reporter);
       const manifest = scan.digest;
       const id = snapshotId(manifest, req.settings);
       const ref = `${req.repository}:${snapshotTag(id, req.tagPrefix)}`;

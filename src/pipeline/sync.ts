@@ -9,11 +9,14 @@ import type { ClusterAccess } from "../kube/access.js";
 import { type Transport, withAgent } from "../server/connect.js";
 import { type SyncResult, syncTree } from "../sync/client.js";
 import type { Reporter } from "../ui/reporter.js";
+import { warnLikelySecrets } from "./context-secrets.js";
 
 export interface SyncRequest {
   user: string;
   project: string;
   serverNamespace: string;
+  /** Globs of files that look like secrets but may be sent without a warning (context.allowSecrets). */
+  allowSecrets?: string[];
 }
 
 export interface SyncReport {
@@ -39,6 +42,7 @@ export async function syncSnapshot(
   let scannedAt = 0;
   return await withAgent(cluster, req.serverNamespace, async (s) => {
     const scan = await scanning;
+    await warnLikelySecrets(scan, req.allowSecrets ?? [], reporter);
     const digest = scan.digest;
     scannedAt = performance.now();
     const result = await syncTree(

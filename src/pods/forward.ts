@@ -7,6 +7,7 @@
 import net from "node:net";
 import { UserError } from "../errors.js";
 import type { ClusterAccess } from "../kube/access.js";
+import { parseRefusal, permissionError } from "../kube/api-errors.js";
 import { Refused } from "../transport/channels.js";
 import { openPortForward } from "../transport/portforward.js";
 import type { ContainerInstance } from "./watch.js";
@@ -60,12 +61,10 @@ export async function forwardPort(cluster: ClusterAccess, opts: ForwardOptions):
         socket.destroy();
         opts.onError?.(
           e instanceof Refused && e.code === 403
-            ? new UserError(
-                "permission",
-                `you are not allowed to port-forward to pod ${pod.pod} in namespace ${pod.namespace}`,
-                {
-                  hint: `port-forward needs verb "create" on resource "pods/portforward" in namespace ${pod.namespace}`,
-                },
+            ? permissionError(
+                `port-forward to pod ${pod.pod} in namespace ${pod.namespace}`,
+                parseRefusal(e.message),
+                e.message,
               )
             : e,
         );

@@ -6,6 +6,7 @@
  * and port-forward. Driven by a watch, restarted when the API server ends it.
  */
 import { CoreV1Api, type KubeConfig, type V1Pod, Watch } from "@kubernetes/client-node";
+import { watchRefusal } from "../kube/api-errors.js";
 import { apiError } from "../kube/client.js";
 
 export interface ContainerInstance {
@@ -95,6 +96,13 @@ export async function watchContainers(
         (type, pod: V1Pod) => update(pod, type === "DELETED"),
         (err) => {
           if (closed) return;
+          const denied = watchRefusal(
+            err,
+            { resource: "pods", group: "", namespace: set.namespace },
+            `watch pods in namespace ${set.namespace}`,
+          );
+          // Refused: said once; asking again every second would change nothing.
+          if (denied) return events.onError?.(denied);
           if (err && (err as { code?: number }).code !== undefined) events.onError?.(err as Error);
           // The API server ends watches after a while; a fresh one starts from now.
           setTimeout(() => start(), err ? 1000 : 0).unref();

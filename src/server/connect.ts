@@ -11,6 +11,7 @@ import path from "node:path";
 import { UserError } from "../errors.js";
 import { VERSION } from "../version.js";
 import { type ClusterAccess, getJson } from "../kube/access.js";
+import { describeRight, parseRefusal, ROLES_HINT } from "../kube/api-errors.js";
 import {
   AGENT_PORT,
   KEEPALIVE_INTERVAL_MS,
@@ -204,12 +205,14 @@ async function openAgentStream(
   namespace: string,
   pod: string,
 ): Promise<{ stream: ChannelStream; transport: Transport }> {
+  let forwardRefused: Refused | undefined;
   if (process.env.SNAPDEPLOY_TRANSPORT !== "exec") {
     try {
       const stream = await openPortForward(cluster, { namespace, pod, port: AGENT_PORT });
       return { stream, transport: "port-forward" };
     } catch (e) {
       if (!(e instanceof Refused)) throw e;
+      forwardRefused = e;
     }
   }
   try {
@@ -222,14 +225,30 @@ async function openAgentStream(
     return { stream, transport: "exec" };
   } catch (e) {
     if (!(e instanceof Refused)) throw e;
-    throw new UserError(
-      "permission",
-      `you are not allowed to port-forward to or exec into pod ${pod} in namespace ${namespace}: ${e.message}`,
-      {
-        hint: `ask a cluster admin for a Role in namespace ${namespace} granting verb "create" on resource "pods/portforward" (or "pods/exec"), and "get","list" on "pods"`,
-      },
-    );
+    throw bothRefused(namespace, pod, forwardRefused, e);
   }
+}
+
+/** Port-forward and exec both refused: the rights the API server named, and the rule that grants them. */
+function bothRefused(namespace: string, pod: string, forward: Refused | undefined, exec: Refused): UserError {
+  const named = (r: Refused | undefined, sub: string) =>
+    (r && parseRefusal(r.message)) ?? { verb: "create", resource: `pods/${sub}`, group: "", namespace };
+  const missing = [
+    ...(forward || process.env.SNAPDEPLOY_TRANSPORT !== "exec" ? [named(forward, "portforward")] : []),
+    named(exec, "exec"),
+  ];
+  const user = missing.map((r) => (r as { user?: string }).user).find(Boolean);
+  return new UserError(
+    "permission",
+    `you are not allowed to port-forward to or exec into pod ${pod} in namespace ${namespace}: missing RBAC permission ${missing.map(describeRight).join(" (or ")}${missing.length > 1 ? ")" : ""} in namespace ${namespace}`,
+    {
+      details: [
+        ...(user ? [`as user ${user}`] : []),
+        `check with: kubectl auth can-i ${missing[0]?.verb} ${missing[0]?.resource} -n ${namespace}`,
+      ],
+      hint: `ask a cluster admin for a Role in namespace ${namespace} with the rule {apiGroups: [""], resources: ["pods/portforward"], verbs: ["get", "create"]} (WebSocket clients are asked for "get", newer API servers also ask "create"), and "get","list" on "pods"; ${ROLES_HINT}`,
+    },
+  );
 }
 
 /** The build server stopped answering: its process or the path to it is frozen. */

@@ -251,6 +251,11 @@ export async function kubeconfigWithRules(
 /** Binds the Role named like the service account `sa` to it; returns a kubeconfig that acts as it. */
 async function kubeconfigOf(ns: string, sa: string): Promise<string> {
   await mustKubectl(["-n", ns, "create", "rolebinding", sa, `--role=${sa}`, `--serviceaccount=${ns}:${sa}`]);
+  return await serviceAccountKubeconfig(ns, sa);
+}
+
+/** A kubeconfig that acts as service account `sa` of `ns` (a token from the TokenRequest API), its namespace `ns`. */
+export async function serviceAccountKubeconfig(ns: string, sa: string): Promise<string> {
   const token = (await mustKubectl(["-n", ns, "create", "token", sa])).trim();
   const ca = (
     await mustKubectl([

@@ -29,6 +29,7 @@ test("no snapdeploy.yaml means all defaults", async () => {
     image: { dockerfile: "Dockerfile", buildArgs: {}, tagPrefix: "snap-", secrets: [] },
     deploy: { targets: [], timeout: 300 },
     dev: { sync: [], rebuildOn: [], run: [] },
+    context: { allowSecrets: [] },
     server: { namespace: "snapdeploy" },
   };
   assert.deepEqual(await loadConfig(dirWith()), defaults);
@@ -102,4 +103,14 @@ test("dev rules: a sync dest must be an absolute path inside the container, not 
 test("YAML that does not parse is a usage error naming the file", async () => {
   const p = await problems("deploy: [unclosed\n");
   assert.match(p.message, /snapdeploy\.yaml is not valid YAML/);
+});
+
+test("context.allowSecrets: a list of paths or globs; anything else is refused with its location", async () => {
+  const c = await loadConfig(dirWith('context: {allowSecrets: [".env.test", "certs/*.pem"]}\n'));
+  assert.deepEqual(c.context.allowSecrets, [".env.test", "certs/*.pem"]);
+  await assert.rejects(
+    loadConfig(dirWith("context: {allowSecrets: .env}\n")),
+    (e: Error & { details?: string[] }) =>
+      (e.details ?? []).some((d) => d.startsWith("context.allowSecrets")),
+  );
 });

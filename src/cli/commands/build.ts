@@ -148,6 +148,7 @@ export async function buildRequest(c: CommandContext, opts: Record<string, unkno
     },
     secrets,
     secretsNamespace: cluster.namespace ?? "default",
+    allowSecrets: c.config.context.allowSecrets,
   };
 }
 

@@ -42,7 +42,12 @@ export function registerSync(program: Command) {
       result: r,
       transport,
       scannedAt: tScan,
-    } = await syncSnapshot(cluster, { user, project, serverNamespace: namespace }, c.reporter, scanning);
+    } = await syncSnapshot(
+      cluster,
+      { user, project, serverNamespace: namespace, allowSecrets: c.config.context.allowSecrets },
+      c.reporter,
+      scanning,
+    );
     const t1 = performance.now();
     const where = `${user}/${project}`;
     const summary = r.noop
