@@ -104,12 +104,13 @@ async function freshServer(builder: Builder) {
  * the node's Docker daemon already holds it for docker-socket and the baseline: a build of
  * `FROM <base>` and one `RUN` in a project of its own (the app's workspace stays empty).
  */
-async function warmBase(app: BuildApp) {
+async function warmBase(app: BuildApp, nonce: string) {
   const from = /^FROM\s+(\S+)/m.exec(readFileSync(join(app.dirs.snapdeploy, "Dockerfile"), "utf8"))?.[1];
   if (!from) throw new Error(`no FROM line in ${app.name}'s Dockerfile`);
   const dir = join(FIXTURES, "build", `warm-${app.name}`);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, "Dockerfile"), `FROM ${from}\nRUN true\n`);
+  // A new tree each time, or the warm-up's own snapshot is found in the registry and nothing is built.
+  writeFileSync(join(dir, "Dockerfile"), `FROM ${from}\nRUN true\n# ${nonce}\n`);
   checkStop();
   await run(process.execPath, [
     CLI,
@@ -278,7 +279,7 @@ async function benchApp(app: BuildApp, builder: Builder, rows: Row[]) {
   const cold = row("cold");
   for (let i = 0; i < RUNS.cold; i++) {
     await freshServer(builder);
-    if (builder === "buildkit") await warmBase(app);
+    if (builder === "buildkit") await warmBase(app, `${RUN_ID}-${i}`);
     stampRound(app, `${RUN_ID}-${builder}-${i}`);
     app.writtenAt = Date.now();
     for (const file of [cacheFile, fingerprintFile(cacheFile)]) rmSync(file, { force: true });
