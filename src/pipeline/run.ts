@@ -17,7 +17,8 @@ import {
   targetNamespace,
 } from "../deploy/targets.js";
 import type { V1EnvVar } from "@kubernetes/client-node";
-import { buildRunJob, runJobName } from "../run/job.js";
+import type { IndexedOutcome } from "../run/indexes.js";
+import { buildRunJob, type FanOut, runJobName } from "../run/job.js";
 import type { ExitStatus } from "../run/pod.js";
 import type { Reporter } from "../ui/reporter.js";
 
@@ -62,16 +63,21 @@ export interface RunSnapshotRequest extends RunTarget {
   ttlSeconds: number;
   startTimeoutSeconds: number;
   detach: boolean;
+  /** An Indexed Job (--parallel/--completions) instead of a single pod. */
+  fanOut?: FanOut;
   /** Where the command's output goes. */
   output: Writable;
 }
 
-/** Creates the Job; unless detached, follows it and returns the command's exit. */
+/**
+ * Creates the Job; unless detached, follows it and returns the command's exit, or with a
+ * fan-out every index's outcome.
+ */
 export async function runSnapshot(
   kc: KubeConfig,
   req: RunSnapshotRequest,
   reporter: Reporter,
-): Promise<{ name: string; exit?: ExitStatus }> {
+): Promise<{ name: string; exit?: ExitStatus; indexed?: IndexedOutcome }> {
   const { target, container } = req;
   const name = runJobName(target.name, randomBytes(3).toString("hex"));
   const template = target.object.spec?.template;
@@ -88,20 +94,21 @@ export async function runSnapshot(
     memory: req.memory,
     env: req.env,
     ttlSeconds: req.ttlSeconds,
+    fanOut: req.fanOut,
   });
   for (const w of warnings) reporter.warn(w);
+  const runRequest = {
+    namespace: req.namespace,
+    job,
+    container,
+    detach: req.detach,
+    startTimeoutSeconds: req.startTimeoutSeconds,
+    output: req.output,
+  };
+  if (req.fanOut) {
+    const { runIndexedJob } = await import("../run/parallel.js");
+    return { name, indexed: await runIndexedJob(kc, runRequest, reporter) };
+  }
   const { runJob } = await import("../run/run.js");
-  const exit = await runJob(
-    kc,
-    {
-      namespace: req.namespace,
-      job,
-      container,
-      detach: req.detach,
-      startTimeoutSeconds: req.startTimeoutSeconds,
-      output: req.output,
-    },
-    reporter,
-  );
-  return { name, exit };
+  return { name, exit: await runJob(kc, runRequest, reporter) };
 }

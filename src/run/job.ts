@@ -34,6 +34,37 @@ export interface RunJobInput {
   env?: V1EnvVar[];
   /** ttlSecondsAfterFinished: how long the finished Job and its pod (and logs) are kept. */
   ttlSeconds: number;
+  /** An Indexed Job of this many indices (completions), this many pods at once; unset: one pod. */
+  fanOut?: FanOut;
+}
+
+/** `run --parallel N --completions M`: M indices (0..M-1), at most N pods at once (N ≤ M). */
+export interface FanOut {
+  parallelism: number;
+  completions: number;
+}
+
+/** The most --parallel and --completions accept: more pods than a backtest run should start by mistake. */
+export const MAX_INDEXES = 1000;
+
+/**
+ * The fan-out --parallel and --completions ask for, or none (a single pod) when neither is given.
+ * --parallel alone runs that many indices, all at once; --completions alone runs all its indices
+ * at once too (a user asking for M shards expects M pods, not one after the other); a --parallel
+ * above --completions is cut to it (no more pods than indices can run). Pure, so it is checked
+ * before anything is built or created; the values were range-checked when the flags were parsed.
+ */
+export function fanOut(parallel: number | undefined, completions: number | undefined): FanOut | undefined {
+  if (parallel === undefined && completions === undefined) return undefined;
+  const m = completions ?? (parallel as number);
+  for (const [flag, v] of [
+    ["--parallel", parallel],
+    ["--completions", m],
+  ] as const) {
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 1 || v > MAX_INDEXES))
+      throw new UserError("usage", `${flag} ${v} is not a whole number from 1 to ${MAX_INDEXES}`);
+  }
+  return { parallelism: Math.min(parallel ?? m, m), completions: m };
 }
 
 export interface RunJob {
@@ -91,7 +122,7 @@ export function buildRunJob(input: RunJobInput): RunJob {
       kind: "Job",
       metadata: { name: input.name, labels, annotations },
       spec: {
-        backoffLimit: 0,
+        ...(input.fanOut ? indexedSpec(input.fanOut) : { backoffLimit: 0 }),
         ttlSecondsAfterFinished: input.ttlSeconds,
         template: {
           // The workload's labels are dropped so that no Service or controller selects the run's pod;
@@ -106,6 +137,26 @@ export function buildRunJob(input: RunJobInput): RunJob {
       },
     },
     warnings,
+  };
+}
+
+/**
+ * An Indexed Job: each pod gets its index in JOB_COMPLETION_INDEX (set by Kubernetes). A failed
+ * index is not retried (backoffLimitPerIndex 0: a backtest that failed once fails again, and a
+ * silent retry would hide it and cost a second run) and does not stop the others (no
+ * maxFailedIndexes: one run gives every index's result). backoffLimit is left unset: with a
+ * per-index limit it is not the Job-wide failure count. A pod evicted or preempted (a node
+ * drained, DisruptionTarget) is not its command's failure: ignored, so its index runs again.
+ */
+function indexedSpec(f: FanOut) {
+  return {
+    completionMode: "Indexed",
+    completions: f.completions,
+    parallelism: f.parallelism,
+    backoffLimitPerIndex: 0,
+    podFailurePolicy: {
+      rules: [{ action: "Ignore", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] }],
+    },
   };
 }
 

@@ -13,19 +13,13 @@
  * cluster. Once its command runs, a failure to watch it leaves it running.
  * The command's own exit code is returned, not thrown: it is the caller's to pass on.
  */
-import {
-  BatchV1Api,
-  CoreV1Api,
-  type CoreV1Event,
-  type KubeConfig,
-  Log,
-  type V1Job,
-} from "@kubernetes/client-node";
+import { BatchV1Api, CoreV1Api, type KubeConfig, Log, type V1Job } from "@kubernetes/client-node";
 import { PassThrough, type Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { UserError } from "../errors.js";
 import { apiError } from "../kube/client.js";
 import type { Reporter } from "../ui/reporter.js";
+import { notStarted, startWarnings } from "./events.js";
 import { RUN_LABEL } from "./job.js";
 import { type ExitStatus, exitStatus, startState } from "./pod.js";
 
@@ -52,6 +46,24 @@ export async function runJob(
   req: RunRequest,
   reporter: Reporter,
 ): Promise<ExitStatus | undefined> {
+  return await superviseJob(kc, req, reporter, async (started, signal) => {
+    const pod = await waitForStart(kc, req, reporter, signal);
+    started();
+    return await follow(kc, req, pod, reporter, signal);
+  });
+}
+
+/**
+ * Creates req.job and, unless detached, runs `watch` on it until it returns. `watch` calls
+ * `started` once a command runs: before that any failure deletes the Job (nothing is left
+ * pending); after it, a failure to watch leaves the Job running. Ctrl-C (`signal`) deletes it.
+ */
+export async function superviseJob<T>(
+  kc: KubeConfig,
+  req: { namespace: string; job: V1Job; detach: boolean },
+  reporter: Reporter,
+  watch: (started: () => void, signal: AbortSignal) => Promise<T>,
+): Promise<T | undefined> {
   const name = req.job.metadata?.name as string;
   const { namespace } = req;
   const abort = new AbortController();
@@ -63,9 +75,9 @@ export async function runJob(
     reporter.info(`job ${name} created in namespace ${namespace}`);
     let started = false;
     try {
-      const pod = await waitForStart(kc, req, reporter, abort.signal);
-      started = true;
-      return await follow(kc, req, pod, reporter, abort.signal);
+      return await watch(() => {
+        started = true;
+      }, abort.signal);
     } catch (e) {
       if (abort.signal.aborted) {
         const deleted = await deleteJob(kc, namespace, name);
@@ -195,8 +207,8 @@ async function follow(
   return exit;
 }
 
-/** Resolves with p, or "timeout" after ms; the timer does not outlive the call (it would delay the exit). */
-async function within<T>(p: Promise<T>, ms: number, signal: AbortSignal): Promise<T | "timeout"> {
+/** Resolves with p, or "timeout" after ms (or throws once `signal` aborts); the timer does not outlive the call (it would delay the exit). */
+export async function within<T>(p: Promise<T>, ms: number, signal: AbortSignal): Promise<T | "timeout"> {
   const done = new AbortController();
   try {
     return await Promise.race([
@@ -257,62 +269,8 @@ async function waitForStart(
     if (note && note !== lastNote) reporter.info(`job ${name}: waiting: ${note}`);
     lastNote = note;
     if (Date.now() > deadline) {
-      throw new UserError(
-        "timeout",
-        `job ${name}: the command did not start within ${req.startTimeoutSeconds}s`,
-        {
-          details: lastNote ? [lastNote] : undefined,
-          hint: lastNote?.startsWith("unschedulable")
-            ? "ask for fewer resources with --cpu/--memory, or pass a longer --start-timeout"
-            : "pass a longer --start-timeout if it is only slow",
-        },
-      );
+      throw notStarted(name, req.startTimeoutSeconds, lastNote);
     }
     await sleep(POLL_MS, undefined, { signal });
   }
-}
-
-/** Warning events that say why a pod does not start; others (e.g. kubelet DNS notices) are noise here. */
-const START_EVENTS = new Set([
-  "Failed",
-  "BackOff",
-  "FailedMount",
-  "FailedAttachVolume",
-  "FailedCreatePodSandBox",
-  "FailedCreate",
-]);
-
-/** Those warning events of one object, oldest first, as "Reason: message" (what kubectl describe shows). */
-async function startWarnings(
-  core: CoreV1Api,
-  namespace: string,
-  kind: string,
-  name: string,
-  /** Leaves out events that only repeat this. */
-  known = "",
-): Promise<string[]> {
-  let events: CoreV1Event[];
-  try {
-    events = (
-      await core.listNamespacedEvent({
-        namespace,
-        fieldSelector: `involvedObject.kind=${kind},involvedObject.name=${name},type=Warning`,
-      })
-    ).items;
-  } catch {
-    return [];
-  }
-  const when = (e: CoreV1Event) =>
-    (e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp)?.valueOf() ?? 0;
-  const lines = events
-    .filter((e) => START_EVENTS.has(e.reason ?? "") && !repeats(e.message ?? "", known))
-    .sort((a, b) => Number(when(a)) - Number(when(b)))
-    .map((e) => `${e.reason}: ${e.message?.trim()}`);
-  return [...new Set(lines)].slice(-3);
-}
-
-/** An event message that says no more than `known` or than a bare reason ("Error: ImagePullBackOff"). */
-function repeats(message: string, known: string): boolean {
-  const core = message.trim().replace(/^(Error: |Failed to pull image "[^"]*": )/, "");
-  return /^\w+$/.test(core) || known.includes(core);
 }

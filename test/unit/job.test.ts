@@ -3,7 +3,16 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { V1Pod, V1PodTemplateSpec } from "@kubernetes/client-node";
 import { UserError } from "../../src/errors.js";
-import { buildRunJob, checkQuantity, parseEnv, type RunJobInput, runJobName } from "../../src/run/job.js";
+import { indexedOutcome, outcomeText, parseIndexList } from "../../src/run/indexes.js";
+import {
+  buildRunJob,
+  checkQuantity,
+  fanOut,
+  MAX_INDEXES,
+  parseEnv,
+  type RunJobInput,
+  runJobName,
+} from "../../src/run/job.js";
 import { exitStatus, startState } from "../../src/run/pod.js";
 
 const template = (): V1PodTemplateSpec => ({
@@ -164,6 +173,106 @@ test("quantities are checked before anything is created", () => {
   for (const q of ["500m", "2", "1.5", "4Gi", "512M", "1e3"]) assert.equal(checkQuantity(q, "--cpu"), q);
   for (const q of ["", "two", "4GB", "-1", "1 Gi"])
     assert.throws(() => checkQuantity(q, "--memory"), UserError);
+});
+
+test("--parallel/--completions: an Indexed Job whose failed index is not retried nor stops the others", () => {
+  const spec = buildRunJob(input({ fanOut: { parallelism: 3, completions: 6 } })).job.spec;
+  assert.equal(spec?.completionMode, "Indexed");
+  assert.equal(spec?.parallelism, 3);
+  assert.equal(spec?.completions, 6);
+  assert.equal(spec?.backoffLimitPerIndex, 0);
+  assert.equal(spec?.maxFailedIndexes, undefined);
+  assert.equal(spec?.backoffLimit, undefined, "a Job-wide limit would end the run at the first failure");
+  assert.deepEqual(spec?.podFailurePolicy?.rules, [
+    { action: "Ignore", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] },
+  ]);
+  assert.equal(spec?.template.spec?.restartPolicy, "Never", "a pod failure policy needs it");
+  assert.equal(spec?.ttlSecondsAfterFinished, 3600);
+  const single = buildRunJob(input()).job.spec;
+  assert.equal(single?.completionMode, undefined);
+  assert.equal(single?.parallelism, undefined);
+  assert.equal(single?.backoffLimit, 0);
+});
+
+test("fan-out from the flags: N alone is N indices, M alone all at once, N above M cut to M", () => {
+  assert.equal(fanOut(undefined, undefined), undefined);
+  assert.deepEqual(fanOut(3, undefined), { parallelism: 3, completions: 3 });
+  assert.deepEqual(fanOut(undefined, 6), { parallelism: 6, completions: 6 });
+  assert.deepEqual(fanOut(3, 6), { parallelism: 3, completions: 6 });
+  assert.deepEqual(fanOut(10, 6), { parallelism: 6, completions: 6 });
+  assert.deepEqual(fanOut(1, 1), { parallelism: 1, completions: 1 });
+  for (const [n, m] of [
+    [0, undefined],
+    [undefined, 0],
+    [MAX_INDEXES + 1, undefined],
+    [2, MAX_INDEXES + 1],
+    [1.5, undefined],
+    [Number.NaN, 2],
+  ])
+    assert.throws(
+      () => fanOut(n, m),
+      (e) => e instanceof UserError && e.exitCode === 2,
+    );
+});
+
+test("index lists of the Job status", () => {
+  assert.deepEqual(parseIndexList("1,3-5,7"), [1, 3, 4, 5, 7]);
+  assert.deepEqual(parseIndexList("0-2"), [0, 1, 2]);
+  assert.deepEqual(parseIndexList(""), []);
+  assert.deepEqual(parseIndexList(undefined), []);
+});
+
+test("outcome: the lowest failed index's code is the exit code; every failure named", () => {
+  const exits = new Map([
+    [0, { code: 0 }],
+    [1, { code: 2 }],
+    [2, { code: 0 }],
+    [3, { code: 137, reason: "OOMKilled" }],
+  ]);
+  const o = indexedOutcome(4, exits, { completed: [0, 2], failed: [1, 3] });
+  assert.equal(o.exitCode, 2);
+  assert.deepEqual(o.failed, [1, 3]);
+  assert.deepEqual(o.indices[3], {
+    index: 3,
+    status: "failed",
+    exitCode: 137,
+    reason: "OOMKilled",
+    message: undefined,
+  });
+  assert.equal(
+    outcomeText(o),
+    "2 of 4 indices failed: index 1 exited with code 2, index 3 exited with code 137 (OOMKilled)",
+  );
+  const ok = indexedOutcome(
+    2,
+    new Map([
+      [0, { code: 0 }],
+      [1, { code: 0 }],
+    ]),
+    { completed: [0, 1], failed: [] },
+  );
+  assert.equal(ok.exitCode, 0);
+  assert.equal(outcomeText(ok), "2 of 2 indices succeeded");
+});
+
+test("outcome: a failed index without an exit code has none to pass on; a Job gone is read from the exits", () => {
+  const lost = indexedOutcome(2, new Map([[0, { code: 0 }]]), { completed: [0], failed: [1] });
+  assert.equal(lost.exitCode, undefined);
+  assert.equal(outcomeText(lost), "1 of 2 indices failed: index 1 failed without an exit code");
+  const gone = indexedOutcome(
+    3,
+    new Map([
+      [0, { code: 0 }],
+      [1, { code: 4 }],
+      [2, { code: 0 }],
+    ]),
+  );
+  assert.deepEqual([gone.exitCode, gone.failed], [4, [1]]);
+  const many = indexedOutcome(20, new Map(Array.from({ length: 20 }, (_, i) => [i, { code: 1 }] as const)), {
+    completed: [],
+    failed: Array.from({ length: 20 }, (_, i) => i),
+  });
+  assert.match(outcomeText(many), /^20 of 20 indices failed: index 0 exited with code 1, .*, and 10 more$/);
 });
 
 const pod = (status: V1Pod["status"]): V1Pod => ({ metadata: { name: "p" }, status });

@@ -5,12 +5,13 @@
  * Whose exit code it is: EXIT_CODES below, also shown by `snapdeploy run --help`.
  */
 import type { Command } from "commander";
-import { checkQuantity, parseEnv } from "../../run/job.js";
+import { type IndexedOutcome, outcomeText } from "../../run/indexes.js";
+import { checkQuantity, fanOut, MAX_INDEXES, parseEnv } from "../../run/job.js";
 import { ExitCode, isUserError, UserError } from "../../errors.js";
 import { addBuildOptions, runBuild } from "./build.js";
-import { commandContext } from "../context.js";
 import { addNamespaceOptions, targetText } from "./deploy.js";
-import { checked, duration, keyValue, repeatable } from "../flags.js";
+import { type CommandContext, commandContext } from "../context.js";
+import { checked, duration, keyValue, repeatable, wholeNumber } from "../flags.js";
 
 /** How a caller tells the command's exit code from snapdeploy's own (README, `run --help`). */
 const EXIT_CODES = `
@@ -22,7 +23,12 @@ Exit codes:
   losing the command after it started (its pod deleted, the API server gone, Ctrl-C: 130)
   exits with snapdeploy's code, again with an "error:" line.
   With -o json, stdout is one document whose "exitCodeFrom" is "command" or "snapdeploy",
-  with "exitCode"; the command's output then goes to stderr.`;
+  with "exitCode"; the command's output then goes to stderr.
+  With --parallel/--completions, the exit code is that of the lowest-numbered failed index
+  (0 when all succeeded), and stderr names every failed index with its code: "job NAME: 2 of 6
+  indices failed: index 1 exited with code 2, index 4 exited with code 3". The start timeout
+  and its codes (10, 11) apply until the first index starts. In JSON, "indices" lists each
+  index's "status" and "exitCode", "failed" the failed ones.`;
 
 const quantity = (flag: string) => checked((v) => checkQuantity(v, flag));
 
@@ -50,6 +56,16 @@ export function registerRun(program: Command) {
       repeatable(keyValue),
       [],
     )
+    .option(
+      "--parallel <n>",
+      `an Indexed Job: up to N pods at once (1-${MAX_INDEXES}), each with its index in JOB_COMPLETION_INDEX, output prefixed [INDEX]`,
+      wholeNumber(1, MAX_INDEXES),
+    )
+    .option(
+      "--completions <m>",
+      `how many indices (0 to M-1) to run, 1-${MAX_INDEXES} (default: --parallel's N; alone: all M at once)`,
+      wholeNumber(1, MAX_INDEXES),
+    )
     .option("--detach", "print the Job's name and return instead of following it")
     .option(
       "--ttl <duration>",
@@ -76,6 +92,7 @@ export function registerRun(program: Command) {
         const { cpu, memory } = opts as { cpu?: string; memory?: string };
         const ttlSeconds = opts.ttl as number;
         const startTimeoutSeconds = (opts.startTimeout as number | undefined) ?? c.config.deploy.timeout;
+        const fan = fanOut(opts.parallel as number | undefined, opts.completions as number | undefined);
 
         const [{ resolveRunTarget, runSnapshot, runTargetSpec }, { resolveUser }] = await Promise.all([
           import("../../pipeline/run.js"),
@@ -93,7 +110,7 @@ export function registerRun(program: Command) {
           image = `${built.ref.replace(/:[^:/]+$/, "")}@${built.digest}`;
         }
         const detach = Boolean(opts.detach);
-        const { name, exit } = await runSnapshot(
+        const { name, exit, indexed } = await runSnapshot(
           kc,
           {
             ...where,
@@ -110,13 +127,23 @@ export function registerRun(program: Command) {
             ttlSeconds,
             startTimeoutSeconds,
             detach,
+            fanOut: fan,
             // In JSON, stdout is the result document alone: the command's output goes to stderr.
             output: json ? process.stderr : process.stdout,
           },
           c.reporter,
         );
         if (detach) {
-          c.reporter.result(name, { job: name, namespace, image });
+          c.reporter.result(name, {
+            job: name,
+            namespace,
+            image,
+            ...(fan ? { parallelism: fan.parallelism, completions: fan.completions } : {}),
+          });
+          return;
+        }
+        if (indexed) {
+          renderIndexed(c, { job: name, namespace, image }, indexed);
           return;
         }
         const code = exit?.code ?? 0;
@@ -147,4 +174,30 @@ export function registerRun(program: Command) {
       }
     },
   );
+}
+
+/** The outcome of an Indexed run: the summary line (stderr), the exit code, the JSON document. */
+function renderIndexed(
+  c: CommandContext,
+  doc: { job: string; namespace: string; image: string },
+  outcome: IndexedOutcome,
+) {
+  const text = `job ${doc.job}: ${outcomeText(outcome)}`;
+  if (outcome.exitCode === undefined) {
+    // No failed index has an exit code of its own to pass on: the run was lost around them.
+    throw new UserError("rollout", text, {
+      hint: `see the pods: kubectl -n ${doc.namespace} get pods -l job-name=${doc.job}`,
+    });
+  }
+  c.reporter.info(text);
+  if (outcome.exitCode !== 0) process.exitCode = outcome.exitCode;
+  if (c.flags.output === "json")
+    c.reporter.result("", {
+      ...doc,
+      exitCode: outcome.exitCode,
+      exitCodeFrom: "command",
+      completions: outcome.completions,
+      failed: outcome.failed,
+      indices: outcome.indices,
+    });
 }
