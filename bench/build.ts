@@ -114,19 +114,24 @@ async function warmBase(app: BuildApp, nonce: string) {
   checkStop();
   await run(process.execPath, [
     CLI,
-    "build",
-    "--server-namespace",
-    NS,
-    "--user",
-    USER,
-    "--project",
-    `warm-${app.name}`,
-    "-C",
-    dir,
-    "-r",
-    `${REGISTRY}/bench-build/warm-${app.name}`,
+    ...buildArgs(`warm-${app.name}`, dir, `${REGISTRY}/bench-build/warm-${app.name}`),
   ]);
 }
+
+/** `snapdeploy build` of project `project` in `dir`, pushing to `repository`, in the bench's build server. */
+const buildArgs = (project: string, dir: string, repository: string) => [
+  "build",
+  "--server-namespace",
+  NS,
+  "--user",
+  USER,
+  "--project",
+  project,
+  "-C",
+  dir,
+  "-r",
+  repository,
+];
 
 /** Waits (up to five minutes: a shared cluster may be restarting) until both pods are ready. */
 async function readyPods() {
@@ -180,22 +185,9 @@ const LOGS = join(FIXTURES, "build", "logs");
 
 /** The whole `snapdeploy build` process; its phases from its JSON output. */
 async function snapdeploy(app: BuildApp, logName: string, builder: Builder): Promise<Sample> {
-  const args = [
-    "build",
-    "--server-namespace",
-    NS,
-    "--user",
-    USER,
-    "--project",
-    app.name,
-    "-C",
-    app.dirs.snapdeploy,
-  ];
   const p = await run(process.execPath, [
     CLI,
-    ...args,
-    "-r",
-    repository(app, "snapdeploy", builder),
+    ...buildArgs(app.name, app.dirs.snapdeploy, repository(app, "snapdeploy", builder)),
     "-o",
     "json",
   ]);
