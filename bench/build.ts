@@ -22,6 +22,7 @@ import { report, type Row, type Sample } from "./build-report.js";
 import { originalBuildPod } from "./baseline.js";
 import { FIXTURES } from "./fixtures.js";
 import {
+  diskQuiet,
   freeVolume,
   lockBench,
   run,
@@ -163,8 +164,10 @@ async function measure(what: string, fn: () => Promise<Sample>): Promise<Sample>
   for (let attempt = 0; ; attempt++) {
     checkStop();
     try {
-      // What the previous run left to write back is written now, not billed to this run.
+      // What the previous run left to write back is written now, not billed to this run,
+      // and the disk is quiet again (a purged volume's files are still being discarded).
       await run("sync", []);
+      await diskQuiet();
       return { ...(await fn()), ...(attempt ? { retried: attempt } : {}) };
     } catch (e) {
       if (attempt === 2 || stopSignal) throw e;
@@ -239,14 +242,27 @@ async function benchApp(app: BuildApp, builder: Builder, rows: Row[]) {
     return r;
   };
   /** One run of each tool; snapdeploy must skip, or build after `changes` changed files, or the run is flagged. */
-  const round = async (r: Row, expect: { skip: boolean; changes?: number }) => {
+  const round = async (r: Row, expect: { skip: boolean; changes?: number; baselineFirst?: boolean }) => {
     const what = `${app.name} ${builder} ${r.scenario}`;
     const logName = `${app.name}-${builder}-${r.scenario.replaceAll(" ", "-")}-${r.snapdeploy.length + 1}`;
-    const sd = await measure(`${what}: snapdeploy`, () => snapdeploy(app, logName, builder));
-    if (sd.skipped !== expect.skip && !sd.retried)
-      log(`WARNING: ${what}: snapdeploy ${sd.skipped ? "skipped" : "built"}, expected the opposite`);
-    r.snapdeploy.push(sd);
-    r.baseline.push(await measure(`${what}: baseline`, () => baseline(app, logName, builder)));
+    const measureSd = async () => {
+      const sd = await measure(`${what}: snapdeploy`, () => snapdeploy(app, logName, builder));
+      if (sd.skipped !== expect.skip && !sd.retried)
+        log(`WARNING: ${what}: snapdeploy ${sd.skipped ? "skipped" : "built"}, expected the opposite`);
+      r.snapdeploy.push(sd);
+    };
+    const measureBase = async () => {
+      r.baseline.push(await measure(`${what}: baseline`, () => baseline(app, logName, builder)));
+    };
+    // Each round of a scenario swaps who goes first: right after a new build server the
+    // node is still busiest, and the order should not favour either tool.
+    if (expect.baselineFirst) {
+      await measureBase();
+      await measureSd();
+    } else {
+      await measureSd();
+      await measureBase();
+    }
     const last = (xs: Sample[]) => (xs.at(-1) as Sample).seconds.toFixed(2);
     log(`${what}: snapdeploy ${last(r.snapdeploy)} s, baseline ${last(r.baseline)} s`);
   };
@@ -277,7 +293,7 @@ async function benchApp(app: BuildApp, builder: Builder, rows: Row[]) {
     for (const file of [cacheFile, fingerprintFile(cacheFile)]) rmSync(file, { force: true });
     await settle();
     log(`${app.name}: cold run ${i + 1}`);
-    await round(cold, { skip: false });
+    await round(cold, { skip: false, baselineFirst: i % 2 === 1 });
   }
 
   // The first change after a cold build also fills the workspace's second tree (a sync updates

@@ -114,3 +114,32 @@ export async function uninstallServer(cli: string, ns: string): Promise<void> {
 export async function freeVolume(root: string): Promise<void> {
   if (existsSync(join(root, "cluster/volumes"))) await run(join(root, "cluster/volumes"), ["4"]);
 }
+
+/** Sectors written and discarded so far on every whole disk (/proc/diskstats; partitions left out). */
+function diskActivity(): number {
+  let total = 0;
+  for (const line of readFileSync("/proc/diskstats", "utf8").split("\n")) {
+    const f = line.trim().split(/\s+/);
+    const name = f[2] ?? "";
+    if (!/^(vd|sd|nvme\d+n|xvd)[a-z0-9]*$/.test(name) || /^(vd|sd|xvd)[a-z]+\d+$|p\d+$/.test(name)) continue;
+    total += Number(f[9] ?? 0) + Number(f[15] ?? 0);
+  }
+  return total;
+}
+
+/**
+ * Waits (at most `maxMs`) until the disks have been quiet for a second: less than 1 MB
+ * written or discarded. Deleting a build server's volume (tens of thousands of files) keeps
+ * the disk busy for seconds after `rm` returned, and would slow whichever tool runs next.
+ */
+export async function diskQuiet(maxMs = 30_000): Promise<number> {
+  const t0 = Date.now();
+  let last = diskActivity();
+  while (Date.now() - t0 < maxMs) {
+    await sleep(1000);
+    const now = diskActivity();
+    if (now - last < 2048) break;
+    last = now;
+  }
+  return Date.now() - t0;
+}

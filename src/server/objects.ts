@@ -56,6 +56,21 @@ export interface ServerOptions {
   registryCAs: Record<string, string>;
 }
 
+/**
+ * Resources when none are given. Without requests a pod is BestEffort: its CPU weight is the
+ * lowest there is (a busy node starves its builds: a cold build of 10,000 files took twice as
+ * long against a node's Docker daemon, which runs at the default weight) and it is the first
+ * evicted under pressure. The requests are small, so the server schedules on a busy node;
+ * builds use whatever CPU is free above them. The agent's memory is bounded by design (it
+ * streams), so it gets a limit; the builder gets none: a build's RUN steps run in the
+ * daemon's cgroup, and a limit there would kill a build that needs the memory.
+ */
+export const DEFAULT_AGENT_RESOURCES = {
+  requests: { cpu: "50m", memory: "64Mi" },
+  limits: { memory: "1Gi" },
+};
+export const DEFAULT_BUILDER_RESOURCES = { requests: { cpu: "250m", memory: "256Mi" } };
+
 const labels = { [APP_LABEL]: SERVER_NAME, "app.kubernetes.io/managed-by": "snapdeploy" };
 const hash = (s: string) => createHash("sha256").update(s).digest("hex").slice(0, 16);
 /**
@@ -141,7 +156,7 @@ export function serverObjects(o: ServerOptions): KubernetesObject[] {
       insecureRegistries: o.insecureRegistries,
       caHosts,
       cacheSize: o.cacheSize ?? "50%",
-      resources: o.builderResources,
+      resources: o.builderResources ?? DEFAULT_BUILDER_RESOURCES,
       privileged: o.builder === "buildkit-privileged",
     });
     volumes.push(...bk.volumes, { name: "tmp", emptyDir: {} });
@@ -180,6 +195,7 @@ export function serverObjects(o: ServerOptions): KubernetesObject[] {
         ...o.insecureRegistries.map((r) => `--insecure-registry=${r}`),
       ],
       securityContext: { privileged: true },
+      resources: o.builderResources ?? DEFAULT_BUILDER_RESOURCES,
       volumeMounts: [
         { name: "data", mountPath: "/data" },
         { name: "dind-socket", mountPath: "/run/dind" },
@@ -201,7 +217,7 @@ export function serverObjects(o: ServerOptions): KubernetesObject[] {
     volumeMounts: agentMounts,
     // With the Docker builders the agent talks to a root-owned socket and stays root.
     ...(buildkit ? { securityContext: RESTRICTED } : {}),
-    ...(o.agentResources ? { resources: o.agentResources } : {}),
+    resources: o.agentResources ?? DEFAULT_AGENT_RESOURCES,
     readinessProbe: {
       exec: { command: ["test", "-S", AGENT_SOCKET] },
       periodSeconds: 2,

@@ -8,6 +8,8 @@ import {
   AGENT_CONTAINER,
   BUNDLE_ANNOTATION,
   APP_LABEL,
+  DEFAULT_AGENT_RESOURCES,
+  DEFAULT_BUILDER_RESOURCES,
   caKey,
   DATA_CLAIM,
   REGISTRY_CA_CONFIGMAP,
@@ -35,6 +37,7 @@ interface Container {
   args?: string[];
   securityContext?: Record<string, Any>;
   readinessProbe?: { exec: { command: string[] } };
+  resources?: Record<string, Any>;
 }
 interface Volume {
   name: string;
@@ -98,6 +101,26 @@ describe("serverObjects", () => {
     const selector = deployment.spec.selector.matchLabels;
     for (const [k, v] of Object.entries(selector))
       assert.equal(deployment.spec.template.metadata.labels[k], v);
+  });
+
+  test("every container has requests by default (never BestEffort); the flags replace them", () => {
+    for (const builder of ["docker-socket", "dind", "buildkit"] as const) {
+      const { pod, agent } = parts({ ...base, builder });
+      for (const c of pod.containers)
+        assert.ok(c.resources?.requests?.cpu, `${builder}: ${c.name} has a CPU request`);
+      assert.deepEqual(agent.resources, DEFAULT_AGENT_RESOURCES);
+      for (const c of pod.containers.filter((x) => x.name !== AGENT_CONTAINER))
+        assert.deepEqual(c.resources, DEFAULT_BUILDER_RESOURCES, `${builder}: ${c.name}`);
+    }
+    const mine = { requests: { cpu: "2" }, limits: { memory: "8Gi" } };
+    const { pod, agent } = parts({
+      ...base,
+      builder: "buildkit",
+      builderResources: mine,
+      agentResources: mine,
+    });
+    assert.deepEqual(agent.resources, mine);
+    assert.deepEqual(pod.containers.find((c) => c.name === "buildkitd")?.resources, mine);
   });
 
   test("the volume claim has the size, and the storage class only when given", () => {
