@@ -85,7 +85,10 @@ export function registerServer(program: Command) {
         .choices(["volume", "registry"])
         .default("volume"),
     )
-    .option("--agent-resources <spec>", "the agent's requests/limits, e.g. cpu=100m,memory=256Mi/memory=1Gi (default: cpu=50m,memory=64Mi/memory=1Gi)")
+    .option(
+      "--agent-resources <spec>",
+      "the agent's requests/limits, e.g. cpu=100m,memory=256Mi/memory=1Gi (default: cpu=50m,memory=64Mi/memory=1Gi)",
+    )
     .option(
       "--builder-resources <spec>",
       "the BuildKit daemon's requests/limits, e.g. cpu=500m,memory=1Gi/memory=4Gi (default: cpu=250m,memory=256Mi, no limits)",
