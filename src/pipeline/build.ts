@@ -183,14 +183,22 @@ class BuildPhases {
     const p = this.progress;
     if (!p.line(l)) return;
     if (p.pushing && !this.push) this.startPush();
-    if (this.push) this.push.update({ layers: p.layers });
+    if (this.push) this.push.update({ layers: this.layers() });
     else this.build?.update({ step: p.step, output: p.output, steps: p.steps, cached: p.cached });
   }
 
   built() {
     this.endBuild();
     this.startPush();
-    this.push?.end({ layers: this.progress.layers });
+    this.push?.end({ layers: this.layers() });
+  }
+
+  /**
+   * The layers the output named. `docker push` names every one; BuildKit only those whose
+   * upload was still running when it printed (none, for a fast registry): unknown then.
+   */
+  private layers(): number | undefined {
+    return this.progress.layers || undefined;
   }
 
   failed() {

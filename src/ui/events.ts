@@ -34,7 +34,10 @@ export interface PhaseCounts {
   /** build: Dockerfile steps seen, and how many of them came from the layer cache. */
   steps?: number;
   cached?: number;
-  /** push: layers pushed (or found in the registry already). */
+  /**
+   * push: layers pushed (or found in the registry already), as the builder's output names
+   * them: `docker push` names each; BuildKit only uploads still running when it prints.
+   */
   layers?: number;
   /** rollout: the target this update is about, and where its rollout stands. */
   target?: string;

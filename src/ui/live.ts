@@ -11,7 +11,7 @@
 import { createLogUpdate } from "log-update";
 import { styleText } from "node:util";
 import type { Face, Phase, PhaseCounts, PhaseName, ReportedError } from "./events.js";
-import { bytes, countsText, seconds } from "./format.js";
+import { bytes, count, countsText, seconds } from "./format.js";
 import { type FaceOptions, PlainReporter } from "./plain.js";
 import { RemoteLog } from "./remote-log.js";
 
@@ -217,7 +217,7 @@ export function runningText(r: {
   if (r.name === "sync" && c.totalFiles !== undefined) {
     const done = c.bytes ?? 0;
     const total = c.totalBytes ?? 0;
-    const files = `${c.files ?? 0}/${c.totalFiles} files`;
+    const files = `${c.files ?? 0}/${count(c.totalFiles, "file")}`;
     if (total < BAR_FROM) return [`${files}, ${bytes(done)}`];
     const filled = Math.min(BAR_WIDTH, Math.round((done / total) * BAR_WIDTH));
     const pct = Math.floor((done / total) * 100);

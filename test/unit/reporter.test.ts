@@ -9,6 +9,7 @@ import path from "node:path";
 import { Writable } from "node:stream";
 import { describe, test } from "node:test";
 import { BuildProgress } from "../../src/pipeline/build-progress.js";
+import { countsText } from "../../src/ui/format.js";
 import { runningText, summaryLine } from "../../src/ui/live.js";
 import { chooseFace, createReporter, type Face, type Verbosity } from "../../src/ui/reporter.js";
 import { ROOT, run } from "../helpers/cluster.js";
@@ -283,6 +284,8 @@ describe("live face", () => {
     assert.deepEqual(t("rollout", {}, new Map([["deployment/web", "deployment/web: 1 of 2 updated"]])), [
       "deployment/web: 1 of 2 updated",
     ]);
+    assert.equal(countsText("sync", { files: 1, bytes: 10 }), "1 file, 10 B sent");
+    assert.equal(countsText("push", {}), "", "BuildKit named no layer: no count");
     const hit = [
       { name: "scan" as const, seconds: 0.1, counts: {}, failed: false },
       { name: "check" as const, seconds: 0.2, counts: { exists: true }, failed: false },
