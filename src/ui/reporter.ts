@@ -54,12 +54,7 @@ export function chooseFace(opts: {
   return "tty";
 }
 
-export function createReporter(
-  opts: ReporterOptions & {
-    /** Shorthand: a face from the -o flag (plain or json). */
-    mode?: OutputMode;
-  } = {},
-): Reporter {
+export function createReporter(opts: ReporterOptions = {}): Reporter {
   const o = {
     stdout: opts.stdout ?? process.stdout,
     stderr: opts.stderr ?? process.stderr,
@@ -67,7 +62,7 @@ export function createReporter(
     logDir: opts.logDir,
     color: opts.color,
   };
-  const face = opts.face ?? (opts.mode === "json" ? "json" : "plain");
+  const face = opts.face ?? "plain";
   if (face === "json") return new JsonReporter(o);
   if (face === "tty") return new LiveReporter(o);
   return new PlainReporter(o);
