@@ -29,6 +29,7 @@ import {
   sleep,
   snapshotCli,
   uninstallServer as uninstallBenchServer,
+  jsonResult,
 } from "./util.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -195,7 +196,7 @@ async function snapdeploy(app: BuildApp, logName: string, builder: Builder): Pro
     "json",
   ]);
   writeFileSync(join(LOGS, `${logName}-snapdeploy.log`), `${p.stderr}\n${p.stdout}`);
-  const out = JSON.parse(p.stdout);
+  const out = jsonResult(p.stdout);
   return {
     seconds: p.seconds,
     phases: out.timings ?? {},

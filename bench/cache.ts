@@ -16,7 +16,7 @@ import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { defaultCacheFile, fingerprintFile } from "../src/context/scan.js";
 import { buildApp, editOneFile, stampRound } from "./build-fixtures.js";
-import { fmtS, fmtX, freeVolume, lockBench, run, snapshotCli, uninstallServer } from "./util.js";
+import { fmtS, fmtX, freeVolume, jsonResult, lockBench, run, snapshotCli, uninstallServer } from "./util.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const NS = "bench-cache";
@@ -62,7 +62,7 @@ async function build(cache: Cache, what: string): Promise<number> {
     "-o",
     "json",
   ]);
-  const out = JSON.parse(p.stdout);
+  const out = jsonResult(p.stdout);
   if (out.skipped) throw new Error(`${what}: the build was skipped; expected a build`);
   const cached = (p.stderr.match(/^REMOTE: #\d+ CACHED$/gm) ?? []).length;
   log(`${cache} ${what}: ${p.seconds.toFixed(2)} s (${cached} steps CACHED; ${JSON.stringify(out.timings)})`);

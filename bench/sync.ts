@@ -27,6 +27,7 @@ import {
   sleep,
   snapshotCli,
   uninstallServer as uninstallBenchServer,
+  jsonResult,
 } from "./util.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -116,7 +117,7 @@ async function snapdeploy(f: Fixture, user: string): Promise<Sample> {
     "json",
   ];
   const p = await run(TIME, ["-f", "%M", "-o", rssFile, process.execPath, ...args]);
-  const out = JSON.parse(p.stdout);
+  const out = jsonResult(p.stdout);
   const rssKB = Number(readFileSync(rssFile, "utf8").trim().split("\n").pop());
   return {
     seconds: p.seconds,

@@ -25,6 +25,18 @@ export function snapshotCli(name: string): string {
 
 export type Proc = { code: number; stdout: string; stderr: string; seconds: number };
 
+/**
+ * The result document of a `-o json` run: the last stdout line (one JSON event per line, the
+ * "result" last), without its "event" field.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: a result document is plain JSON, read by path
+export function jsonResult(stdout: string): any {
+  const last = stdout.trimEnd().split("\n").at(-1) ?? "";
+  const { event, ...doc } = JSON.parse(last) as Record<string, unknown>;
+  if (event !== "result") throw new Error(`the last line of stdout is no result: ${last}`);
+  return doc;
+}
+
 /** Runs a command to completion; `seconds` is the wall time from spawn to exit. Throws on failure. */
 export function run(cmd: string, args: string[], opts: { check?: boolean } = {}): Promise<Proc> {
   return new Promise((resolve, reject) => {

@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import type { ClusterAccess } from "../kube/access.js";
 import path from "node:path";
 import { type Config, loadConfig } from "../config/config.js";
-import { createReporter, type OutputMode, type Reporter } from "../ui/reporter.js";
+import { chooseFace, createReporter, type OutputMode, type Reporter } from "../ui/reporter.js";
 
 export interface GlobalFlags {
   debug?: boolean;
@@ -15,6 +15,31 @@ export interface GlobalFlags {
   context?: string;
   output?: OutputMode;
   dir?: string;
+  quiet?: boolean;
+  verbose?: boolean;
+}
+
+/** Commands that stream output of their own (logs, keys) keep to plain lines, never live ones. */
+const NOT_LIVE = new Set(["dev", "logs", "port-forward"]);
+
+let active: Reporter | undefined;
+
+/**
+ * The one reporter of this run, its face chosen from the flags and the terminal once, before
+ * the command runs (main.ts's preAction hook); the top-level catch reports through it.
+ */
+export function startReporter(cmd: Command): Reporter {
+  const flags = cmd.optsWithGlobals() as GlobalFlags;
+  const verbosity = flags.quiet ? "quiet" : flags.verbose ? "verbose" : "normal";
+  const face = chooseFace({ output: flags.output, verbosity, stderrIsTTY: process.stderr.isTTY === true });
+  active?.close();
+  active = createReporter({ face: face === "tty" && NOT_LIVE.has(cmd.name()) ? "plain" : face, verbosity });
+  return active;
+}
+
+/** The reporter startReporter made, if the command line got that far. */
+export function activeReporter(): Reporter | undefined {
+  return active;
 }
 
 export interface CommandContext {
@@ -40,7 +65,7 @@ export async function commandContext(cmd: Command): Promise<CommandContext> {
     flags,
     dir,
     config: await loadConfig(dir),
-    reporter: createReporter({ mode: flags.output ?? "plain" }),
+    reporter: active ?? startReporter(cmd),
     kube: async () => {
       if (!kc) {
         const { loadKubeConfig } = await import("../kube/client.js");

@@ -10,7 +10,7 @@ import path from "node:path";
 import { type Command, InvalidArgumentError } from "commander";
 import { isUserError, UserError } from "../errors.js";
 import { NAME_PATTERN } from "../protocol/constants.js";
-import { createReporter } from "../ui/reporter.js";
+import { activeReporter, startReporter } from "./context.js";
 import { DURATION_SYNTAX, MAX_TIMEOUT_SECONDS, parseDuration } from "../util/duration.js";
 
 type Parser<T> = (value: string) => T;
@@ -221,8 +221,9 @@ export function resolveRenamed(
 ): Command {
   return cmd.hook("preAction", (self) => {
     const o = self.opts();
-    const reporter = createReporter({ mode: self.optsWithGlobals().output });
-    const value = renamedFlag({ now: o[keys.now], old: o[keys.old] }, names, (m) => reporter.warn(m));
+    const value = renamedFlag({ now: o[keys.now], old: o[keys.old] }, names, (m) =>
+      (activeReporter() ?? startReporter(self)).warn(m),
+    );
     self.setOptionValue(keys.now, value);
     self.setOptionValue(keys.old, undefined);
   });

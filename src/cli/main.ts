@@ -15,6 +15,9 @@ import { registerServer } from "./commands/server.js";
 import { registerSync } from "./commands/sync.js";
 import { ExitCode, isUserError } from "../errors.js";
 import { checkProjectPaths, existing } from "./flags.js";
+import { activeReporter, startReporter } from "./context.js";
+import { createReporter, type Reporter } from "../ui/reporter.js";
+import { Writable } from "node:stream";
 import { VERSION } from "../version.js";
 
 // A short-lived process whose large data (a manifest of 100k entries) lives to the end:
@@ -39,14 +42,23 @@ export function buildProgram(): Command {
     .option("--context <name>", "kubeconfig context (default: the current context)")
     .option("-C, --dir <path>", "the project folder (default: the current folder)", existing("folder"))
     .addOption(
-      new Option("-o, --output <mode>", "plain lines, or one JSON document on stdout")
+      new Option(
+        "-o, --output <mode>",
+        "plain lines, or JSON events on stdout, one per line (phases, warnings; the result or the error last)",
+      )
         .choices(["plain", "json"])
         .default("plain"),
     )
+    .addOption(new Option("-q, --quiet", "print only results, warnings and errors").conflicts("verbose"))
+    .option("-v, --verbose", "print everything: each phase's counts, the build server's whole output")
     .showHelpAfterError()
     .exitOverride()
-    // Paths relative to the project folder are checked once -C is known, before the command runs.
-    .hook("preAction", (_program, action) => checkProjectPaths(action));
+    // The output's face is chosen once, before the command runs; paths relative to the
+    // project folder are checked once -C is known.
+    .hook("preAction", (_program, action) => {
+      startReporter(action);
+      checkProjectPaths(action);
+    });
   registerInit(program);
   registerServer(program);
   registerSync(program);
@@ -66,27 +78,54 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await program.parseAsync(argv, { from: "user" });
   } catch (e) {
-    process.exitCode = reportError(e, debug);
+    process.exitCode = reportError(e, debug, activeReporter() ?? earlyReporter(program, e));
+  } finally {
+    activeReporter()?.close();
   }
 }
 
-/** Prints an error for a human and returns the exit code it maps to. */
-export function reportError(e: unknown, debug: boolean): number {
+/**
+ * Reports a failure through the reporter (stderr; with -o json also the "error" event on
+ * stdout) and returns the exit code it maps to.
+ */
+export function reportError(e: unknown, debug: boolean, reporter: Reporter): number {
   if (e instanceof CommanderError) {
     // --help and --version end here too, with exit code 0; commander already printed.
-    return e.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+    if (e.exitCode === 0) return ExitCode.ok;
+    // Commander printed the message; in JSON it is the error event too.
+    if (reporter.face === "json")
+      reporter.error({ exitCode: ExitCode.usage, message: e.message.replace(/^error: /, "") });
+    return ExitCode.usage;
   }
   if (isUserError(e)) {
-    process.stderr.write(`error: ${e.message}\n`);
-    for (const d of e.details ?? []) process.stderr.write(`  ${d}\n`);
-    if (e.hint) process.stderr.write(`hint: ${e.hint}\n`);
-    if (debug && e.stack) process.stderr.write(`${e.stack}\n`);
+    reporter.error({
+      exitCode: e.exitCode,
+      message: e.message,
+      details: e.details,
+      hint: e.hint,
+      stack: debug ? e.stack : undefined,
+    });
     return e.exitCode;
   }
   const err = e instanceof Error ? e : new Error(String(e));
-  process.stderr.write(`error: unexpected failure: ${err.message}\n`);
-  process.stderr.write(debug ? `${err.stack}\n` : "hint: run again with --debug for details\n");
+  reporter.error({
+    exitCode: ExitCode.internal,
+    message: `unexpected failure: ${err.message}`,
+    hint: debug ? undefined : "run again with --debug for details",
+    stack: debug ? err.stack : undefined,
+  });
   return ExitCode.internal;
+}
+
+/**
+ * A failure before any command ran (a bad flag): -o json, if parsed that far, still gets
+ * its error event; otherwise plain lines. Commander already wrote the usage error to stderr.
+ */
+function earlyReporter(program: Command, e: unknown): Reporter {
+  if (program.opts().output !== "json") return createReporter();
+  if (!(e instanceof CommanderError)) return createReporter({ face: "json" });
+  // Only the event: stderr already has commander's line.
+  return createReporter({ face: "json", stderr: new Writable({ write: (_c, _e, cb) => cb() }) });
 }
 
 /** Subcommands report usage errors through the same single catch as everything else. */

@@ -64,6 +64,8 @@ export interface ScanOptions {
   useCache?: boolean;
   /** Receives warnings (a skipped special file, a cache that could not be saved); default: dropped. */
   onWarning?: (message: string) => void;
+  /** Called now and then while the tree is walked, with the counts so far. */
+  onProgress?: (stats: Readonly<ScanStats>) => void;
 }
 
 /**
@@ -121,6 +123,7 @@ export async function scanSnapshot(opts: ScanOptions): Promise<Snapshot> {
     racyFrom: started - RACY_MS,
     yieldAt: performance.now() + YIELD_EVERY_MS,
     failed: false,
+    progress: opts.onProgress,
   };
   try {
     await walkDir(walk, "");

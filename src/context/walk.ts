@@ -59,6 +59,8 @@ export interface Walk {
   /** Files with an mtime at or after this are not cached. */
   racyFrom: number;
   failed: boolean;
+  /** Told the counts so far each time the walk yields. */
+  progress?: (stats: Readonly<ScanStats>) => void;
 }
 
 /**
@@ -72,6 +74,7 @@ export interface Walk {
  */
 export async function walkDir(w: Walk, rel: string): Promise<boolean> {
   if (performance.now() >= w.yieldAt) {
+    w.progress?.(w.stats);
     await new Promise<void>((resolve) => setImmediate(resolve));
     w.yieldAt = performance.now() + YIELD_EVERY_MS;
   }

@@ -4,6 +4,15 @@ import type { TargetKind } from "./targets.js";
 
 type Workload = V1Deployment | V1StatefulSet;
 
+/** Desired, updated and ready replicas of a workload, as its status says. */
+export function replicaCounts(w: Workload): { desired: number; updated: number; ready: number } {
+  return {
+    desired: w.spec?.replicas ?? 1,
+    updated: w.status?.updatedReplicas ?? 0,
+    ready: w.status?.readyReplicas ?? 0,
+  };
+}
+
 /** Where a rollout stands: done, or a line saying what it waits for. */
 export function rolloutState(
   kind: TargetKind,

@@ -15,7 +15,7 @@ import {
 import { UserError } from "../errors.js";
 import { watchRefusal } from "../kube/api-errors.js";
 import { diagnosePod, readinessProblem } from "./diagnose.js";
-import { rolloutState } from "./rollout-state.js";
+import { replicaCounts, rolloutState } from "./rollout-state.js";
 import { type TargetKind, targetLabel } from "./targets.js";
 
 export interface RolloutTarget {
@@ -53,7 +53,12 @@ async function newRevisionSelector(
 export async function waitForRollout(
   kc: KubeConfig,
   t: RolloutTarget,
-  opts: { timeoutMs: number; onProgress: (message: string) => void; signal?: AbortSignal },
+  opts: {
+    timeoutMs: number;
+    /** Each change: a line ("deployment/web: 1 of 2 updated replicas") and the replica counts. */
+    onProgress: (message: string, replicas: { desired: number; updated: number; ready: number }) => void;
+    signal?: AbortSignal;
+  },
 ): Promise<void> {
   const label = targetLabel(t);
   const plural = t.kind === "Deployment" ? "deployments" : "statefulsets";
@@ -150,7 +155,7 @@ export async function waitForRollout(
         finish(new UserError("rollout", `${label} failed to roll out: ${state.failed}`, { details }));
         return;
       }
-      opts.onProgress(`${label}: ${state.message}`);
+      opts.onProgress(`${label}: ${state.message}`, replicaCounts(w));
       if (state.done) {
         finish();
         return;

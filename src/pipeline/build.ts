@@ -4,18 +4,20 @@
  * by tag and digest; on a hit, nothing is synced or built.
  */
 import type { V1Secret } from "@kubernetes/client-node";
-import os from "node:os";
 import { UserError } from "../errors.js";
-import { type Snapshot, scanSnapshot } from "../context/scan.js";
+import type { Snapshot } from "../context/scan.js";
 import { type ClusterAccess, getJson } from "../kube/access.js";
 import { withAgent } from "../server/connect.js";
 import { warnLikelySecrets } from "./context-secrets.js";
 import { type BuildSettings, snapshotId, snapshotTag } from "../snapshot/id.js";
-import { type SyncResult, syncTree } from "../sync/client.js";
+import type { SyncResult } from "../sync/client.js";
 import { RemoteError } from "../protocol/connection.js";
 import { IMAGE_LABEL } from "../protocol/constants.js";
-import type { Reporter } from "../ui/reporter.js";
+import type { Phase, Reporter } from "../ui/reporter.js";
 import { ago } from "../ui/format.js";
+import { BuildProgress } from "./build-progress.js";
+import { inPhase, syncPhase } from "./phases.js";
+import { scanPhase } from "./scan.js";
 
 export interface BuildRequest {
   dir: string;
@@ -74,9 +76,13 @@ export async function buildSnapshot(
       lap("scan");
       const settings = { ...req.settings } as Record<string, unknown>;
       await s.conn.send({ t: "check", ref, user: req.user, project: req.project, manifest, settings });
-      const check = await s.conn.expect("check").catch((e) => {
-        throw registryError(e, ref);
-      });
+      const check = await inPhase(
+        reporter.phase("check"),
+        s.conn.expect("check").catch((e) => {
+          throw registryError(e, ref);
+        }),
+        (c) => ({ exists: Boolean(c.exists) }),
+      );
       lap("check");
       if (check.exists) {
         const labels = (check.labels ?? {}) as Record<string, string>;
@@ -93,21 +99,7 @@ export async function buildSnapshot(
           timings,
         };
       }
-      const sync = await syncTree(
-        s.conn,
-        {
-          root: scan.root,
-          user: req.user,
-          project: req.project,
-          digest: manifest,
-          entries: scan.entries,
-          client: `${req.user}@${os.hostname()}`,
-        },
-        {
-          onWaiting: (holder) =>
-            reporter.info(`waiting: workspace ${req.user}/${req.project} is locked by ${holder}`),
-        },
-      );
+      const sync = await syncPhase(s.conn, scan, req, reporter);
       lap("sync");
       const why =
         check.reason ??
@@ -136,30 +128,94 @@ export async function buildSnapshot(
         },
         secrets,
       });
-      for (;;) {
-        const m = await s.conn.expect().catch((e) => {
-          throw buildError(e, ref);
-        });
-        if (m.t === "log") reporter.remote(String(m.line));
-        else if (m.t === "queued") reporter.info(`queued: ${m.position} build(s) ahead of yours`);
-        else if (m.t === "waiting")
-          reporter.info(`waiting: workspace ${req.user}/${req.project} is locked by ${m.holder}`);
-        else if (m.t === "phase") reporter.info(`${m.phase === "push" ? "pushing" : "building"} ${ref}`);
-        else if (m.t === "built") {
-          timings.build = Number(m.buildMs) / 1000;
-          timings.push = Number(m.pushMs) / 1000;
-          return { ref, digest: String(m.digest), snapshot: id, skipped: false, sync, timings };
+      const phases = new BuildPhases(reporter, ref);
+      try {
+        for (;;) {
+          const m = await s.conn.expect().catch((e) => {
+            throw buildError(e, ref);
+          });
+          if (m.t === "log") phases.line(String(m.line));
+          else if (m.t === "queued") reporter.info(`queued: ${m.position} build(s) ahead of yours`);
+          else if (m.t === "waiting")
+            reporter.info(`waiting: workspace ${req.user}/${req.project} is locked by ${m.holder}`);
+          else if (m.t === "phase") phases.server(m.phase === "push" ? "push" : "build");
+          else if (m.t === "built") {
+            timings.build = Number(m.buildMs) / 1000;
+            timings.push = Number(m.pushMs) / 1000;
+            phases.built();
+            return { ref, digest: String(m.digest), snapshot: id, skipped: false, sync, timings };
+          }
         }
+      } catch (e) {
+        phases.failed();
+        throw e;
       }
     },
     req.signal,
   );
-  prepared = Promise.all([
-    req.scan ?? scanSnapshot({ root: req.dir, onWarning: (m) => reporter.warn(m) }),
-    readSecrets(cluster, req),
-  ]);
+  prepared = Promise.all([req.scan ?? scanPhase(req.dir, reporter), readSecrets(cluster, req)]);
   prepared.catch(() => {}); // a failure is reported through the session
   return await building;
+}
+
+/**
+ * The build and push phases, from what the build server sends: its "phase" messages
+ * (the Docker builders push after building) and its output, read by BuildProgress
+ * (BuildKit pushes as it exports: the push starts at its "pushing layers").
+ */
+class BuildPhases {
+  private readonly progress = new BuildProgress();
+  private build: Phase | undefined;
+  private push: Phase | undefined;
+
+  constructor(
+    private readonly reporter: Reporter,
+    private readonly ref: string,
+  ) {}
+
+  server(phase: "build" | "push") {
+    if (phase === "build" && !this.build) this.build = this.reporter.phase("build", `building ${this.ref}`);
+    if (phase === "push") this.startPush(`pushing ${this.ref}`);
+  }
+
+  line(l: string) {
+    this.reporter.remote(l);
+    const p = this.progress;
+    if (!p.line(l)) return;
+    if (p.pushing && !this.push) this.startPush();
+    if (this.push) this.push.update({ layers: this.layers() });
+    else this.build?.update({ step: p.step, output: p.output, steps: p.steps, cached: p.cached });
+  }
+
+  built() {
+    this.endBuild();
+    this.startPush();
+    this.push?.end({ layers: this.layers() });
+  }
+
+  /**
+   * The layers the output named. `docker push` names every one; BuildKit only those whose
+   * upload was still running when it printed (none, for a fast registry): unknown then.
+   */
+  private layers(): number | undefined {
+    return this.progress.layers || undefined;
+  }
+
+  failed() {
+    this.build?.fail();
+    this.push?.fail();
+  }
+
+  private startPush(line?: string) {
+    if (this.push) return;
+    this.endBuild();
+    this.push = this.reporter.phase("push", line);
+  }
+
+  private endBuild() {
+    const p = this.progress;
+    this.build?.end({ steps: p.steps, cached: p.cached });
+  }
 }
 
 async function readSecrets(cluster: ClusterAccess, req: BuildRequest) {

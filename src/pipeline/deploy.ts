@@ -12,6 +12,7 @@ import { personalName } from "../deploy/personal-name.js";
 import { applyResources, type ResourceSet } from "../deploy/resources/apply.js";
 import { waitForRollout } from "../deploy/rollout.js";
 import { type ResolvedTarget, resolveTarget, targetLabel } from "../deploy/targets.js";
+import type { Replicas } from "../ui/events.js";
 import type { Reporter } from "../ui/reporter.js";
 import { restoreImages } from "./rollback.js";
 
@@ -105,15 +106,22 @@ export async function rollTargets(
         reporter.info(`updated ${targetLabel(t)} (${t.containers.join(", ")}) to ${req.image}`);
     }
 
+    const rollout = reporter.phase("rollout");
+    const replicas: Record<string, Replicas> = {};
     const results = await Promise.allSettled(
       targets.map((t) =>
         waitForRollout(kc, t, {
           timeoutMs: req.timeoutMs,
-          onProgress: (m) => reporter.info(m),
+          onProgress: (m, r) => {
+            replicas[targetLabel(t)] = r;
+            rollout.update({ target: targetLabel(t), replicas: r }, m);
+          },
           signal: abort.signal,
         }),
       ),
     );
+    if (results.some((r) => r.status === "rejected")) rollout.fail();
+    else rollout.end({ targets: replicas });
     const failures = results.flatMap((r, i) =>
       r.status === "rejected" ? [{ i, error: r.reason as Error }] : [],
     );

@@ -11,6 +11,7 @@ import { currentImages, pointTargets, type Stamp } from "../deploy/patch.js";
 import { waitForRollout } from "../deploy/rollout.js";
 import { replaceStuckPods, updateRevision } from "../deploy/stuck-pods.js";
 import { type ResolvedTarget, targetLabel } from "../deploy/targets.js";
+import type { Replicas } from "../ui/events.js";
 import type { Reporter } from "../ui/reporter.js";
 
 export interface RollbackPlan {
@@ -114,10 +115,21 @@ export async function rollBack(
       { user: req.user, cause: `snapdeploy rollback to ${plan.what} by ${req.user}` },
       reporter,
     );
+    const rollout = reporter.phase("rollout");
+    const label = targetLabel(t);
+    let replicas: Replicas | undefined;
     try {
-      await waitForRollout(kc, t, { timeoutMs: req.timeoutMs, onProgress: (m) => reporter.info(m) });
+      await waitForRollout(kc, t, {
+        timeoutMs: req.timeoutMs,
+        onProgress: (m, r) => {
+          replicas = r;
+          rollout.update({ target: label, replicas: r }, m);
+        },
+      });
+      rollout.end(replicas ? { targets: { [label]: replicas } } : {});
       await history.finish(entry.revision, "succeeded");
     } catch (e) {
+      rollout.fail();
       await history.finish(entry.revision, "failed", (e as Error).message);
       throw e;
     }

@@ -3,13 +3,13 @@
  * server. The connection is opened while the tree is scanned: the scan is mostly local
  * CPU work, the connection mostly waiting for the network.
  */
-import os from "node:os";
 import type { Snapshot } from "../context/scan.js";
 import type { ClusterAccess } from "../kube/access.js";
 import { type Transport, withAgent } from "../server/connect.js";
-import { type SyncResult, syncTree } from "../sync/client.js";
+import type { SyncResult } from "../sync/client.js";
 import type { Reporter } from "../ui/reporter.js";
 import { warnLikelySecrets } from "./context-secrets.js";
+import { syncPhase } from "./phases.js";
 
 export interface SyncRequest {
   user: string;
@@ -45,21 +45,7 @@ export async function syncSnapshot(
     await warnLikelySecrets(scan, req.allowSecrets ?? [], reporter);
     const digest = scan.digest;
     scannedAt = performance.now();
-    const result = await syncTree(
-      s.conn,
-      {
-        root: scan.root,
-        user: req.user,
-        project: req.project,
-        digest,
-        entries: scan.entries,
-        client: `${req.user}@${os.hostname()}`,
-      },
-      {
-        onWaiting: (holder) =>
-          reporter.info(`waiting: workspace ${req.user}/${req.project} is locked by ${holder}`),
-      },
-    );
+    const result = await syncPhase(s.conn, scan, req, reporter);
     return { scan, digest, result, transport: s.transport, scannedAt };
   });
 }

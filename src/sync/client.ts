@@ -50,6 +50,14 @@ export interface SyncResult {
   sentBytes: number;
 }
 
+/** How far the blobs' upload is: files and uncompressed bytes, done and to do. */
+export interface SyncProgress {
+  files: number;
+  totalFiles: number;
+  bytes: number;
+  totalBytes: number;
+}
+
 /** Files up to this size are read whole; larger ones in DATA_CHUNK pieces. */
 const SMALL = 1024 * 1024;
 const deflateRawAsync = promisify(deflateRaw);
@@ -57,7 +65,7 @@ const deflateRawAsync = promisify(deflateRaw);
 export async function syncTree(
   conn: Connection,
   req: SyncRequest,
-  hooks: { onWaiting?: (holder: string) => void } = {},
+  hooks: { onWaiting?: (holder: string) => void; onProgress?: (p: SyncProgress) => void } = {},
 ): Promise<SyncResult> {
   await conn.send({
     t: "sync",
@@ -101,7 +109,7 @@ export async function syncTree(
   if (kept) keepManifest(kept, req.digest, entries);
   const files = neededFiles(await conn.expect("need"), entries);
   if (files.length === 0) return result(await conn.expect("synced"), 0, 0, sent);
-  const { blobBytes, wire, final } = await sendBlobs(conn, req.root, files);
+  const { blobBytes, wire, final } = await sendBlobs(conn, req.root, files, hooks.onProgress);
   return result(final, files.length, blobBytes, sent + wire);
 }
 
@@ -193,7 +201,13 @@ function changedDuringSync(p: string): UserError {
  * cheaper than a trip through libuv's thread pool, and meanwhile the compressor (in
  * the thread pool) and the socket work on earlier batches.
  */
-async function sendBlobs(conn: Connection, root: string, files: Entry[]) {
+async function sendBlobs(
+  conn: Connection,
+  root: string,
+  files: Entry[],
+  onProgress?: (p: SyncProgress) => void,
+) {
+  const totalBytes = files.reduce((n, e) => n + e.size, 0);
   let wire = 0;
   let acked = 0;
   let wake: (() => void) | undefined;
@@ -295,6 +309,7 @@ async function sendBlobs(conn: Connection, root: string, files: Entry[]) {
       }
       if (n !== e.size || hash !== e.hash) throw changedDuringSync(e.path);
       blobBytes += n;
+      onProgress?.({ files: i + 1, totalFiles: files.length, bytes: blobBytes, totalBytes });
     }
     await flush();
     while (compressing.length) await sendOldest();

@@ -1,40 +1,69 @@
 /**
  * The one place that writes to the terminal. Results go to stdout; progress,
  * remote output and errors go to stderr, so `snapdeploy build | xargs ...` works.
+ *
+ * One Reporter, with one of three faces chosen once at startup (chooseFace):
+ * - plain: lines, greppable; remote (build server) lines prefixed "REMOTE: ".
+ * - tty: live progress per phase on a terminal, a closing summary; the build
+ *   server's output condensed to the current step, kept whole in a file (live.ts).
+ * - json: plain lines on stderr, and on stdout one JSON object per line: phases,
+ *   warnings, the result (last), or the error with its exit code (json.ts).
  */
 import type { Writable } from "node:stream";
+import type { Face, OutputMode, Reporter, Verbosity } from "./events.js";
+import { JsonReporter } from "./json.js";
+import { LiveReporter } from "./live.js";
+import { PlainReporter } from "./plain.js";
 
-export type OutputMode = "plain" | "json";
+export type {
+  Face,
+  OutputMode,
+  Phase,
+  PhaseCounts,
+  PhaseName,
+  ReportedError,
+  Reporter,
+  Verbosity,
+} from "./events.js";
 
-export interface Reporter {
-  /** A progress line for humans (stderr). */
-  info(message: string): void;
-  /** A line produced on the build server, marked so a reader knows where it ran. */
-  remote(line: string): void;
-  warn(message: string): void;
-  /** The command's result (stdout): plain text, or one JSON document in json mode. */
-  result(text: string, data?: unknown): void;
+export interface ReporterOptions {
+  face?: Face;
+  verbosity?: Verbosity;
+  stdout?: Writable;
+  stderr?: Writable;
+  /** Where a live face keeps the build server's whole output (default: the cache folder). */
+  logDir?: string;
+  /** A live face's colours (default: when the terminal has them and NO_COLOR is unset). */
+  color?: boolean;
 }
 
-export function createReporter(
-  opts: { mode?: OutputMode; stdout?: Writable; stderr?: Writable; quiet?: boolean } = {},
-): Reporter {
-  const out = opts.stdout ?? process.stdout;
-  const err = opts.stderr ?? process.stderr;
-  const mode = opts.mode ?? "plain";
-  return {
-    info(message) {
-      if (!opts.quiet) err.write(`${message}\n`);
-    },
-    remote(line) {
-      err.write(`REMOTE: ${line}\n`);
-    },
-    warn(message) {
-      err.write(`warning: ${message}\n`);
-    },
-    result(text, data) {
-      if (mode === "json") out.write(`${JSON.stringify(data ?? { result: text })}\n`);
-      else out.write(`${text}\n`);
-    },
+/**
+ * Which face: json for -o json; live progress only on a terminal (stderr), outside CI,
+ * and not with --quiet; plain lines otherwise.
+ */
+export function chooseFace(opts: {
+  output?: OutputMode;
+  verbosity?: Verbosity;
+  stderrIsTTY: boolean;
+  env?: NodeJS.ProcessEnv;
+}): Face {
+  if (opts.output === "json") return "json";
+  const env = opts.env ?? process.env;
+  const ci = env.CI !== undefined && env.CI !== "" && env.CI !== "0" && env.CI !== "false";
+  if (!opts.stderrIsTTY || ci || env.TERM === "dumb" || opts.verbosity === "quiet") return "plain";
+  return "tty";
+}
+
+export function createReporter(opts: ReporterOptions = {}): Reporter {
+  const o = {
+    stdout: opts.stdout ?? process.stdout,
+    stderr: opts.stderr ?? process.stderr,
+    verbosity: opts.verbosity ?? "normal",
+    logDir: opts.logDir,
+    color: opts.color,
   };
+  const face = opts.face ?? "plain";
+  if (face === "json") return new JsonReporter(o);
+  if (face === "tty") return new LiveReporter(o);
+  return new PlainReporter(o);
 }

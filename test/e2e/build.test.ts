@@ -27,6 +27,7 @@ import {
   uninstallServer,
   uniqueName,
   exitOf,
+  jsonResult,
 } from "../helpers/cluster.js";
 
 let ns = "";
@@ -221,7 +222,7 @@ describe("build", () => {
     const r = await build(copy, "bob", repo, ["-o", "json"]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /already built \d+s ago by amy/);
-    const j = JSON.parse(r.stdout);
+    const j = jsonResult(r.stdout);
     assert.equal(j.skipped, true);
     assert.equal(j.sync, undefined, "nothing may be synced on a hit");
     const built = refOf(first.stdout);

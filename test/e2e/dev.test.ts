@@ -21,6 +21,7 @@ import {
   tempNamespace,
   uninstallServer,
   uniqueName,
+  jsonResult,
 } from "../helpers/cluster.js";
 import { servedSoon, startClient, pushPlaceholder, webApp, webWorkload } from "../helpers/web.js";
 
@@ -182,7 +183,7 @@ describe("a deploy of what already runs", () => {
     assert.doesNotMatch(r2.stderr, /already built|updated deployment/);
     assert.deepEqual(await podsAndSets("noop"), before);
     const history = await snapdeploy(["history", "-t", "noop", "-n", ns, "-o", "json"]);
-    const entries = (JSON.parse(history.stdout) as Record<string, unknown[]>)["deployment/noop"] ?? [];
+    const entries = (jsonResult(history.stdout) as Record<string, unknown[]>)["deployment/noop"] ?? [];
     assert.equal(entries.length, 1, "a no-op records nothing in the history");
     // A changed tree deploys as before.
     await fs.writeFile(path.join(dir, "greeting.txt"), "noop 2\n");

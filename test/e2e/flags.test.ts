@@ -17,6 +17,7 @@ import {
   snapdeploy,
   tempNamespace,
   uniqueName,
+  jsonResult,
 } from "../helpers/cluster.js";
 
 const BASE = NODE_BASE_IMAGE;
@@ -149,7 +150,7 @@ describe("the old spellings, for one release", () => {
     const r = await snapdeploy(["history", "-t", "web", "--target-namespace", ns, "-o", "json"]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /^warning: --target-namespace is deprecated .* use -n\/--namespace/m);
-    assert.ok(JSON.parse(r.stdout)["deployment/web"].length >= 1);
+    assert.ok(jsonResult(r.stdout)["deployment/web"].length >= 1);
   });
 
   test("-n and --target-namespace disagreeing is refused (an old command line naming the server with -n)", async () => {

@@ -20,6 +20,7 @@ import {
   tempNamespace,
   uninstallServer,
   uniqueName,
+  jsonResult,
 } from "../helpers/cluster.js";
 import { pushPlaceholder, webApp, webWorkload } from "../helpers/web.js";
 
@@ -45,7 +46,7 @@ const sync = (dir: string, project: string) =>
 async function gcJson(args: string[]) {
   const r = await snapdeploy(["gc", "-n", server, "-o", "json", ...args]);
   assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout);
+  return jsonResult(r.stdout);
 }
 
 const blobCount = async (ns = server) =>
@@ -165,7 +166,7 @@ test("with the buildkit builder, gc prunes BuildKit's cache down to --keep-cache
     const gcBk = async (args: string[]) => {
       const r = await snapdeploy(["gc", "-n", bk, "-o", "json", "--keep-cache", "0", ...args]);
       assert.equal(r.code, 0, r.stderr);
-      return JSON.parse(r.stdout);
+      return jsonResult(r.stdout);
     };
     const dry = await gcBk(["--dry-run"]);
     assert.equal(dry.cache.builder, "buildkit");

@@ -9,7 +9,13 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { stringify } from "yaml";
-import { mustKubectl, sleepingDeployment, snapdeploy, tempNamespace } from "../helpers/cluster.js";
+import {
+  mustKubectl,
+  sleepingDeployment,
+  snapdeploy,
+  tempNamespace,
+  jsonResult,
+} from "../helpers/cluster.js";
 
 let ns = "";
 let dropNs = async () => {};
@@ -47,7 +53,7 @@ test("KUBECONFIG=credentials:contexts works on both paths; the context's namespa
   // No -n: the workloads' namespace is the merged context's.
   const history = await snapdeploy(["history", "-t", "web", "-o", "json"], { env });
   assert.equal(history.code, 0, history.stderr);
-  assert.deepEqual(JSON.parse(history.stdout), { "deployment/web": [] });
+  assert.deepEqual(jsonResult(history.stdout), { "deployment/web": [] });
   // The direct path lists the namespace's pods: no build server there (exit 7), but the cluster answered.
   const status = await snapdeploy(["server", "status", "-n", ns], { env });
   assert.equal(status.code, 7, status.stderr);

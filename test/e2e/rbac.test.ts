@@ -22,6 +22,7 @@ import {
   tempNamespace,
   uninstallServer,
   uniqueName,
+  jsonResult,
 } from "../helpers/cluster.js";
 import { pushPlaceholder, servedSoon, startClient, webApp, webWorkload } from "../helpers/web.js";
 
@@ -129,7 +130,7 @@ describe("the shipped Roles", () => {
 
     const history = await as(kc, ["history", "-t", "hello", "-o", "json"]);
     assert.equal(history.code, 0, history.stderr);
-    const entries = JSON.parse(history.stdout)["deployment/hello"];
+    const entries = jsonResult(history.stdout)["deployment/hello"];
     assert.equal(entries.at(-1).outcome, "succeeded");
     assert.match(entries.at(-1).image, new RegExp(`^${repo}@sha256:`));
 

@@ -12,6 +12,7 @@ import {
   sleepingDeployment,
   snapdeploy,
   tempNamespace,
+  jsonResult,
 } from "../helpers/cluster.js";
 
 let ns = "";
@@ -41,11 +42,11 @@ test("rollback --to N -t web restores the container revision N changed (worker),
   assert.deepEqual(await images(), { web: NODE_BASE_IMAGE, worker: NODE_BASE_IMAGE });
 
   const r = await cli(["rollback", "--to", "1", "-t", "web", "-o", "json"]);
-  assert.equal(JSON.parse(r.stdout).image, NODE_TOOLS_IMAGE);
+  assert.equal(jsonResult(r.stdout).image, NODE_TOOLS_IMAGE);
   assert.deepEqual(await images(), { web: NODE_BASE_IMAGE, worker: NODE_TOOLS_IMAGE });
 
   // The rollback is recorded with the containers it changed: undoing it restores worker only.
-  const history = JSON.parse((await snapdeploy(["history", "-t", "web", "-n", ns, "-o", "json"])).stdout);
+  const history = jsonResult((await snapdeploy(["history", "-t", "web", "-n", ns, "-o", "json"])).stdout);
   const entry = history["deployment/web"].at(-1);
   assert.equal(entry.action, "rollback");
   assert.deepEqual(entry.images, { worker: NODE_TOOLS_IMAGE });

@@ -22,6 +22,7 @@ import {
   tempNamespace,
   uninstallServer,
   uniqueName,
+  jsonResult,
 } from "../helpers/cluster.js";
 
 const BASE = `${REGISTRY_NODE}/snapdeploy/debian:bookworm`;
@@ -115,7 +116,7 @@ describe("run --parallel", () => {
     // In JSON the command's output goes to stderr, still prefixed.
     for (const i of [0, 1, 2, 3, 5]) assert.match(r.stderr, new RegExp(`^\\[${i}\\] ok ${i}$`, "m"));
     assert.match(r.stderr, /^\[4\] failing$/m);
-    const doc = JSON.parse(r.stdout);
+    const doc = jsonResult(r.stdout);
     assert.equal(doc.exitCodeFrom, "command");
     assert.equal(doc.exitCode, 3);
     assert.deepEqual(doc.failed, [4]);

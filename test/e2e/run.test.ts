@@ -21,6 +21,8 @@ import {
   tempNamespace,
   uninstallServer,
   uniqueName,
+  jsonEvents,
+  jsonResult,
 } from "../helpers/cluster.js";
 
 const BASE = `${REGISTRY_NODE}/snapdeploy/debian:bookworm`;
@@ -123,22 +125,29 @@ describe("run", () => {
   test("-o json says whose exit code it is: the command's 3 is not snapdeploy's 3", SLOW, async () => {
     const r = await run(["-o", "json"], "sh", "-c", "echo to stderr in json; exit 3");
     assert.equal(r.code, 3, r.stderr);
-    const doc = JSON.parse(r.stdout);
+    const doc = jsonResult(r.stdout);
     assert.equal(doc.exitCodeFrom, "command");
     assert.equal(doc.exitCode, 3);
     assert.match(doc.job, /^web-run-[0-9a-f]{6}$/);
     assert.match(r.stderr, /^to stderr in json$/m);
     const ok = await run(["-o", "json"], "true");
     assert.equal(ok.code, 0, ok.stderr);
-    assert.deepEqual([JSON.parse(ok.stdout).exitCodeFrom, JSON.parse(ok.stdout).exitCode], ["command", 0]);
+    assert.deepEqual([jsonResult(ok.stdout).exitCodeFrom, jsonResult(ok.stdout).exitCode], ["command", 0]);
     // snapdeploy's own failure before the command starts: its code, and the document says so.
     const wrong = await run(["-o", "json", "--target", "deployment/nope"], "true");
     assert.equal(wrong.code, 5, wrong.stderr);
-    assert.deepEqual(JSON.parse(wrong.stdout), {
+    // The result says whose code it is; the error event, as for every failure, comes last.
+    const [result, error, ...more] = jsonEvents(wrong.stdout);
+    assert.deepEqual(result, {
+      event: "result",
       exitCode: 5,
       exitCodeFrom: "snapdeploy",
       error: `deployment/nope not found in namespace ${ns}`,
     });
+    assert.deepEqual(
+      [error?.event, error?.exitCode, error?.message, more],
+      ["error", 5, `deployment/nope not found in namespace ${ns}`, []],
+    );
     assert.match(wrong.stderr, /^error: deployment\/nope not found/m);
   });
 

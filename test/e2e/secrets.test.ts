@@ -22,6 +22,7 @@ import {
   snapdeploy,
   uninstallServer,
   uniqueName,
+  jsonResult,
 } from "../helpers/cluster.js";
 
 const PASSWORD_FILE = "/var/lib/snapdeploy-cluster/registry-auth/password";
@@ -167,7 +168,7 @@ test("likely secrets are warned about, the build goes on; the push password is i
   assert.ok(!logs.includes(password), "the build server's logs hold the registry password");
 
   for (const out of [r.stdout, allowed.stdout]) {
-    const digest = JSON.parse(out).digest as string;
+    const digest = jsonResult(out).digest as string;
     assert.match(digest, /^sha256:[0-9a-f]{64}$/);
     const texts = await imageTexts(repo, digest);
     assert.ok(texts.length >= 3, `manifest, config and layers read: ${texts.length}`);

@@ -21,6 +21,7 @@ import {
   uninstallServer,
   uniqueName,
   restrictedKubeconfig,
+  jsonResult,
 } from "../helpers/cluster.js";
 
 let ns = "";
@@ -165,11 +166,11 @@ describe("RBAC", () => {
     const common = ["sync", "--server-namespace", ns, "-C", tree, "--project", "p", "-o", "json"];
     const r = await snapdeploy([...common, "--kubeconfig", kubeconfig, "--user", "viaexec"]);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(JSON.parse(r.stdout).transport, "exec");
+    assert.equal(jsonResult(r.stdout).transport, "exec");
     assert.equal(await inServer(ns, "cat /data/workspaces/viaexec/p/current/a.txt"), "through exec\n");
     // With the rights to port-forward (the cluster admin), the same sync goes that way.
     const admin = await snapdeploy([...common, "--user", "viaforward"]);
     assert.equal(admin.code, 0, admin.stderr);
-    assert.equal(JSON.parse(admin.stdout).transport, "port-forward");
+    assert.equal(jsonResult(admin.stdout).transport, "port-forward");
   });
 });

@@ -21,6 +21,7 @@ import {
   snapdeploy,
   uninstallServer,
   exitOf,
+  jsonResult,
 } from "../helpers/cluster.js";
 
 let ns = "";
@@ -90,7 +91,7 @@ describe("server install", () => {
     assert.doesNotMatch(again.stderr, / (created|configured)$/m, "nothing changed");
     const st = await snapdeploy(["server", "status", "-n", ns, "-o", "json"]);
     assert.equal(st.code, 0, st.stderr);
-    const s = JSON.parse(st.stdout);
+    const s = jsonResult(st.stdout);
     assert.equal(s.ready, true);
     assert.equal(
       s.agent.version,
@@ -185,7 +186,7 @@ describe("sync", () => {
     assert.equal((await sync(dir, "bob")).code, 0);
     const noop = await sync(dir, "bob", "app", ["-o", "json"]);
     assert.equal(noop.code, 0, noop.stderr);
-    const j = JSON.parse(noop.stdout);
+    const j = jsonResult(noop.stdout);
     assert.equal(j.noop, true);
     assert.equal(j.sentBytes, 0);
 

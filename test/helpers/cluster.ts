@@ -325,3 +325,32 @@ export async function deploymentImage(ns: string, name: string, container: strin
     `jsonpath={.spec.template.spec.containers[?(@.name=="${container}")].image}`,
   ]);
 }
+
+/** A `-o json` run's stdout: one JSON object per line, each with its "event". Throws on any other line. */
+export function jsonEvents(stdout: string): Record<string, unknown>[] {
+  const lines = stdout.split("\n");
+  if (lines.at(-1) === "") lines.pop();
+  return lines.map((line, i) => {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(line);
+    } catch {
+      throw new Error(`stdout line ${i + 1} is not JSON: ${line}\n${stdout}`);
+    }
+    if (typeof doc !== "object" || doc === null || typeof (doc as { event?: unknown }).event !== "string")
+      throw new Error(`stdout line ${i + 1} has no "event": ${line}`);
+    return doc as Record<string, unknown>;
+  });
+}
+
+/**
+ * The result document of a `-o json` run: its last stdout line, which must be the "result"
+ * event; returned without the "event" field, as the command's result.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: a result document is plain JSON, read by path as JSON.parse's was
+export function jsonResult(stdout: string): any {
+  const last = jsonEvents(stdout).at(-1);
+  if (last?.event !== "result") throw new Error(`the last stdout line is not a result: ${stdout}`);
+  const { event: _event, ...doc } = last;
+  return doc;
+}

@@ -168,7 +168,7 @@ export function registerBuild(program: Command) {
     const phases = Object.entries(r.timings)
       .map(([k, v]) => `${k} ${v.toFixed(2)}s`)
       .join(", ");
-    c.reporter.info(
+    c.reporter.summary(
       `${r.skipped ? "skipped build (snapshot exists)" : "built and pushed"} in ${seconds(performance.now() - t0)}: ${phases}${
         r.sync && !r.sync.noop ? `; sent ${bytes(r.sync.sentBytes)}` : ""
       }`,

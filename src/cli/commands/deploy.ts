@@ -295,10 +295,11 @@ export async function deployOnce(
     }
     const built = await runBuild(c, opts, { scan, signal: extra.signal });
     const phases = Object.entries(built.timings).map(([k, v]) => `${k} ${v.toFixed(2)}s`);
-    c.reporter.info(
+    c.reporter.summary(
       `${built.skipped ? "skipped build (snapshot exists)" : "built and pushed"}: ${phases.join(", ")}${
         built.sync && !built.sync.noop ? `; sent ${bytes(built.sync.sentBytes)}` : ""
       }`,
+      { final: false },
     );
     image = `${built.ref.replace(/:[^:/]+$/, "")}@${built.digest}`;
     snapshot = built.snapshot;
@@ -328,7 +329,7 @@ export async function deployOnce(
     c.reporter,
   );
   const t1 = performance.now();
-  c.reporter.info(
+  c.reporter.summary(
     `deployed in ${seconds(t1 - t0)} (build ${seconds(tBuild - t0)}, rollout ${seconds(t1 - tBuild)})`,
   );
   return { noop: false, snapshot, image, reports, targets: reports.map((r) => r.target) };
@@ -355,15 +356,15 @@ async function noopCheck(
   if (opts.image || opts.restart || opts.personal || !repository) return { checked: true };
   // The user's objects are loaded (and checked) first: the late check has them.
   if (ownObjects && !resources) return { checked: false };
-  const [{ readTargetsDirect, runningSnapshot }, { scanSnapshot }, { snapshotId }, { parseTarget }] =
+  const [{ readTargetsDirect, runningSnapshot }, { scanPhase }, { snapshotId }, { parseTarget }] =
     await Promise.all([
       import("../../deploy/running.js"),
-      import("../../context/scan.js"),
+      import("../../pipeline/scan.js"),
       import("../../snapshot/id.js"),
       import("../../deploy/target-spec.js"),
     ]);
   // The scan runs while the targets are read: the build reuses it when they differ.
-  const scan = started ?? scanSnapshot({ root: c.dir, onWarning: (m) => c.reporter.warn(m) });
+  const scan = started ?? scanPhase(c.dir, c.reporter);
   scan.catch(() => {}); // awaited below, or by the build
   let targets = resolved;
   if (resources) {

@@ -22,8 +22,8 @@ Exit codes:
   and a non-zero one is named on stderr: "job NAME: command exited with code N". Only
   losing the command after it started (its pod deleted, the API server gone, Ctrl-C: 130)
   exits with snapdeploy's code, again with an "error:" line.
-  With -o json, stdout is one document whose "exitCodeFrom" is "command" or "snapdeploy",
-  with "exitCode"; the command's output then goes to stderr.
+  With -o json, the "result" event on stdout has "exitCodeFrom" ("command" or "snapdeploy",
+  then followed by the "error" event) and "exitCode"; the command's output goes to stderr.
   With --parallel/--completions, the exit code is that of the lowest-numbered failed index
   (0 when all succeeded), and stderr names every failed index with its code: "job NAME: 2 of 6
   indices failed: index 1 exited with code 2, index 4 exited with code 3". The start timeout

@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import path from "node:path";
 import { toName } from "../../config/config.js";
-import { scanSnapshot } from "../../context/scan.js";
+import { scanPhase } from "../../pipeline/scan.js";
 import { bytes, seconds } from "../../ui/format.js";
 import { UserError } from "../../errors.js";
 import { VERSION } from "../../version.js";
@@ -22,7 +22,7 @@ export function registerSync(program: Command) {
     const c = await commandContext(cmd);
     const t0 = performance.now();
     // The scan starts first: the modules and the kubeconfig load while it waits for the disk.
-    const scanning = scanSnapshot({ root: c.dir, onWarning: (m) => c.reporter.warn(m) });
+    const scanning = scanPhase(c.dir, c.reporter);
     scanning.catch(() => {}); // a failed scan is reported through the session
     const [{ resolveUser }, { syncSnapshot }, cluster] = await Promise.all([
       import("../../config/user.js"),
