@@ -36,7 +36,7 @@ after(async () => {
 
 /**
  * What a command could change, read back: every Deployment, ReplicaSet, Job and ConfigMap
- * of the namespace with its resourceVersion and generation, and the cluster's namespaces.
+ * of the namespace with its resourceVersion and generation, and the cluster's Active namespaces.
  */
 async function state(): Promise<string> {
   const objects = await mustKubectl([
@@ -47,7 +47,14 @@ async function state(): Promise<string> {
     "-o",
     'jsonpath={range .items[*]}{.kind}/{.metadata.name} rv={.metadata.resourceVersion} gen={.metadata.generation}{"\\n"}{end}',
   ]);
-  const namespaces = await mustKubectl(["get", "namespaces", "-o", "name"]);
+  // The Active ones: a namespace an earlier test deleted may finish going meanwhile, while a
+  // command that deletes one (server uninstall --purge) turns it Terminating at once.
+  const namespaces = await mustKubectl([
+    "get",
+    "namespaces",
+    "-o",
+    'jsonpath={range .items[?(@.status.phase=="Active")]}{.metadata.name}{"\\n"}{end}',
+  ]);
   return `${objects}\n${namespaces}`;
 }
 
