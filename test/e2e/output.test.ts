@@ -5,42 +5,30 @@
  */
 import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import {
   CLI,
-  installServer,
   jsonEvents,
   REGISTRY_CA_FLAGS,
   REGISTRY_NODE,
   run,
+  serverAndNamespace,
   snapdeploy,
-  tempNamespace,
-  uninstallServer,
   uniqueName,
 } from "../helpers/cluster.js";
 import { screen } from "../helpers/screen.js";
 import { pushPlaceholder, webApp, webWorkload } from "../helpers/web.js";
 
-let server = "";
-let ns = "";
-let dropNs = async () => {};
-const dirs: string[] = [];
+const cluster = serverAndNamespace("e2e-output", REGISTRY_CA_FLAGS);
 const repo = `${REGISTRY_NODE}/e2e/output`;
 const RUN_ID = `${uniqueName("run")}\n`;
 
 before(async () => {
-  server = await installServer("e2e-output", REGISTRY_CA_FLAGS);
-  ({ ns, cleanup: dropNs } = await tempNamespace("e2e-output"));
-  await webWorkload(ns, "web", await pushPlaceholder(dirs, RUN_ID));
-});
-after(async () => {
-  await dropNs();
-  await uninstallServer(server);
-  for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
+  await webWorkload(cluster.ns, "web", await pushPlaceholder(cluster.dirs, RUN_ID));
 });
 
-const common = () => ["--server-namespace", server, "--user", "olga", "--project", "web", "-r", repo];
-const deployArgs = (dir: string) => ["deploy", ...common(), "-n", ns, "-t", "web", "-C", dir];
+const common = () => ["--server-namespace", cluster.server, "--user", "olga", "--project", "web", "-r", repo];
+const deployArgs = (dir: string) => ["deploy", ...common(), "-n", cluster.ns, "-t", "web", "-C", dir];
 const buildArgs = (dir: string) => ["build", ...common(), "-C", dir];
 
 type Event = Record<string, unknown>;
@@ -49,7 +37,7 @@ const ended = (events: Event[], phase: string) =>
 
 describe("output", () => {
   test("deploy -o json: one event per line, every phase with its counts, the result last", async () => {
-    const dir = await webApp(dirs, RUN_ID, "json events\n");
+    const dir = await webApp(cluster.dirs, RUN_ID, "json events\n");
     const r = await snapdeploy([...deployArgs(dir), "-o", "json"]);
     assert.equal(r.code, 0, r.stderr);
     const events = jsonEvents(r.stdout);
@@ -85,7 +73,7 @@ describe("output", () => {
   });
 
   test("a failing build -o json: the build phase failed, the error event last with exit code 8", async () => {
-    const dir = await webApp(dirs, RUN_ID, "broken\n");
+    const dir = await webApp(cluster.dirs, RUN_ID, "broken\n");
     await fs.writeFile(`${dir}/Dockerfile`, "FROM scratch\nNOT-AN-INSTRUCTION here\n");
     const r = await snapdeploy([...deployArgs(dir), "-o", "json"]);
     assert.equal(r.code, 8, r.stderr);
@@ -101,7 +89,7 @@ describe("output", () => {
   });
 
   test("--quiet: the result and nothing else", async () => {
-    const dir = await webApp(dirs, RUN_ID, "quiet\n");
+    const dir = await webApp(cluster.dirs, RUN_ID, "quiet\n");
     const r = await snapdeploy([...buildArgs(dir), "--quiet"]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, "");
@@ -109,7 +97,7 @@ describe("output", () => {
   });
 
   test("on a terminal: a line per finished phase, the build condensed, a closing summary", async () => {
-    const dir = await webApp(dirs, RUN_ID, "on a terminal\n");
+    const dir = await webApp(cluster.dirs, RUN_ID, "on a terminal\n");
     const cmd = [process.execPath, CLI, ...buildArgs(dir)].map((a) => `'${a}'`).join(" ");
     const env = { ...process.env, CI: "", COLUMNS: "120", LINES: "40", NO_COLOR: "1" };
     // `script` gives the command a pty; its output (stdout and stderr together) is the terminal's.

@@ -4,7 +4,8 @@
  */
 import { type SpawnOptions, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { promises as fs, readFileSync } from "node:fs";
+import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -353,4 +354,23 @@ export function jsonResult(stdout: string): any {
   if (last?.event !== "result") throw new Error(`the last stdout line is not a result: ${stdout}`);
   const { event: _event, ...doc } = last;
   return doc;
+}
+
+/**
+ * A test file's build server and workload namespace, made before its tests and removed after
+ * them (with the folders the tests put in `dirs`). Read the fields inside tests and hooks.
+ */
+export function serverAndNamespace(prefix: string, serverFlags: string[] = []) {
+  const ctx = { server: "", ns: "", dirs: [] as string[] };
+  let dropNs = async () => {};
+  before(async () => {
+    ctx.server = await installServer(prefix, serverFlags);
+    ({ ns: ctx.ns, cleanup: dropNs } = await tempNamespace(prefix));
+  });
+  after(async () => {
+    await dropNs();
+    await uninstallServer(ctx.server);
+    for (const d of ctx.dirs) await fs.rm(d, { recursive: true, force: true });
+  });
+  return ctx;
 }
