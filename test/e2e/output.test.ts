@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
-import { before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
   CLI,
   jsonEvents,
@@ -19,12 +19,10 @@ import {
 import { screen } from "../helpers/screen.js";
 import { pushPlaceholder, webApp, webWorkload } from "../helpers/web.js";
 
-const cluster = serverAndNamespace("e2e-output", REGISTRY_CA_FLAGS);
 const repo = `${REGISTRY_NODE}/e2e/output`;
 const RUN_ID = `${uniqueName("run")}\n`;
-
-before(async () => {
-  await webWorkload(cluster.ns, "web", await pushPlaceholder(cluster.dirs, RUN_ID));
+const cluster = serverAndNamespace("e2e-output", REGISTRY_CA_FLAGS, async ({ ns, dirs }) => {
+  await webWorkload(ns, "web", await pushPlaceholder(dirs, RUN_ID));
 });
 
 const common = () => ["--server-namespace", cluster.server, "--user", "olga", "--project", "web", "-r", repo];

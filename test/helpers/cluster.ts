@@ -358,14 +358,21 @@ export function jsonResult(stdout: string): any {
 
 /**
  * A test file's build server and workload namespace, made before its tests and removed after
- * them (with the folders the tests put in `dirs`). Read the fields inside tests and hooks.
+ * them (with the folders the tests put in `dirs`); `setup` runs once both exist. Read the
+ * fields inside tests and hooks.
  */
-export function serverAndNamespace(prefix: string, serverFlags: string[] = []) {
+export function serverAndNamespace(
+  prefix: string,
+  serverFlags: string[] = [],
+  setup: (ctx: { server: string; ns: string; dirs: string[] }) => Promise<void> = async () => {},
+) {
   const ctx = { server: "", ns: "", dirs: [] as string[] };
   let dropNs = async () => {};
+  // One hook: the file's own setup runs in it, after the server and namespace exist.
   before(async () => {
     ctx.server = await installServer(prefix, serverFlags);
     ({ ns: ctx.ns, cleanup: dropNs } = await tempNamespace(prefix));
+    await setup(ctx);
   });
   after(async () => {
     await dropNs();
