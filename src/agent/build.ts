@@ -103,7 +103,11 @@ export async function pushImage(
 
 /** What a failed push's output says went wrong, where it says so. */
 export function pushFailureKind(text: string): StepFailed["kind"] {
-  return /unauthorized|authentication required|denied|forbidden|401|403/i.test(text)
+  // Status codes as whole words: digests in the same output (hex) often hold "401" or "403".
+  // "denied" as registries say it, not a local "permission denied".
+  return /unauthorized|authentication required|\bdenied: |access to the resource is denied|forbidden|\b40[13]\b/i.test(
+    text,
+  )
     ? "auth"
     : /name unknown|repository .*not found|not found/i.test(text)
       ? "notFound"

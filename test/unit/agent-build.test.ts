@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { BuildQueue, explainBuildFailure } from "../../src/agent/build.js";
+import { BuildQueue, explainBuildFailure, pushFailureKind } from "../../src/agent/build.js";
 
 /** Lets every pending promise callback run. */
 const settle = () => new Promise((r) => setImmediate(r));
@@ -97,4 +97,19 @@ test("a failed BuildKit step is named with its error and its last output lines",
   const other = explainBuildFailure(["something", "ERROR: failed to read dockerfile"]);
   assert.equal(other.step, undefined);
   assert.equal(other.summary, "failed to read dockerfile");
+});
+
+test("a push failure's kind: a registry that is down is not taken for refused credentials", () => {
+  const down =
+    "#14 pushing layers\n#14 ERROR: failed to push 10.0.0.1:5000/app:snap-1@sha256:9c401fe4031b2: " +
+    'failed to do request: Head "https://10.0.0.1:5000/v2/app/blobs/sha256:ab403f": dial tcp 10.0.0.1:5000: connect: connection refused';
+  assert.equal(pushFailureKind(down), "unreachable");
+  assert.equal(pushFailureKind("unexpected status from HEAD request: 401 Unauthorized"), "auth");
+  assert.equal(
+    pushFailureKind("server message: insufficient_scope: authorization failed: 403 Forbidden"),
+    "auth",
+  );
+  assert.equal(pushFailureKind("denied: requested access to the resource is denied"), "auth");
+  assert.equal(pushFailureKind("open /tmp/x: permission denied\nno space left on device"), "noSpace");
+  assert.equal(pushFailureKind("name unknown: repository name not known to registry"), "notFound");
 });
