@@ -18,6 +18,7 @@ import { BuildQueue } from "./build.js";
 import { policyFromEnv } from "./policy.js";
 import { relay } from "./relay.js";
 import { RegistryClient } from "./registry.js";
+import { gcScheduleFromEnv, startGcSchedule } from "./gc-schedule.js";
 import { type AgentContext, serveSession } from "./session.js";
 import { WorkspaceLocks } from "./workspace.js";
 
@@ -84,6 +85,8 @@ export async function serve(opts: {
     tcp.once("error", reject);
     tcp.listen(opts.port, "127.0.0.1", resolve);
   });
+  const schedule = gcScheduleFromEnv(process.env);
+  if (schedule) startGcSchedule(ctx, schedule);
   log(
     `snapdeploy agent ${ctx.version} ready: ${blobs.count} blobs, data in ${opts.dataDir}, builder ${opts.builder}`,
   );

@@ -73,3 +73,10 @@ export const IMAGE_LABEL = {
   snapshot: "dev.snapdeploy.snapshot",
   buildServer: "dev.snapdeploy.build-server",
 } as const;
+
+/** The agent's periodic gc, as server install sets it in the agent's environment (agent/gc-schedule.ts). */
+export const GC_ENV = {
+  every: "SNAPDEPLOY_GC_EVERY_SECONDS",
+  olderThan: "SNAPDEPLOY_GC_OLDER_THAN_SECONDS",
+  keepCache: "SNAPDEPLOY_GC_KEEP_CACHE_BYTES",
+} as const;

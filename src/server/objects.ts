@@ -4,7 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { AGENT_SOCKET } from "../protocol/constants.js";
+import { AGENT_SOCKET, GC_ENV } from "../protocol/constants.js";
 import { BUILD_UID, buildkitPodParts, RESTRICTED } from "./buildkit-pod.js";
 import { REGISTRY_CA_CONFIGMAP, caKey } from "./registry-ca.js";
 
@@ -54,13 +54,14 @@ export interface ServerOptions {
   maxBuilds: number;
   /** CA certificates (PEM) of registries with private TLS, by host[:port]. */
   registryCAs: Record<string, string>;
+  /** The agent's own gc pass (agent/gc-schedule.ts); absent or everySeconds 0: none. */
+  gc?: { everySeconds: number; olderThanSeconds: number; keepCacheBytes?: number };
 }
 
 /**
  * Resources when none are given. Without requests a pod is BestEffort: its CPU weight is the
- * lowest there is (a busy node starves its builds: a cold build of 10,000 files took twice as
- * long against a node's Docker daemon, which runs at the default weight) and it is the first
- * evicted under pressure. The requests are small, so the server schedules on a busy node;
+ * lowest there is (cpu.shares 2, against 1024 for the node's own daemons, so a busy node
+ * starves its builds first) and it is the first evicted under pressure. The requests are small, so the server schedules on a busy node;
  * builds use whatever CPU is free above them. The agent's memory is bounded by design (it
  * streams), so it gets a limit; the builder gets none: a build's RUN steps run in the
  * daemon's cgroup, and a limit there would kill a build that needs the memory.
@@ -103,6 +104,15 @@ export function serverObjects(o: ServerOptions): KubernetesObject[] {
     { name: "SNAPDEPLOY_VOLUME", value: `PVC ${o.namespace}/${DATA_CLAIM}` },
     { name: "SNAPDEPLOY_BUILDER", value: o.builder },
     { name: "SNAPDEPLOY_MAX_BUILDS", value: String(o.maxBuilds) },
+    ...(o.gc?.everySeconds
+      ? [
+          { name: GC_ENV.every, value: String(o.gc.everySeconds) },
+          { name: GC_ENV.olderThan, value: String(o.gc.olderThanSeconds) },
+          ...(o.gc.keepCacheBytes !== undefined
+            ? [{ name: GC_ENV.keepCache, value: String(o.gc.keepCacheBytes) }]
+            : []),
+        ]
+      : []),
     // Syncs do many small file operations at once: more libuv threads than the default 4.
     { name: "UV_THREADPOOL_SIZE", value: "16" },
     { name: "SNAPDEPLOY_INSECURE_REGISTRIES", value: o.insecureRegistries.join(",") },

@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
 import { after, before, test } from "node:test";
 import {
+  eventually,
   inServer,
   installServer,
   REGISTRY_CA_FLAGS,
@@ -21,6 +22,8 @@ import {
   uninstallServer,
   uniqueName,
   jsonResult,
+  mustKubectl,
+  serverPod,
 } from "../helpers/cluster.js";
 import { pushPlaceholder, webApp, webWorkload } from "../helpers/web.js";
 
@@ -184,5 +187,68 @@ test("with the buildkit builder, gc prunes BuildKit's cache down to --keep-cache
     assert.equal(again.code, 0, again.stderr);
   } finally {
     await uninstallServer(bk);
+  }
+});
+
+test("the build server collects by itself: server install --gc-every/--gc-older-than", async () => {
+  // Refused at parse time, before anything is installed.
+  const bad = await snapdeploy(["server", "install", "-n", uniqueName("e2e-gc-bad"), "--gc-every", "5x"]);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /--gc-every <age>' argument '5x' is invalid/);
+
+  const auto = await installServer("e2e-gc-auto", [
+    "--gc-every",
+    "3s",
+    "--gc-older-than",
+    "2s",
+    ...REGISTRY_CA_FLAGS,
+  ]);
+  try {
+    const dir = await webApp(dirs, RUN_ID, "collected by the server\n");
+    const first = await snapdeploy([
+      "sync",
+      "--server-namespace",
+      auto,
+      "--user",
+      "erin",
+      "--project",
+      "p",
+      "-C",
+      dir,
+    ]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(await inServer(auto, "ls /data/workspaces/erin"), /^p$/m);
+    // Idle for 2 s, then the next pass (every 3 s) removes the workspace and its blobs.
+    await eventually(
+      "the periodic gc to remove the idle workspace",
+      async () => {
+        const left = await inServer(auto, "ls /data/workspaces/erin 2>/dev/null; echo listed");
+        return !/^p$/m.test(left);
+      },
+      30_000,
+    );
+    const pod = await serverPod(auto);
+    const logs = await mustKubectl(["-n", auto, "logs", pod, "-c", "agent"]);
+    assert.match(logs, /gc: every 3 s, workspaces unused for 2 s/);
+    assert.match(logs, /gc: 1 workspaces, \d+ blobs, \d+ bytes freed/);
+    // The collected project syncs again, every file sent anew.
+    const again = await snapdeploy([
+      "sync",
+      "--server-namespace",
+      auto,
+      "--user",
+      "erin",
+      "--project",
+      "p",
+      "-C",
+      dir,
+      "-o",
+      "json",
+    ]);
+    assert.equal(again.code, 0, again.stderr);
+    const resent = jsonResult(again.stdout) as { added: number; blobs: number };
+    assert.ok(resent.added > 0 && resent.blobs > 0, again.stdout);
+  } finally {
+    await uninstallServer(auto);
   }
 });

@@ -16,8 +16,10 @@ import { BlobStore, StoreGate } from "../../src/agent/blobs.js";
 import { parseBuildctlTotals, parseHumanSize } from "../../src/agent/builder-cache.js";
 import type { AgentContext } from "../../src/agent/context.js";
 import { planGc, releaseAll, runGc } from "../../src/agent/gc.js";
+import { gcScheduleFromEnv } from "../../src/agent/gc-schedule.js";
 import { gc } from "../../src/agent/ops/gc.js";
 import { Workspace, WorkspaceLocks } from "../../src/agent/workspace.js";
+import { GC_ENV } from "../../src/protocol/constants.js";
 import { byteSize } from "../../src/cli/commands/gc.js";
 import { diskWarning } from "../../src/cli/commands/server.js";
 import { parseDuration } from "../../src/util/duration.js";
@@ -175,4 +177,22 @@ test("server status warns above 80% of the data volume, naming gc", () => {
   );
   assert.match(diskWarning({ total: 100, free: 5 }, "team") ?? "", /95% full: .*gc --dry-run -n team/);
   assert.equal(diskWarning({ total: 0, free: 0 }, "x"), undefined);
+});
+
+test("the periodic gc's schedule from the agent's environment: unset, 0 or garbage means none", () => {
+  const env = (o: Record<string, string>) => o as NodeJS.ProcessEnv;
+  assert.deepEqual(gcScheduleFromEnv(env({ [GC_ENV.every]: "86400", [GC_ENV.olderThan]: "604800" })), {
+    everySeconds: 86400,
+    olderThanSeconds: 604800,
+  });
+  assert.deepEqual(
+    gcScheduleFromEnv(
+      env({ [GC_ENV.every]: "60", [GC_ENV.olderThan]: "0", [GC_ENV.keepCache]: "5000000000" }),
+    ),
+    { everySeconds: 60, olderThanSeconds: 0, keepCacheBytes: 5e9 },
+  );
+  assert.equal(gcScheduleFromEnv(env({})), undefined);
+  assert.equal(gcScheduleFromEnv(env({ [GC_ENV.every]: "0", [GC_ENV.olderThan]: "60" })), undefined);
+  assert.equal(gcScheduleFromEnv(env({ [GC_ENV.every]: "1h", [GC_ENV.olderThan]: "60" })), undefined);
+  assert.equal(gcScheduleFromEnv(env({ [GC_ENV.every]: "60" })), undefined);
 });

@@ -123,6 +123,17 @@ describe("serverObjects", () => {
     assert.deepEqual(pod.containers.find((c) => c.name === "buildkitd")?.resources, mine);
   });
 
+  test("the agent's periodic gc: in its environment by default, none with --gc-every 0", () => {
+    const withGc = parts({ ...base, gc: { everySeconds: 86400, olderThanSeconds: 7 * 86400 } }).env;
+    assert.equal(withGc.SNAPDEPLOY_GC_EVERY_SECONDS, "86400");
+    assert.equal(withGc.SNAPDEPLOY_GC_OLDER_THAN_SECONDS, String(7 * 86400));
+    assert.equal("SNAPDEPLOY_GC_KEEP_CACHE_BYTES" in withGc, false);
+    const keep = parts({ ...base, gc: { everySeconds: 60, olderThanSeconds: 0, keepCacheBytes: 2e10 } }).env;
+    assert.equal(keep.SNAPDEPLOY_GC_KEEP_CACHE_BYTES, "20000000000");
+    const off = parts({ ...base, gc: { everySeconds: 0, olderThanSeconds: 60 } }).env;
+    assert.equal("SNAPDEPLOY_GC_EVERY_SECONDS" in off, false);
+  });
+
   test("the volume claim has the size, and the storage class only when given", () => {
     const claim = (o: ServerOptions) => parts(o).of("PersistentVolumeClaim")[0].spec;
     assert.deepEqual(claim(base).resources.requests, { storage: "20Gi" });

@@ -7,7 +7,7 @@ import { commandContext } from "../context.js";
 import { namespaceName } from "../flags.js";
 
 /** An age such as 7d, 36h, 1d12h (util/duration.ts with days), in seconds. */
-function age(v: string): number {
+export function age(v: string): number {
   const s = parseDuration(v, { days: true });
   if (s === undefined) throw new InvalidArgumentError(`Expected ${AGE_SYNTAX}.`);
   return s;

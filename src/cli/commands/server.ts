@@ -10,6 +10,7 @@ import { BUILDERS, type BuilderMode, usesBuildkit } from "../../server/objects.j
 import { diskSpace, readAgentBundle, resources } from "../install-input.js";
 import { ago, bytes } from "../../ui/format.js";
 import { UserError } from "../../errors.js";
+import { age, byteSize } from "./gc.js";
 import { commandContext } from "../context.js";
 import {
   checked,
@@ -134,6 +135,23 @@ export function registerServer(program: Command) {
       repeatable(tagPrefix),
       [],
     )
+    .option(
+      "--gc-every <age>",
+      "the server runs gc this often by itself: 1d, 12h, 30m; 0: never (default: 1d)",
+      age,
+      86400,
+    )
+    .option(
+      "--gc-older-than <age>",
+      "its gc removes workspaces unused this long, and the blobs only they name (default: 7d)",
+      age,
+      7 * 86400,
+    )
+    .option(
+      "--gc-keep-cache <size>",
+      "its gc also prunes the builder's cache down to this: 20GB (default: not; BuildKit keeps to --cache-size on its own)",
+      byteSize,
+    )
     .addOption(serverNamespaceOption())
     .option(
       "--timeout <duration>",
@@ -186,6 +204,11 @@ export function registerServer(program: Command) {
           registryCAs: Object.fromEntries(opts.registryCa as [string, string][]),
           allowRepositories: opts.allowRepository as string[],
           allowTagPrefixes: opts.allowTagPrefix as string[],
+          gc: {
+            everySeconds: opts.gcEvery as number,
+            olderThanSeconds: opts.gcOlderThan as number,
+            keepCacheBytes: opts.gcKeepCache as number | undefined,
+          },
         },
         { timeoutMs: (opts.timeout as number) * 1000, onProgress: (s) => c.reporter.info(s) },
       );
