@@ -205,17 +205,20 @@ test("the build server collects by itself: server install --gc-every/--gc-older-
   ]);
   try {
     const dir = await webApp(dirs, RUN_ID, "collected by the server\n");
-    const first = await snapdeploy([
-      "sync",
-      "--server-namespace",
-      auto,
-      "--user",
-      "erin",
-      "--project",
-      "p",
-      "-C",
-      dir,
-    ]);
+    const syncErin = (...more: string[]) =>
+      snapdeploy([
+        "sync",
+        "--server-namespace",
+        auto,
+        "--user",
+        "erin",
+        "--project",
+        "p",
+        "-C",
+        dir,
+        ...more,
+      ]);
+    const first = await syncErin();
     assert.equal(first.code, 0, first.stderr);
     assert.match(await inServer(auto, "ls /data/workspaces/erin"), /^p$/m);
     // Idle for 2 s, then the next pass (every 3 s) removes the workspace and its blobs.
@@ -232,19 +235,7 @@ test("the build server collects by itself: server install --gc-every/--gc-older-
     assert.match(logs, /gc: every 3 s, workspaces unused for 2 s/);
     assert.match(logs, /gc: 1 workspaces, \d+ blobs, \d+ bytes freed/);
     // The collected project syncs again, every file sent anew.
-    const again = await snapdeploy([
-      "sync",
-      "--server-namespace",
-      auto,
-      "--user",
-      "erin",
-      "--project",
-      "p",
-      "-C",
-      dir,
-      "-o",
-      "json",
-    ]);
+    const again = await syncErin("-o", "json");
     assert.equal(again.code, 0, again.stderr);
     const resent = jsonResult(again.stdout) as { added: number; blobs: number };
     assert.ok(resent.added > 0 && resent.blobs > 0, again.stdout);
