@@ -113,7 +113,7 @@ export function pushFailureKind(text: string): StepFailed["kind"] {
       ? "notFound"
       : /no space left/i.test(text)
         ? "noSpace"
-        : /connection refused|no such host|i\/o timeout|dial tcp|server gave HTTP response to HTTPS/i.test(
+        : /connection refused|connection reset by peer|broken pipe|no such host|i\/o timeout|dial tcp|server gave HTTP response to HTTPS/i.test(
               text,
             )
           ? "unreachable"

@@ -6,6 +6,8 @@
  * clear message and the server exit code, never a silent hang; once it runs again (SIGCONT)
  * the next build succeeds. A client killed with SIGKILL mid-build: the build is cancelled on
  * the server, the workspace lock released, and the next build of that workspace succeeds.
+ * The registry stopped (cluster/daemon) while a build pushes: a push error that says the
+ * registry is unreachable, not refused credentials; started again, the next build pushes.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -23,6 +25,7 @@ import {
   installServer,
   REGISTRY_CA_FLAGS,
   REGISTRY_NODE,
+  ROOT,
   run,
   serverPod,
   uninstallServer,
@@ -169,7 +172,7 @@ test("an agent frozen during a sync: the client fails within the keepalive deadl
   const took = await freezeAndExpectFailure(cli);
   process.stdout.write(`# frozen during a sync: the client failed after ${took} ms\n`);
   const again = start("sync", dir, "stall-sync");
-  assert.equal(await exitOf(again.child), 0, again.stderr);
+  assert.equal(await again.exit, 0, again.stderr);
 });
 
 test("an agent frozen before the hello: the client fails within the deadline, not at a hang", async () => {
@@ -196,7 +199,7 @@ test("an agent frozen before the hello: the client fails within the deadline, no
     process.kill(pid, "SIGCONT");
   }
   const again = start("sync", dir, "stall-hello");
-  assert.equal(await exitOf(again.child), 0, again.stderr);
+  assert.equal(await again.exit, 0, again.stderr);
 });
 
 test("a client killed (SIGKILL) mid-build: the build is cancelled on the server, the lock released, the next build succeeds", async () => {
@@ -211,4 +214,36 @@ test("a client killed (SIGKILL) mid-build: the build is cancelled on the server,
     process.stdout.write(`# client SIGKILLed: the remote build stopped after ${Date.now() - t0} ms\n`);
   // The same workspace: its lock must be free (a stuck lock would make this wait forever).
   await nextBuildSucceeds("killed");
+});
+
+test("the registry down during the push: a push error naming it unreachable; back up, the next build pushes", async () => {
+  // An incompressible layer, so the export (compression, then upload) takes a while: the
+  // registry is stopped the moment it begins (the tag check before the build saw it up).
+  const dir = await tree({
+    Dockerfile: `FROM ${BASE}\nCOPY big.bin /big.bin\n`,
+    "big.bin": randomBytes(96 * 1024 * 1024),
+  });
+  const c = start("build", dir, "rita");
+  let stopped: Promise<unknown> | undefined;
+  const onData = () => {
+    if (!stopped && /exporting to image/.test(c.stderr))
+      stopped = run(`${ROOT}/cluster/daemon`, ["stop", "registry"]);
+  };
+  c.child.stderr?.on("data", onData);
+  try {
+    const code = await c.exit;
+    assert.ok(stopped, `the export never began:\n${c.stderr}`);
+    await stopped;
+    assert.equal(code, ExitCode.push, c.stderr);
+    assert.match(c.stderr, /^error: pushing \S+ failed: the registry is unreachable/m);
+    assert.doesNotMatch(c.stderr, /authentication|credentials/);
+    assert.doesNotMatch(c.stderr, /^\s+at /m, "no stack trace without --debug");
+  } finally {
+    await run(`${ROOT}/cluster/daemon`, ["start", "registry"]);
+  }
+  // Nothing half-pushed is taken as built: the same tree builds (from the cache) and pushes.
+  const again = start("build", dir, "rita");
+  assert.equal(await again.exit, 0, again.stderr);
+  assert.match(again.stdout, /:snap-[0-9a-f]{32}@sha256:[0-9a-f]{64}$/m);
+  assert.doesNotMatch(again.stderr, /skipped build/);
 });

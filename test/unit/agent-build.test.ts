@@ -104,6 +104,11 @@ test("a push failure's kind: a registry that is down is not taken for refused cr
     "#14 pushing layers\n#14 ERROR: failed to push 10.0.0.1:5000/app:snap-1@sha256:9c401fe4031b2: " +
     'failed to do request: Head "https://10.0.0.1:5000/v2/app/blobs/sha256:ab403f": dial tcp 10.0.0.1:5000: connect: connection refused';
   assert.equal(pushFailureKind(down), "unreachable");
+  assert.equal(pushFailureKind("write tcp 10.0.0.2:40110->10.0.0.1:5000: write: broken pipe"), "unreachable");
+  assert.equal(
+    pushFailureKind("read tcp 10.0.0.2:40110->10.0.0.1:5000: read: connection reset by peer"),
+    "unreachable",
+  );
   assert.equal(pushFailureKind("unexpected status from HEAD request: 401 Unauthorized"), "auth");
   assert.equal(
     pushFailureKind("server message: insufficient_scope: authorization failed: 403 Forbidden"),
