@@ -14,15 +14,25 @@ export interface GcSchedule {
   keepCacheBytes?: number;
 }
 
+/** setInterval's longest delay (2^31-1 ms); a longer one fires at once, again and again. */
+export const MAX_GC_EVERY_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
 const whole = (v: string | undefined) => (v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined);
 
-/** The schedule the environment asks for; undefined: no periodic pass (unset, 0, or not a number). */
+/**
+ * The schedule the environment asks for; undefined: no periodic pass (unset, 0, or not a number).
+ * An interval beyond what a timer can hold (about 24.8 days) is held to that.
+ */
 export function gcScheduleFromEnv(env: NodeJS.ProcessEnv): GcSchedule | undefined {
   const everySeconds = whole(env[GC_ENV.every]);
   const olderThanSeconds = whole(env[GC_ENV.olderThan]);
   if (!everySeconds || olderThanSeconds === undefined) return undefined;
   const keepCacheBytes = whole(env[GC_ENV.keepCache]);
-  return { everySeconds, olderThanSeconds, ...(keepCacheBytes !== undefined ? { keepCacheBytes } : {}) };
+  return {
+    everySeconds: Math.min(everySeconds, MAX_GC_EVERY_SECONDS),
+    olderThanSeconds,
+    ...(keepCacheBytes !== undefined ? { keepCacheBytes } : {}),
+  };
 }
 
 /** Runs a pass every schedule.everySeconds (never two at once); the timer does not keep the process alive. */

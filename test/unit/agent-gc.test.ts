@@ -16,7 +16,7 @@ import { BlobStore, StoreGate } from "../../src/agent/blobs.js";
 import { parseBuildctlTotals, parseHumanSize } from "../../src/agent/builder-cache.js";
 import type { AgentContext } from "../../src/agent/context.js";
 import { planGc, releaseAll, runGc } from "../../src/agent/gc.js";
-import { gcScheduleFromEnv } from "../../src/agent/gc-schedule.js";
+import { gcScheduleFromEnv, MAX_GC_EVERY_SECONDS } from "../../src/agent/gc-schedule.js";
 import { gc } from "../../src/agent/ops/gc.js";
 import { Workspace, WorkspaceLocks } from "../../src/agent/workspace.js";
 import { GC_ENV } from "../../src/protocol/constants.js";
@@ -195,4 +195,12 @@ test("the periodic gc's schedule from the agent's environment: unset, 0 or garba
   assert.equal(gcScheduleFromEnv(env({ [GC_ENV.every]: "0", [GC_ENV.olderThan]: "60" })), undefined);
   assert.equal(gcScheduleFromEnv(env({ [GC_ENV.every]: "1h", [GC_ENV.olderThan]: "60" })), undefined);
   assert.equal(gcScheduleFromEnv(env({ [GC_ENV.every]: "60" })), undefined);
+});
+
+test("a periodic gc interval longer than a timer can hold (about 24.8 days) is held to the longest one", () => {
+  const env = (o: Record<string, string>) => o as NodeJS.ProcessEnv;
+  const s = gcScheduleFromEnv(env({ [GC_ENV.every]: String(90 * 86400), [GC_ENV.olderThan]: "0" }));
+  assert.equal(s?.everySeconds, MAX_GC_EVERY_SECONDS);
+  assert.ok(MAX_GC_EVERY_SECONDS * 1000 <= 2 ** 31 - 1);
+  assert.ok((MAX_GC_EVERY_SECONDS + 1) * 1000 > 2 ** 31 - 1);
 });

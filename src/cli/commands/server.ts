@@ -135,17 +135,18 @@ export function registerServer(program: Command) {
       repeatable(tagPrefix),
       [],
     )
-    .option(
-      "--gc-every <age>",
-      "the server runs gc this often by itself: 1d, 12h, 30m; 0: never (default: 1d)",
-      age,
-      86400,
+    .addOption(
+      new Option("--gc-every <age>", "the server runs gc this often by itself: 1d, 12h, 30m; 0: never")
+        .argParser(age)
+        .default(86400, "1d"),
     )
-    .option(
-      "--gc-older-than <age>",
-      "its gc removes workspaces unused this long, and the blobs only they name (default: 7d)",
-      age,
-      7 * 86400,
+    .addOption(
+      new Option(
+        "--gc-older-than <age>",
+        "its gc removes workspaces unused this long, and the blobs only they name",
+      )
+        .argParser(age)
+        .default(7 * 86400, "7d"),
     )
     .option(
       "--gc-keep-cache <size>",

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import {
   eventually,
+  kubectl,
   must,
   mustKubectl,
   ROOT,
@@ -121,18 +122,32 @@ test("cluster/down stops everything and cleans up; cluster/up brings it back", a
     'jsonpath={.items[0].status.conditions[?(@.type=="Ready")].status}',
   ]);
   assert.equal(ready, "True");
+  // A pod run to completion and its log read: `kubectl run -i --rm` attaches after the
+  // container starts and can miss the output of one that exits at once.
   const name = uniqueName("after-restart");
-  const out = await mustKubectl([
+  await mustKubectl([
+    "-n",
+    "default",
     "run",
     name,
-    "--rm",
-    "-i",
     "--restart=Never",
     `--image=${TOOLS_IMAGE}`,
-    "--pod-running-timeout=2m",
     "--",
     "echo",
     "back",
   ]);
-  assert.match(out, /back/);
+  try {
+    const phase = await eventually(
+      "the pod after restart to finish",
+      async () => {
+        const p = await mustKubectl(["-n", "default", "get", "pod", name, "-o", "jsonpath={.status.phase}"]);
+        return p === "Succeeded" || p === "Failed" ? p : undefined;
+      },
+      120_000,
+    );
+    assert.equal(phase, "Succeeded");
+    assert.match(await mustKubectl(["-n", "default", "logs", name]), /back/);
+  } finally {
+    await kubectl(["-n", "default", "delete", "pod", name, "--wait=false"]);
+  }
 });
