@@ -2,7 +2,7 @@
  * Entry point: parses flags, runs one command, and maps every failure to a
  * message and an exit code in one place.
  */
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError, Help, Option } from "commander";
 import { setFlagsFromString } from "node:v8";
 import { registerBuild } from "./commands/build.js";
 import { registerRun } from "./commands/run.js";
@@ -25,6 +25,23 @@ import { VERSION } from "../version.js";
 // 16 MB semi-spaces full of garbage, lowers peak memory by ~10% at no measurable cost
 // in time (bench/README.md).
 setFlagsFromString("--semi-space-growth-factor=1");
+
+/**
+ * An option's help line: commander's, without its "(default: …)" where that says nothing
+ * (an empty list) or the description already names the default.
+ */
+function optionDescription(this: Help, option: Option): string {
+  const quiet =
+    (Array.isArray(option.defaultValue) && option.defaultValue.length === 0) ||
+    /\bdefault\b/.test(option.description);
+  const shown = quiet
+    ? Object.assign(Object.create(Object.getPrototypeOf(option) as object) as Option, option, {
+        defaultValue: undefined,
+        defaultValueDescription: undefined,
+      })
+    : option;
+  return Help.prototype.optionDescription.call(this, shown);
+}
 
 export function buildProgram(): Command {
   const program = new Command("snapdeploy")
@@ -51,6 +68,7 @@ export function buildProgram(): Command {
     )
     .addOption(new Option("-q, --quiet", "print only results, warnings and errors").conflicts("verbose"))
     .option("-v, --verbose", "print everything: each phase's counts, the build server's whole output")
+    .configureHelp({ optionDescription })
     .showHelpAfterError()
     .exitOverride()
     // The output's face is chosen once, before the command runs; paths relative to the

@@ -40,3 +40,16 @@ test("no kubeconfig at all is a cluster error naming what is missing (exit 3)", 
   assert.match(r.stderr, /hint: pass --kubeconfig FILE/);
   assert.doesNotMatch(r.stderr, /\n\s+at /);
 });
+
+test("every command's help names each default once, in words, and never an empty list", async () => {
+  const { buildProgram } = await import("../../src/cli/main.js");
+  const all = (c: import("commander").Command): import("commander").Command[] => [
+    c,
+    ...c.commands.flatMap(all),
+  ];
+  for (const c of all(buildProgram())) {
+    const help = c.helpInformation().replace(/\s+/g, " ");
+    assert.doesNotMatch(help, /\(default: \[\]\)/, `${c.name()}: ${help}`);
+    assert.doesNotMatch(help, /default[^()]*\)? \(default:/, `${c.name()}: ${help}`);
+  }
+});

@@ -28,12 +28,18 @@ export function registerGc(program: Command) {
     .description(
       "free the build server's volume: workspaces unused for --older-than, blobs no workspace names, the builder's cache beyond --keep-cache",
     )
-    .option("--older-than <age>", "remove workspaces unused this long: 7d, 36h, 1d12h", age, 7 * 86400)
-    .option(
-      "--keep-cache <size>",
-      "prune the builder's layer cache down to this: 10GB, 500MB, 0 (BuildKit or Docker chooses what goes, least recently used first)",
-      byteSize,
-      10e9,
+    .addOption(
+      new Option("--older-than <age>", "remove workspaces unused this long: 7d, 36h, 1d12h")
+        .argParser(age)
+        .default(7 * 86400, "7d"),
+    )
+    .addOption(
+      new Option(
+        "--keep-cache <size>",
+        "prune the builder's layer cache down to this: 10GB, 500MB, 0 (BuildKit or Docker chooses what goes, least recently used first)",
+      )
+        .argParser(byteSize)
+        .default(10e9, "10GB"),
     )
     .option("--dry-run", "only list what would go and the space it frees")
     .addOption(
