@@ -7,7 +7,14 @@ import type { Command } from "commander";
 import type { ClusterAccess } from "../kube/access.js";
 import path from "node:path";
 import { type Config, loadConfig } from "../config/config.js";
-import { chooseFace, createReporter, type OutputMode, type Reporter } from "../ui/reporter.js";
+import {
+  chooseFace,
+  createReporter,
+  liveFaceLoaded,
+  loadLiveFace,
+  type OutputMode,
+  type Reporter,
+} from "../ui/reporter.js";
 
 export interface GlobalFlags {
   debug?: boolean;
@@ -24,16 +31,27 @@ const NOT_LIVE = new Set(["dev", "logs", "port-forward"]);
 
 let active: Reporter | undefined;
 
-/**
- * The one reporter of this run, its face chosen from the flags and the terminal once, before
- * the command runs (main.ts's preAction hook); the top-level catch reports through it.
- */
-export function startReporter(cmd: Command): Reporter {
+function faceFor(cmd: Command) {
   const flags = cmd.optsWithGlobals() as GlobalFlags;
   const verbosity = flags.quiet ? "quiet" : flags.verbose ? "verbose" : "normal";
   const face = chooseFace({ output: flags.output, verbosity, stderrIsTTY: process.stderr.isTTY === true });
+  return { face: face === "tty" && NOT_LIVE.has(cmd.name()) ? "plain" : face, verbosity } as const;
+}
+
+/** Loads what the command's face needs (main.ts's preAction hook, before startReporter). */
+export async function prepareReporter(cmd: Command): Promise<void> {
+  if (faceFor(cmd).face === "tty") await loadLiveFace();
+}
+
+/**
+ * The one reporter of this run, its face chosen from the flags and the terminal once, before
+ * the command runs (main.ts's preAction hook); the top-level catch reports through it. A
+ * warning while flags are still parsed gets plain lines: the live face is not loaded yet.
+ */
+export function startReporter(cmd: Command): Reporter {
+  const { face, verbosity } = faceFor(cmd);
   active?.close();
-  active = createReporter({ face: face === "tty" && NOT_LIVE.has(cmd.name()) ? "plain" : face, verbosity });
+  active = createReporter({ face: face === "tty" && !liveFaceLoaded() ? "plain" : face, verbosity });
   return active;
 }
 

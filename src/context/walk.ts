@@ -10,6 +10,7 @@ import { escapingLink, pathProblem, targetProblem } from "../protocol/paths.js";
 import type { IgnoreRules } from "./dockerignore.js";
 import type { TreePrint } from "./fingerprint.js";
 import { fsError, quote } from "./fs-errors.js";
+import { LARGE_JOB, largeJob } from "../util/memory.js";
 
 /** The walk runs at most this long between two turns of the event loop. */
 export const YIELD_EVERY_MS = 5;
@@ -151,7 +152,7 @@ function visit(w: Walk, rel: string, d: Dirent): boolean | Promise<boolean> {
     w.entries.push(entry);
     w.stats.files++;
     w.stats.bytes += st.size;
-    w.files.push(entry);
+    if (w.files.push(entry) === LARGE_JOB) largeJob();
     w.stamps.push(st.mtimeMs, st.ctimeMs, st.ino);
     if (st.mtimeMs >= w.racyFrom) w.racy = true;
     w.print.add(rel, st, "");

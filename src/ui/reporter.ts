@@ -12,7 +12,7 @@
 import type { Writable } from "node:stream";
 import type { Face, OutputMode, Reporter, Verbosity } from "./events.js";
 import { JsonReporter } from "./json.js";
-import { LiveReporter } from "./live.js";
+import type { LiveReporter } from "./live.js";
 import { PlainReporter } from "./plain.js";
 
 export type {
@@ -54,6 +54,19 @@ export function chooseFace(opts: {
   return "tty";
 }
 
+let Live: typeof LiveReporter | undefined;
+
+/**
+ * Loads the live face (live.ts and log-update with its kin, about a third of the CLI's
+ * start-up code): only a terminal needs it, so pipes, CI and -o json never load it.
+ */
+export async function loadLiveFace(): Promise<void> {
+  Live ??= (await import("./live.js")).LiveReporter;
+}
+
+export const liveFaceLoaded = () => Live !== undefined;
+
+/** A reporter with this face; the tty face needs loadLiveFace() first. */
 export function createReporter(opts: ReporterOptions = {}): Reporter {
   const o = {
     stdout: opts.stdout ?? process.stdout,
@@ -64,6 +77,9 @@ export function createReporter(opts: ReporterOptions = {}): Reporter {
   };
   const face = opts.face ?? "plain";
   if (face === "json") return new JsonReporter(o);
-  if (face === "tty") return new LiveReporter(o);
+  if (face === "tty") {
+    if (!Live) throw new Error("the live face is used before loadLiveFace()");
+    return new Live(o);
+  }
   return new PlainReporter(o);
 }

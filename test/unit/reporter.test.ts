@@ -7,11 +7,17 @@ import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
-import { describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import { BuildProgress } from "../../src/pipeline/build-progress.js";
 import { countsText } from "../../src/ui/format.js";
 import { runningText, summaryLine } from "../../src/ui/live.js";
-import { chooseFace, createReporter, type Face, type Verbosity } from "../../src/ui/reporter.js";
+import {
+  chooseFace,
+  createReporter,
+  type Face,
+  loadLiveFace,
+  type Verbosity,
+} from "../../src/ui/reporter.js";
 import { ROOT, run } from "../helpers/cluster.js";
 import { screen as shown } from "../helpers/screen.js";
 
@@ -220,6 +226,8 @@ describe("json face", () => {
 });
 
 describe("live face", () => {
+  before(loadLiveFace);
+
   test("a line per finished phase, the remote output kept in a file, a closing summary", () => {
     const { r, stdout, stderr, logDir } = reporter("tty");
     deployRun(r);
