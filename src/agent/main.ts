@@ -72,14 +72,19 @@ export async function serve(opts: {
   };
   await fs.mkdir(path.dirname(opts.socket), { recursive: true });
   await fs.rm(opts.socket, { force: true });
-  const server = net.createServer((socket) => {
-    void serveSession(new Connection<AgentMessage>(socket), ctx);
-  });
+  // Open sessions, to be told when the agent stops.
+  const sessions = new Set<Connection<AgentMessage>>();
+  const accept = (socket: net.Socket) => {
+    const conn = new Connection<AgentMessage>(socket);
+    sessions.add(conn);
+    void serveSession(conn, ctx).finally(() => sessions.delete(conn));
+  };
+  const server = net.createServer(accept);
   await new Promise<void>((resolve) => server.listen(opts.socket, resolve));
   // The same sessions on the pod's loopback, for port-forward (see AGENT_PORT).
   const tcp = net.createServer((socket) => {
     socket.setNoDelay(true);
-    void serveSession(new Connection<AgentMessage>(socket), ctx);
+    accept(socket);
   });
   await new Promise<void>((resolve, reject) => {
     tcp.once("error", reject);
@@ -90,14 +95,28 @@ export async function serve(opts: {
   log(
     `snapdeploy agent ${ctx.version} ready: ${blobs.count} blobs, data in ${opts.dataDir}, builder ${opts.builder}`,
   );
-  const stop = () => {
-    log("stopping");
+  // Stopping (the pod deleted, evicted or replaced): each client is told at once, rather
+  // than finding its connection closed, and its operation ends with the process.
+  const stop = async () => {
+    log(`stopping; telling ${sessions.size} open sessions`);
     server.close();
     tcp.close();
+    const pod = process.env.HOSTNAME ? `pod ${process.env.HOSTNAME}` : "pod";
+    const told = [...sessions].map((c) =>
+      c
+        .send({
+          t: "error",
+          code: "stopping",
+          message: `its ${pod} is stopping (deleted, evicted or replaced by a new version); this operation was cancelled`,
+          hint: "run the command again once its replacement is ready: snapdeploy server status shows it",
+        })
+        .catch(() => {}),
+    );
+    await Promise.race([Promise.all(told), new Promise((r) => setTimeout(r, 2000))]);
     process.exit(0);
   };
-  process.on("SIGTERM", stop);
-  process.on("SIGINT", stop);
+  process.once("SIGTERM", () => void stop());
+  process.once("SIGINT", () => void stop());
   return server;
 }
 

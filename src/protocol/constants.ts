@@ -60,7 +60,9 @@ export type AgentErrorCode =
   | "registry"
   | "busy"
   /** Refused by the build server's policy (what it may push, set at install). */
-  | "denied";
+  | "denied"
+  /** The agent is stopping (its pod deleted, evicted or replaced): the operation is cancelled. */
+  | "stopping";
 
 /**
  * The labels a snapshot image carries. The CLI sends user, created and snapshot; the agent

@@ -8,6 +8,8 @@
  * the server, the workspace lock released, and the next build of that workspace succeeds.
  * The registry stopped (cluster/daemon) while a build pushes: a push error that says the
  * registry is unreachable, not refused credentials; started again, the next build pushes.
+ * The build-server pod deleted mid-build: the client fails within seconds naming the pod, the
+ * build stops, and the pod that replaces it builds.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -35,6 +37,8 @@ import {
 const BASE = `${REGISTRY_NODE}/snapdeploy/debian:bookworm`;
 /** The deadline, plus the watchdog's tick, the CLI's exit and this machine's load (2 cores). */
 const BOUND_MS = KEEPALIVE_TIMEOUT_MS + 7_000;
+/** A deleted pod's agent is stopped (SIGTERM) at once: its clients hear of it within seconds. */
+const DELETED_BOUND_MS = 10_000;
 
 let ns = "";
 let repo = "";
@@ -246,4 +250,34 @@ test("the registry down during the push: a push error naming it unreachable; bac
   assert.equal(await again.exit, 0, again.stderr);
   assert.match(again.stdout, /:snap-[0-9a-f]{32}@sha256:[0-9a-f]{64}$/m);
   assert.doesNotMatch(again.stderr, /skipped build/);
+});
+
+test("the build-server pod deleted mid-build: the client says so within seconds; the pod that replaces it builds", async () => {
+  const s = sleeper();
+  const dir = await tree({ Dockerfile: s.dockerfile });
+  const cli = start("build", dir, "deleted");
+  await eventually("the build step to run", () => running(s.marker), 90_000);
+  const pod = await serverPod(ns);
+  const t0 = Date.now();
+  await run("kubectl", ["-n", ns, "delete", "pod", pod, "--wait=false"]);
+  const code = await Promise.race([
+    cli.exit,
+    new Promise<"hung">((r) => setTimeout(() => r("hung"), DELETED_BOUND_MS)),
+  ]);
+  const took = Date.now() - t0;
+  if (code === "hung") {
+    cli.child.kill("SIGKILL");
+    assert.fail(
+      `the client did not fail within ${DELETED_BOUND_MS} ms of the pod's deletion:\n${cli.stderr}`,
+    );
+  }
+  assert.equal(code, ExitCode.server, cli.stderr);
+  assert.match(cli.stderr, new RegExp(`^error: build server: its pod ${pod} is stopping`, "m"));
+  assert.match(cli.stderr, /snapdeploy server status/);
+  assert.doesNotMatch(cli.stderr, /^\s+at /m, "no stack trace without --debug");
+  process.stdout.write(`# build-server pod deleted mid-build: the client failed after ${took} ms\n`);
+  await remoteBuildStops(s.marker);
+  // The Deployment's next pod takes the volume over; builds go on there.
+  await eventually("the pod that replaces it", async () => (await serverPod(ns)) !== pod, 180_000);
+  await nextBuildSucceeds("deleted");
 });
