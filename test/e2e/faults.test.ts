@@ -9,7 +9,8 @@
  * The registry stopped (cluster/daemon) while a build pushes: a push error that says the
  * registry is unreachable, not refused credentials; started again, the next build pushes.
  * The build-server pod deleted mid-build: the client fails within seconds naming the pod, the
- * build stops, and the pod that replaces it builds.
+ * build stops, and the pod that replaces it builds. The API server restarted while a deploy
+ * watches its rollout: the watch resumes and the deploy succeeds once the pod is ready.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -22,14 +23,19 @@ import { ExitCode } from "../../src/errors.js";
 import { KEEPALIVE_INTERVAL_MS, KEEPALIVE_TIMEOUT_MS } from "../../src/protocol/constants.js";
 import {
   CLI,
+  deploymentImage,
   eventually,
   exitOf,
+  jsonEvents,
+  jsonResult,
+  mustKubectl,
   installServer,
   REGISTRY_CA_FLAGS,
   REGISTRY_NODE,
   ROOT,
   run,
   serverPod,
+  tempNamespace,
   uninstallServer,
   uniqueName,
 } from "../helpers/cluster.js";
@@ -83,9 +89,9 @@ interface Cli {
   exit: Promise<number | null>;
 }
 
-function start(cmd: "build" | "sync", dir: string, user: string): Cli {
-  const args = [CLI, cmd, "--server-namespace", ns, "--user", user, "--project", "app", "-C", dir];
-  if (cmd === "build") args.push("-r", repo);
+function start(cmd: "build" | "sync" | "deploy", dir: string, user: string, extra: string[] = []): Cli {
+  const args = [CLI, cmd, ...extra, "--server-namespace", ns, "--user", user, "--project", "app", "-C", dir];
+  if (cmd !== "sync") args.push("-r", repo);
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
   const c: Cli = { child, stdout: "", stderr: "", exit: exitOf(child) };
   child.stdout?.on("data", (d) => {
@@ -103,6 +109,14 @@ function sleeper(): { marker: string; dockerfile: string } {
   return { marker, dockerfile: `FROM ${BASE}\nRUN sleep ${marker}\n` };
 }
 const running = async (marker: string) => (await run("pgrep", ["-f", `sleep ${marker}`])).code === 0;
+
+/** A build of `user`'s workspace whose one step is running (and runs until stopped). */
+async function buildMidStep(user: string): Promise<{ marker: string; cli: Cli }> {
+  const s = sleeper();
+  const cli = start("build", await tree({ Dockerfile: s.dockerfile }), user);
+  await eventually("the build step to run", () => running(s.marker), 90_000);
+  return { marker: s.marker, cli };
+}
 
 /** The build is cancelled on the server: its step's process ends (with every builder). */
 async function remoteBuildStops(marker: string): Promise<boolean> {
@@ -149,14 +163,11 @@ async function nextBuildSucceeds(user: string) {
 }
 
 test("an agent frozen during a build: the client fails within the keepalive deadline, the next build succeeds", async () => {
-  const s = sleeper();
-  const dir = await tree({ Dockerfile: s.dockerfile });
-  const cli = start("build", dir, "stall-build");
-  await eventually("the build step to run", () => running(s.marker), 90_000);
+  const { marker, cli } = await buildMidStep("stall-build");
   const took = await freezeAndExpectFailure(cli);
   process.stdout.write(`# frozen during a build: the client failed after ${took} ms\n`);
   // Running again, the agent finds its client gone and cancels the build.
-  await remoteBuildStops(s.marker);
+  await remoteBuildStops(marker);
   await nextBuildSucceeds("stall-build");
 });
 
@@ -207,14 +218,11 @@ test("an agent frozen before the hello: the client fails within the deadline, no
 });
 
 test("a client killed (SIGKILL) mid-build: the build is cancelled on the server, the lock released, the next build succeeds", async () => {
-  const s = sleeper();
-  const dir = await tree({ Dockerfile: s.dockerfile });
-  const cli = start("build", dir, "killed");
-  await eventually("the build step to run", () => running(s.marker), 90_000);
+  const { marker, cli } = await buildMidStep("killed");
   cli.child.kill("SIGKILL");
   await exitOf(cli.child);
   const t0 = Date.now();
-  if (await remoteBuildStops(s.marker))
+  if (await remoteBuildStops(marker))
     process.stdout.write(`# client SIGKILLed: the remote build stopped after ${Date.now() - t0} ms\n`);
   // The same workspace: its lock must be free (a stuck lock would make this wait forever).
   await nextBuildSucceeds("killed");
@@ -253,10 +261,7 @@ test("the registry down during the push: a push error naming it unreachable; bac
 });
 
 test("the build-server pod deleted mid-build: the client says so within seconds; the pod that replaces it builds", async () => {
-  const s = sleeper();
-  const dir = await tree({ Dockerfile: s.dockerfile });
-  const cli = start("build", dir, "deleted");
-  await eventually("the build step to run", () => running(s.marker), 90_000);
+  const { marker, cli } = await buildMidStep("deleted");
   const pod = await serverPod(ns);
   const t0 = Date.now();
   await run("kubectl", ["-n", ns, "delete", "pod", pod, "--wait=false"]);
@@ -276,8 +281,92 @@ test("the build-server pod deleted mid-build: the client says so within seconds;
   assert.match(cli.stderr, /snapdeploy server status/);
   assert.doesNotMatch(cli.stderr, /^\s+at /m, "no stack trace without --debug");
   process.stdout.write(`# build-server pod deleted mid-build: the client failed after ${took} ms\n`);
-  await remoteBuildStops(s.marker);
+  await remoteBuildStops(marker);
   // The Deployment's next pod takes the volume over; builds go on there.
   await eventually("the pod that replaces it", async () => (await serverPod(ns)) !== pod, 180_000);
   await nextBuildSucceeds("deleted");
+});
+
+test("the API server restarted during the rollout watch: the watch resumes and the deploy ends with the true outcome", async () => {
+  const { ns: appNs, cleanup } = await tempNamespace("e2e-faults-api");
+  try {
+    // Ready only 20 s after it starts: the API server's restart falls inside the watch.
+    await mustKubectl(
+      ["-n", appNs, "apply", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        metadata: { name: "slow" },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: "slow" } },
+          template: {
+            metadata: { labels: { app: "slow" } },
+            spec: {
+              terminationGracePeriodSeconds: 1,
+              containers: [
+                {
+                  name: "app",
+                  image: BASE,
+                  command: ["sleep", "infinity"],
+                  readinessProbe: {
+                    exec: { command: ["true"] },
+                    initialDelaySeconds: 20,
+                    periodSeconds: 1,
+                  },
+                },
+              ],
+            },
+          },
+        },
+      }),
+    );
+    const dir = await tree({
+      Dockerfile: `FROM ${BASE}\nRUN echo ${randomBytes(6).toString("hex")} > /id\n`,
+    });
+    const cli = start("deploy", dir, "api", [
+      "-o",
+      "json",
+      "-n",
+      appNs,
+      "-t",
+      "deployment/slow",
+      "--timeout",
+      "3m",
+    ]);
+    await eventually("the rollout watch to start", async () => /"phase":"rollout"/.test(cli.stdout), 120_000);
+    const t0 = Date.now();
+    const restart = await run(`${ROOT}/cluster/daemon`, ["restart", "apiserver"]);
+    assert.equal(restart.code, 0, restart.stderr);
+    process.stdout.write(`# the API server was away and back in ${Date.now() - t0} ms\n`);
+    assert.equal(
+      cli.child.exitCode,
+      null,
+      `the deploy ended before the API server came back:\n${cli.stderr}`,
+    );
+    assert.equal(await cli.exit, 0, cli.stderr);
+    const ended = Date.now();
+    const rollout = jsonEvents(cli.stdout).find((e) => e.event === "phase-end" && e.phase === "rollout");
+    // The controller-manager may take minutes to catch up after the restart (its own watches
+    // reconnect slowly); the deploy must end within seconds of the controller saying "done".
+    const status = JSON.parse(await mustKubectl(["-n", appNs, "get", "deploy", "slow", "-o", "json"])).status;
+    const done: string = status.conditions.find(
+      (c: { reason?: string }) => c.reason === "NewReplicaSetAvailable",
+    )?.lastUpdateTime;
+    const lag = ended - Date.parse(done);
+    process.stdout.write(
+      `# the deploy ended ${ended - t0} ms after the restart began (rollout ${rollout?.seconds} s), ${lag} ms after the controller marked it done\n`,
+    );
+    assert.ok(lag < 8_000, `the deploy ended ${lag} ms after the rollout was done (at ${done})`);
+    const result = jsonResult(cli.stdout);
+    const image = await deploymentImage(appNs, "slow", "app");
+    assert.match(image, /@sha256:[0-9a-f]{64}$/);
+    assert.ok(JSON.stringify(result).includes(image.split("@")[1] as string), JSON.stringify(result));
+    assert.equal(status.readyReplicas, 1);
+  } finally {
+    // Never leave the cluster without its API server, whatever failed.
+    if ((await run("kubectl", ["get", "--raw", "/readyz"])).code !== 0)
+      await run(`${ROOT}/cluster/daemon`, ["restart", "apiserver"]);
+    await cleanup();
+  }
 });
