@@ -8,6 +8,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { type BuildParams, explainBuildFailure, pushFailureKind, runStreaming, StepFailed } from "./build.js";
 
@@ -30,6 +31,56 @@ export function repositoryOf(ref: string): string {
   const slash = noDigest.lastIndexOf("/");
   const colon = noDigest.lastIndexOf(":");
   return colon > slash ? noDigest.slice(0, colon) : noDigest;
+}
+
+/** The builder daemon is not answering: stopped during a build, or not back yet. */
+export class BuilderUnavailable extends Error {
+  override name = "BuilderUnavailable";
+}
+
+/** How long a build waits for a builder daemon that is restarting (its container restarts at once). */
+export const BUILDER_WAIT_MS = 60_000;
+
+/** buildctl's failure when the daemon went away (killed, restarted) rather than the build failing. */
+export function daemonLost(lines: string[]): string | undefined {
+  const text = lines.join("\n");
+  if (!/code = Unavailable|: Unavailable: /.test(text)) return undefined;
+  if (!/error reading from server|connection refused|transport is closing|connection reset|EOF/.test(text))
+    return undefined;
+  return [...lines]
+    .reverse()
+    .find((l) => /Unavailable/.test(l))
+    ?.replace(/^(error|ERROR):? /, "");
+}
+
+/**
+ * Waits until the daemon's unix socket takes connections, at most `ms`; says once that it
+ * waits. A TCP or other address is not checked: buildctl reports it.
+ */
+export async function waitForDaemon(addr: string, onLine: (l: string) => void, ms = BUILDER_WAIT_MS) {
+  const socket = /^unix:\/\/(.+)$/.exec(addr)?.[1];
+  if (!socket) return;
+  const deadline = Date.now() + ms;
+  let said = false;
+  for (;;) {
+    const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+      const c = net.connect(socket);
+      c.once("connect", () => {
+        c.destroy();
+        resolve(undefined);
+      });
+      c.once("error", (e) => resolve(e));
+    });
+    if (!err) return;
+    if (Date.now() >= deadline)
+      throw new BuilderUnavailable(
+        `the builder (buildkitd) has not answered on ${socket} for ${Math.round(ms / 1000)} s: ${err.code ?? err.message}`,
+      );
+    if (!said)
+      onLine(`waiting for the builder (buildkitd) to answer on ${socket} (${err.code ?? err.message})`);
+    said = true;
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
 /** buildctl's arguments for one build-and-push (exported for tests). */
@@ -101,9 +152,12 @@ export async function buildAndPush(
     const dockerfile = path.join(context, path.relative(p.contextDir, p.dockerfile));
     const args = buildctlArgs({ ...p, dockerfile }, context, o.addr, metadataFile, o.cache);
     const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, DOCKER_CONFIG: dir };
+    await waitForDaemon(o.addr, onLine);
     const { code, lines } = await runStreaming(o.buildctl, args, env, onLine, signal);
     if (signal.aborted) throw new StepFailed("build", "the build was cancelled", undefined, []);
     if (code !== 0) {
+      const lost = daemonLost(lines);
+      if (lost) throw new BuilderUnavailable(`the builder (buildkitd) stopped during the build: ${lost}`);
       if (failedInPush(lines)) {
         const last = lines.filter((l) => l.trim()).slice(-5);
         throw new StepFailed(

@@ -8,6 +8,7 @@ import { RemoteError } from "../protocol/connection.js";
 import { ProtocolError } from "../protocol/frames.js";
 import { BlobMismatch } from "./blobs.js";
 import { StepFailed } from "./build.js";
+import { BuilderUnavailable } from "./buildkit.js";
 import type { AgentConnection, AgentContext } from "./context.js";
 import { RegistryError } from "./registry.js";
 
@@ -38,6 +39,10 @@ export async function reportError(conn: AgentConnection, ctx: AgentContext, e: u
   } else if (e instanceof StepFailed) {
     code = e.phase;
     extra = { step: e.step, tail: e.tail, kind: e.kind };
+  } else if (e instanceof BuilderUnavailable) {
+    code = "builder";
+    const pod = process.env.HOSTNAME ?? "<build-server pod>";
+    hint = `nothing was pushed; the builder's container restarts by itself: run the command again (if this repeats: kubectl logs ${pod} -c buildkitd --previous, in the build server's namespace)`;
   } else if (e instanceof RegistryError) {
     code = "registry";
     extra = { kind: e.kind };

@@ -62,7 +62,9 @@ export type AgentErrorCode =
   /** Refused by the build server's policy (what it may push, set at install). */
   | "denied"
   /** The agent is stopping (its pod deleted, evicted or replaced): the operation is cancelled. */
-  | "stopping";
+  | "stopping"
+  /** The builder daemon beside the agent is not answering (stopped, restarting). */
+  | "builder";
 
 /**
  * The labels a snapshot image carries. The CLI sends user, created and snapshot; the agent

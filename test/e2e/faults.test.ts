@@ -11,6 +11,8 @@
  * The build-server pod deleted mid-build: the client fails within seconds naming the pod, the
  * build stops, and the pod that replaces it builds. The API server restarted while a deploy
  * watches its rollout: the watch resumes and the deploy succeeds once the pod is ready.
+ * The builder daemon (buildkitd) killed mid-build: the build fails as the builder's, not the
+ * Dockerfile's, and the next build, started at once, waits for the restarted daemon.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -61,19 +63,18 @@ after(async () => {
   for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
 });
 
-/**
- * The agent's process id on this machine (the node): the agent process whose container's
- * hostname is the build-server pod's name.
- */
-async function agentPid(): Promise<number> {
-  const pod = await serverPod(ns);
-  const r = await run("pgrep", ["-f", "/opt/snapdeploy/agent.cjs serve"]);
+/** The process of `pod` on this machine (the node) whose command line matches `pattern`. */
+async function processOfPod(pod: string, pattern: string): Promise<number> {
+  const r = await run("pgrep", ["-f", pattern]);
   for (const pid of r.stdout.split("\n").filter(Boolean)) {
     const host = await fs.readFile(`/proc/${pid}/root/etc/hostname`, "utf8").catch(() => "");
     if (host.trim() === pod) return Number(pid);
   }
-  throw new Error(`no agent process of pod ${pod} on this machine`);
+  throw new Error(`no process ${pattern} of pod ${pod} on this machine`);
 }
+
+/** The agent's process id on this machine. */
+const agentPid = async () => processOfPod(await serverPod(ns), "/opt/snapdeploy/agent.cjs serve");
 
 async function tree(files: Record<string, string | Buffer>): Promise<string> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "snapdeploy-faults-"));
@@ -369,4 +370,20 @@ test("the API server restarted during the rollout watch: the watch resumes and t
       await run(`${ROOT}/cluster/daemon`, ["restart", "apiserver"]);
     await cleanup();
   }
+});
+
+test("the builder daemon killed mid-build: the build fails saying the builder stopped; the next build waits for it and succeeds", async () => {
+  const { marker, cli } = await buildMidStep("daemon");
+  const pod = await serverPod(ns);
+  const daemon = await processOfPod(pod, "buildkitd");
+  process.kill(daemon, "SIGKILL");
+  const t0 = Date.now();
+  const code = await cli.exit;
+  process.stdout.write(`# buildkitd killed mid-build: the client failed after ${Date.now() - t0} ms\n`);
+  assert.equal(code, ExitCode.server, cli.stderr);
+  assert.match(cli.stderr, /^error: build server: the builder \(buildkitd\) stopped during the build: /m);
+  assert.match(cli.stderr, /restarts by itself: run the command again/);
+  assert.doesNotMatch(cli.stderr, /^\s+at /m, "no stack trace without --debug");
+  await remoteBuildStops(marker);
+  await nextBuildSucceeds("daemon");
 });

@@ -1,7 +1,18 @@
 /** The buildctl driver's pure parts (agent/buildkit.ts): its arguments and where a failure happened. */
 import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { describe, test } from "node:test";
-import { buildctlArgs, failedInPush, repositoryOf } from "../../src/agent/buildkit.js";
+import {
+  BuilderUnavailable,
+  buildctlArgs,
+  daemonLost,
+  failedInPush,
+  repositoryOf,
+  waitForDaemon,
+} from "../../src/agent/buildkit.js";
 
 describe("buildctl", () => {
   test("one build-and-push: context, Dockerfile, args, labels, secrets, target, platform, metadata", () => {
@@ -74,4 +85,49 @@ describe("buildctl", () => {
     assert.equal(args[args.indexOf("--import-cache") + 1], "type=registry,ref=reg:5000/app:buildcache");
     assert.ok(!buildctlArgs(p, "/c", "unix:///s", "/m").includes("--export-cache"));
   });
+});
+
+test("daemonLost: buildctl losing its daemon is told from a build that failed", () => {
+  assert.equal(
+    daemonLost([
+      "#5 [2/2] RUN sleep 1000",
+      "error: failed to receive status: rpc error: code = Unavailable desc = error reading from server: EOF",
+    ]),
+    "failed to receive status: rpc error: code = Unavailable desc = error reading from server: EOF",
+  );
+  assert.match(
+    daemonLost([
+      'error: listing workers for Build: failed to list workers: Unavailable: connection error: desc = "transport: Error while dialing: dial unix /run/buildkit/buildkitd.sock: connect: connection refused"',
+    ]) ?? "",
+    /connection refused/,
+  );
+  assert.equal(
+    daemonLost(['#5 ERROR: process "/bin/sh -c false" did not complete successfully: exit code: 1']),
+    undefined,
+  );
+  assert.equal(
+    daemonLost(["error: failed to solve: code = Unknown desc = failed to push: connection refused"]),
+    undefined,
+  );
+});
+
+test("waitForDaemon: returns once the socket takes connections, says once that it waits, gives up at the deadline", async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), "snapdeploy-bk-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const sock = path.join(dir, "buildkitd.sock");
+  const lines: string[] = [];
+  // Not there: waits, then gives up with the socket named.
+  await assert.rejects(
+    waitForDaemon(`unix://${sock}`, (l) => lines.push(l), 1200),
+    (e: Error) => e instanceof BuilderUnavailable && e.message.includes(sock) && /ENOENT/.test(e.message),
+  );
+  assert.equal(lines.length, 1);
+  assert.match(lines[0] as string, /waiting for the builder \(buildkitd\)/);
+  // Comes up while it waits: it returns.
+  const server = net.createServer((c) => c.end());
+  t.after(() => server.close());
+  setTimeout(() => server.listen(sock), 700);
+  await waitForDaemon(`unix://${sock}`, () => {}, 10_000);
+  // A TCP address is not checked.
+  await waitForDaemon("tcp://127.0.0.1:1", () => {}, 10);
 });

@@ -6,7 +6,8 @@
  * sends what no honest CLI sends. Two stand-ins, because no real part exists without a
  * cluster: the registry is 127.0.0.1:1 (nothing listens there, so a lookup fails at once as
  * the real client sees an unreachable registry), and buildctl is a shell script that prints
- * its arguments and either fails or writes a digest as BuildKit's metadata file would.
+ * its arguments and either fails or writes a digest as BuildKit's metadata file would (the
+ * daemon's socket it is given only takes connections, as the agent checks it is up first).
  *
  * After every case: the agent answered each failed operation with an error the CLI shows
  * (a known code, a message) and closed, its session ended, nothing outside its data and
@@ -71,6 +72,9 @@ export async function startAgent(): Promise<FuzzAgent> {
   await fs.writeFile(path.join(outside, "marker"), "original\n");
   await fs.writeFile(path.join(bin, "buildctl"), FAKE_BUILDCTL);
   chmodSync(path.join(bin, "buildctl"), 0o755);
+  const daemonSocket = path.join(bin, "buildkitd.sock");
+  const daemon = net.createServer((c) => c.end());
+  await new Promise<void>((resolve) => daemon.listen(daemonSocket, resolve));
   const blobs = new BlobStore(path.join(dataDir, "blobs"));
   await blobs.init();
   const workspacesDir = path.join(dataDir, "workspaces");
@@ -86,7 +90,7 @@ export async function startAgent(): Promise<FuzzAgent> {
     builder: "buildkit",
     log: () => {},
     registry: new RegistryClient({ insecure: ["127.0.0.1:1", "localhost:1"], timeoutMs: 2000 }),
-    buildkit: { buildctl: path.join(bin, "buildctl"), addr: "unix:///nonexistent" },
+    buildkit: { buildctl: path.join(bin, "buildctl"), addr: `unix://${daemonSocket}` },
     builds: new BuildQueue(2),
     secretsDir,
     // Pushes only to 127.0.0.1:1/team/…, snapshot tags only: refused refs are part of the input.
@@ -109,6 +113,7 @@ export async function startAgent(): Promise<FuzzAgent> {
     thrown,
     async stop() {
       server.close();
+      daemon.close();
       process.off("uncaughtException", onThrow);
       process.off("unhandledRejection", onThrow);
       await fs.rm(root, { recursive: true, force: true });
