@@ -5,12 +5,11 @@
  * broken build and goes on.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
-  CLI,
   eventually,
   exitOf,
   installServer,
@@ -23,6 +22,7 @@ import {
   uniqueName,
   jsonResult,
 } from "../helpers/cluster.js";
+import { startCli } from "../helpers/running.js";
 import { servedSoon, startClient, pushPlaceholder, webApp, webWorkload } from "../helpers/web.js";
 
 let server = "";
@@ -96,47 +96,7 @@ async function podsAndSets(name: string) {
   return { rs: rs.trim().split(/\s+/).sort(), pods: pods.trim().split(/\s+/).sort() };
 }
 
-/** A running CLI whose output can be awaited line by line. */
-function start(args: string[]) {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["pipe", "pipe", "pipe"] });
-  children.push(child);
-  const out = { stdout: "", stderr: "" };
-  child.stdout.on("data", (d) => {
-    out.stdout += d;
-  });
-  child.stderr.on("data", (d) => {
-    out.stderr += d;
-  });
-  // Each stream is read on from where the previous wait's match in it ended: one offset into
-  // stderr+stdout would move as stderr grows, and hide a later stderr line.
-  const mark = { stderr: 0, stdout: 0 };
-  return {
-    child,
-    out,
-    /** Waits for `re` in stderr or stdout after what the previous waits consumed of it. */
-    async waitFor(re: RegExp, ms = 90_000): Promise<RegExpMatchArray> {
-      const m = await eventually(
-        `${re} in the output`,
-        async () => {
-          for (const stream of ["stderr", "stdout"] as const) {
-            const hit = re.exec(out[stream].slice(mark[stream]));
-            if (hit) {
-              mark[stream] += (hit.index ?? 0) + hit[0].length;
-              return hit;
-            }
-          }
-          return undefined;
-        },
-        ms,
-      ).catch((e: Error) => {
-        throw new Error(
-          `${e.message}\n--- stderr ---\n${out.stderr.slice(-4000)}\n--- stdout ---\n${out.stdout.slice(-2000)}`,
-        );
-      });
-      return m as RegExpMatchArray;
-    },
-  };
-}
+const start = (args: string[]) => startCli(args, children);
 
 const imageOf = async (name: string) =>
   (

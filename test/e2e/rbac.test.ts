@@ -1,17 +1,20 @@
 /**
  * The Roles shipped in server/rbac/user-role.yaml, for real: a service account bound to
- * exactly them (its token from the TokenRequest API) deploys, runs, reads the history,
- * rolls back and reads logs; with one right taken out, the command fails with exit code 4
- * and a message naming the missing verb, resource and namespace. The build server has a
- * namespace of its own, so the two Roles are tested apart.
+ * exactly them (its token from the TokenRequest API) deploys, runs `dev` (a live update
+ * into the pod, its logs), reads the history, rolls back and reads logs; with one right
+ * taken out, the command fails with exit code 4 and a message naming the missing verb,
+ * resource and namespace. The build server has a namespace of its own, so the two Roles
+ * are tested apart.
  */
 import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parseAllDocuments } from "yaml";
 import { ExitCode } from "../../src/errors.js";
 import {
+  exitOf,
   installServer,
   mustKubectl,
   REGISTRY_CA_FLAGS,
@@ -24,6 +27,7 @@ import {
   uniqueName,
   jsonResult,
 } from "../helpers/cluster.js";
+import { startCli } from "../helpers/running.js";
 import { pushPlaceholder, servedSoon, startClient, webApp, webWorkload } from "../helpers/web.js";
 
 interface Rule {
@@ -50,6 +54,7 @@ let server = "";
 let ns = "";
 let dropNs = async () => {};
 const dirs: string[] = [];
+const children: ChildProcess[] = [];
 const repo = `${REGISTRY_NODE}/e2e/rbac`;
 const RUN_ID = `${uniqueName("run")}\n`;
 let PLACEHOLDER = "";
@@ -64,6 +69,7 @@ before(async () => {
 after(async () => {
   await dropNs();
   await uninstallServer(server);
+  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
   for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
 });
 
@@ -145,6 +151,25 @@ describe("the shipped Roles", () => {
     const rolledBack = await as(kc, ["rollback", "-t", "hello", "--user", "rbac", "--timeout", "3m"]);
     assert.equal(rolledBack.code, 0, rolledBack.stderr);
     await servedSoon(ns, "hello", "placeholder\n");
+  });
+
+  test("are enough for dev: the first deploy, a live update into the pod, its logs", async () => {
+    const kc = await userKubeconfig();
+    await webWorkload(ns, "devhello", PLACEHOLDER);
+    const dir = await webApp(dirs, RUN_ID, "dev with the shipped roles\n", {
+      "snapdeploy.yaml": "dev:\n  sync:\n    - {src: greeting.txt, dest: /app/greeting.txt}\n",
+    });
+    const common = ["--server-namespace", server, "--user", "rbac-dev", "-r", repo, "-C", dir];
+    const dev = startCli(["dev", "-t", "devhello", ...common, "--kubeconfig", kc, "-n", ns], children);
+    await dev.waitFor(/\[dev\] running snapshot [0-9a-f]{12}/);
+    await servedSoon(ns, "devhello", "dev with the shipped roles\n");
+    await dev.waitFor(/^devhello-\S+\/web listening on 8080$/m);
+    await fs.writeFile(path.join(dir, "greeting.txt"), "live-updated with the shipped roles\n");
+    await dev.waitFor(/\[dev\] live update: 1 file into 1 container in [\d.]+ s/);
+    await servedSoon(ns, "devhello", "live-updated with the shipped roles\n");
+    assert.doesNotMatch(dev.out.stderr, /forbidden|cannot /i);
+    dev.child.kill("SIGINT");
+    assert.equal(await exitOf(dev.child), 130);
   });
 
   test("without patch on deployments: exit 4 naming the verb, resource and namespace", async () => {
