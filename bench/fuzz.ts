@@ -16,8 +16,12 @@ process.stdout.write(`fuzz: ${cases} sessions, seed ${seed}\n`);
 try {
   await fuzzSessions({ numRuns: cases, seed, tally });
 } catch (e) {
+  // A counterexample can be long (paths of thousands of characters): its head and the error's end.
+  const m = (e as Error).message;
+  const cause = (e as Error).cause as Error | undefined;
+  const text = m.length > 6000 ? `${m.slice(0, 3000)}\n[…]\n${m.slice(-3000)}` : m;
   process.stdout.write(
-    `FAILED after ${tally.cases} cases (seed ${seed}):\n${(e as Error).message.slice(0, 4000)}\n`,
+    `FAILED after ${tally.cases} cases (seed ${seed}):\n${text}\n${cause ? `cause: ${cause.stack ?? cause}\n` : ""}`,
   );
   process.exitCode = 1;
 }

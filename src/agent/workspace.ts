@@ -20,6 +20,7 @@ import {
 import path from "node:path";
 import type { Entry } from "../protocol/manifest.js";
 import type { BlobStore } from "./blobs.js";
+import { InvalidInput } from "./errors.js";
 
 type Slot = "a" | "b";
 interface SlotState {
@@ -312,8 +313,13 @@ const YIELD_EVERY = 2000;
 function placeFile(blobs: BlobStore, e: Entry, dest: string, replacing: boolean): void {
   const src = blobs.path(e.hash as string);
   const st = statSync(src, { throwIfNoEntry: false });
-  if (!st || st.size !== e.size)
-    throw new Error(`blob ${e.hash} for ${e.path} is missing or damaged in the store`);
+  if (!st) throw new Error(`blob ${e.hash} for ${e.path} is missing from the store`);
+  // A stored blob was checked against its hash as it arrived: when the sizes differ, the
+  // manifest is wrong about this file's size.
+  if (st.size !== e.size)
+    throw new InvalidInput(
+      `${e.path}: size ${e.size} in the manifest, but content ${e.hash} is ${st.size} bytes`,
+    );
   // Written in place: this tree is not the current one, so nobody reads it until
   // the switch. Files with the store's mode (0644, most of them) are hard links to
   // their blob: one metadata operation and no data copied. Workspaces are read-only

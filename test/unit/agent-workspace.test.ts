@@ -143,7 +143,27 @@ test("applyDiff refuses a file whose blob is missing from the store", async (t) 
   const tree = join(root, "tree");
   await mkdir(tree);
   const missing: Entry = { path: "f", type: "file", mode: 0o644, size: 1, hash: "b".repeat(64) };
-  await assert.rejects(applyDiff(tree, [], [missing], blobs), /missing or damaged/);
+  await assert.rejects(applyDiff(tree, [], [missing], blobs), /missing from the store/);
+});
+
+test("Workspace.update refuses, as the client's input, a file whose size is not its stored content's; the current tree stays", async (t) => {
+  const { dir: root, blobs, put } = await setup(t);
+  const ws = new Workspace(join(root, "workspaces"), "alice", "p");
+  await ws.update("d1", [put("a", "FROM scratch\n")], blobs);
+  const tree = await ws.currentTree();
+  const lying = { ...put("a", "FROM scratch\n"), size: 2 ** 53 - 1 };
+  await assert.rejects(ws.update("d2", [lying], blobs), (e: Error) => {
+    assert.equal(e.name, "InvalidInput");
+    assert.match(
+      e.message,
+      /^a: size 9007199254740991 in the manifest, but content [0-9a-f]{64} is 13 bytes$/,
+    );
+    return true;
+  });
+  assert.equal(await ws.currentDigest(), "d1");
+  assert.equal(await ws.currentTree(), tree);
+  await ws.update("d3", [put("b", "b")], blobs);
+  assert.deepEqual(await describe((await ws.currentTree()) as string), { b: "file:b:644" });
 });
 
 test("Workspace.update swaps trees: the previous tree stays intact until the switch, changes are summarized", async (t) => {
