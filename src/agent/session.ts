@@ -1,13 +1,14 @@
 /**
  * One client connection to the agent: a hello, then operations (ops/) until the client
  * says bye (see protocol/messages.ts). Each operation validates everything it receives;
- * errors go back to the client as { t: "error", code, message, hint } (errors.ts) before
+ * errors go back to the client as { t: "error", code, message, hint } (report-error.ts) before
  * the connection closes.
  */
 import { PROTOCOL_VERSION } from "../protocol/constants.js";
 import { ProtocolError } from "../protocol/frames.js";
 import type { AgentConnection, AgentContext } from "./context.js";
-import { InvalidInput, reportError } from "./errors.js";
+import { InvalidInput } from "./errors.js";
+import { reportError } from "./report-error.js";
 import { build } from "./ops/build.js";
 import { check } from "./ops/check.js";
 import { gc } from "./ops/gc.js";
