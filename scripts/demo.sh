@@ -115,13 +115,16 @@ for n in 1 2; do
   grep -E '^(built and pushed|skipped build|synced|deployed in)' "$LOGS/deploy-$n.log" | sed 's/^/  /' || true
 done
 
+# The build server's namespace, when it is not the CLI's default (the dev line needs it).
+SERVER_FLAG=
+if [ "$SERVER_NS" != snapdeploy ]; then SERVER_FLAG=" --server-namespace $SERVER_NS"; fi
 cat <<MSG
 
 Done. The app runs in namespace $NS, its edited copy is in $APP. Try next:
   eval "\$($ROOT/cluster/env)"; alias snapdeploy=$ROOT/bin/snapdeploy.js; cd $APP
   snapdeploy history -n $NS                     # both deploys: revision, snapshot, user, time
   snapdeploy rollback -n $NS                    # back to the first page
-  snapdeploy dev -n $NS --port 8080:8080        # edit greeting.txt: live update, no rebuild
+  snapdeploy dev -n $NS --port 8080:8080$SERVER_FLAG        # edit greeting.txt: live update, no rebuild
   snapdeploy logs -f -n $NS
   snapdeploy server status -n $SERVER_NS        # the build server's disk and workspaces
 Clean up: snapdeploy server uninstall -n $SERVER_NS --purge; kubectl delete namespace $NS; $ROOT/cluster/down

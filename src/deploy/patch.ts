@@ -14,7 +14,8 @@ import { ANNOTATION, OWNER_LABEL, PERSONAL_LABEL } from "./annotations.js";
 export { ANNOTATION, OWNER_LABEL, PERSONAL_LABEL };
 
 export interface Stamp {
-  snapshot?: string;
+  /** The snapshot the images are; null removes the annotation (images of no known snapshot). */
+  snapshot?: string | null;
   user: string;
   commit?: string;
   dirty?: boolean;
@@ -45,7 +46,9 @@ export function templateAnnotations(images: Record<string, string>, stamp: Stamp
 
 /** The patch for `t`; names of the target's init containers go to initContainers. */
 function patchBody(t: ResolvedTarget, images: Record<string, string>, stamp: Stamp) {
-  const annotations = templateAnnotations(images, stamp);
+  const annotations: Record<string, string | null> = templateAnnotations(images, stamp);
+  // A strategic-merge patch deletes a key whose value is null.
+  if (stamp.snapshot === null) annotations[ANNOTATION.snapshot] = null;
   const init = new Set((t.object.spec?.template.spec?.initContainers ?? []).map((c) => c.name));
   const list = (wantInit: boolean) =>
     Object.entries(images)

@@ -61,7 +61,7 @@ export async function rollTargets(
       const history = new History(kc, t.namespace, t);
       const entry = await history.begin({
         action: req.action,
-        snapshot: req.stamp.snapshot,
+        snapshot: req.stamp.snapshot ?? undefined,
         image: req.image,
         images: images(t),
         previous: currentImages(t),

@@ -20,6 +20,35 @@ export interface RollbackPlan {
   images: Record<string, string>;
   /** What is restored, for messages: "revision 3", "the images before revision 4". */
   what: string;
+  /**
+   * The snapshot those images were built from, when the history names it; null when it
+   * does not (the template's snapshot annotation is then removed: a later deploy of any
+   * tree must not take the restored images for the snapshot that was rolled back).
+   */
+  snapshot: string | null;
+}
+
+/** Whether `a` and `b` point the same containers at the same images. */
+function sameImages(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+}
+
+/**
+ * The snapshot of `images`: that of the newest entry before `before` (by position) that
+ * pointed the same containers at exactly these images, when it names one.
+ */
+function snapshotOf(
+  entries: HistoryEntry[],
+  before: number,
+  images: Record<string, string>,
+  fallback: string[],
+) {
+  for (let i = before - 1; i >= 0; i--) {
+    const e = entries[i] as HistoryEntry;
+    if (sameImages(recordedImages(e, fallback), images)) return e.snapshot ?? null;
+  }
+  return null;
 }
 
 /**
@@ -38,7 +67,8 @@ export function planRollback(t: ResolvedTarget, entries: HistoryEntry[], to?: nu
     }
     const what = `revision ${e.revision}`;
     const images = recordedImages(e, t.containers);
-    return { target: restoring(t, images, what), images, what };
+    const snapshot = e.snapshot ?? snapshotOf(entries, entries.indexOf(e), images, t.containers);
+    return { target: restoring(t, images, what), images, what, snapshot };
   }
   const last = entries.at(-1);
   if (!last || !Object.keys(last.previous).length) {
@@ -47,7 +77,8 @@ export function planRollback(t: ResolvedTarget, entries: HistoryEntry[], to?: nu
     });
   }
   const what = `the images before revision ${last.revision}`;
-  return { target: restoring(t, last.previous, what), images: last.previous, what };
+  const snapshot = snapshotOf(entries, entries.length - 1, last.previous, t.containers);
+  return { target: restoring(t, last.previous, what), images: last.previous, what, snapshot };
 }
 
 /** `t` with the containers `images` names, each checked to be in the workload still. */
@@ -102,6 +133,7 @@ export async function rollBack(
     const image = Object.values(plan.images)[0] ?? "";
     const entry = await history.begin({
       action: "rollback",
+      ...(plan.snapshot ? { snapshot: plan.snapshot } : {}),
       image,
       images: plan.images,
       previous: currentImages(t),
@@ -112,7 +144,11 @@ export async function rollBack(
       kc,
       t,
       plan.images,
-      { user: req.user, cause: `snapdeploy rollback to ${plan.what} by ${req.user}` },
+      {
+        user: req.user,
+        snapshot: plan.snapshot,
+        cause: `snapdeploy rollback to ${plan.what} by ${req.user}`,
+      },
       reporter,
     );
     const rollout = reporter.phase("rollout");

@@ -9,14 +9,29 @@ import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import type { ChildProcess } from "node:child_process";
 import { after, test } from "node:test";
-import { kubectl, must, ROOT, run, uninstallServer, uniqueName } from "../helpers/cluster.js";
+import {
+  eventually,
+  kubectl,
+  must,
+  ROOT,
+  run,
+  snapdeploy,
+  uninstallServer,
+  uniqueName,
+} from "../helpers/cluster.js";
+import { startCli } from "../helpers/running.js";
 
 const ns = uniqueName("e2e-demo");
 const serverNs = uniqueName("e2e-demo-server");
 let dir = "";
+/** The second run's output: its "Try next:" lines are run by the last test. */
+let lastRun = "";
+const children: ChildProcess[] = [];
 
 after(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
   await kubectl(["delete", "namespace", ns, "--wait=false"]);
   await uninstallServer(serverNs);
   if (dir) await fs.rm(dir, { recursive: true, force: true });
@@ -73,6 +88,7 @@ test("the demo deploys the example, shows both pages and the timings, and runs a
 
   // Again: the unedited example's snapshot exists now, so its deploy skips the build.
   const second = await demo();
+  lastRun = second;
   assert.match(second, /^page 1: hello from snapdeploy$/m);
   assert.match(second, /^page 2: hello again from snapdeploy, edited at/m);
   assert.ok(
@@ -83,4 +99,63 @@ test("the demo deploys the example, shows both pages and the timings, and runs a
   // The example in the repository is untouched; the edits went to the copy.
   assert.equal(await must("git", ["-C", ROOT, "status", "--porcelain", "examples"]), before);
   assert.match(await fs.readFile(path.join(dir, "hello-http/greeting.txt"), "utf8"), /edited at/);
+});
+
+/** The `snapdeploy …` lines the demo prints under "Try next:", comments dropped, as argv. */
+function tryNext(out: string): string[][] {
+  const lines = out.slice(out.lastIndexOf("Try next:")).split("\n").slice(1);
+  const end = lines.findIndex((l) => !l.startsWith("  "));
+  return lines
+    .slice(0, end < 0 ? undefined : end)
+    .map((l) => l.replace(/\s+#.*$/, "").trim())
+    .filter((l) => l.startsWith("snapdeploy "))
+    .map((l) => l.split(/\s+/).slice(1));
+}
+
+test("the commands the demo suggests next work as printed, in the copy's folder", async () => {
+  assert.ok(lastRun, "the demo ran");
+  const app = path.join(dir, "hello-http");
+  const cmds = tryNext(lastRun);
+  const verbs = cmds.map((a) => a[0]);
+  assert.deepEqual(verbs, ["history", "rollback", "dev", "logs", "server"], cmds.join(" | "));
+  const byVerb = (v: string) => cmds.find((a) => a[0] === v) as string[];
+
+  const history = await snapdeploy(byVerb("history"), { cwd: app });
+  assert.equal(history.code, 0, history.stderr);
+  assert.ok(history.stdout.trim().split("\n").length >= 3, `a header and both deploys:\n${history.stdout}`);
+
+  const rollback = await snapdeploy(byVerb("rollback"), { cwd: app });
+  assert.equal(rollback.code, 0, rollback.stderr);
+
+  // dev deploys the edited tree (the rollback went back to the first page: its first deploy
+  // must not take the restored image for the edited snapshot), forwards 8080, and an edit of
+  // greeting.txt goes into the container without a rebuild.
+  const dev = startCli(byVerb("dev"), children, app);
+  await dev.waitFor(/\[dev\] running snapshot [0-9a-f]{12}/, 300_000);
+  // The forward starts beside the first deploy: its line may come before or after.
+  await eventually("dev's port-forward", async () =>
+    /forwarding 127\.0\.0\.1:8080 -> 8080/.test(dev.out.stderr),
+  );
+  const page = async () => {
+    try {
+      return await (await fetch("http://127.0.0.1:8080/", { signal: AbortSignal.timeout(5000) })).text();
+    } catch (e) {
+      return `(${(e as Error).message})`;
+    }
+  };
+  const edited = await fs.readFile(path.join(app, "greeting.txt"), "utf8");
+  await eventually("dev's port to serve the edited page", async () => (await page()) === edited, 30_000);
+  await fs.writeFile(path.join(app, "greeting.txt"), "edited during dev\n");
+  await dev.waitFor(/\[dev\] live update: 1 file into 1 container in [\d.]+ s/);
+  await eventually("the live-updated page", async () => (await page()) === "edited during dev\n", 30_000);
+  dev.child.kill("SIGINT");
+  await new Promise((r) => (dev.child.exitCode === null ? dev.child.once("exit", r) : r(undefined)));
+
+  const logs = startCli(byVerb("logs"), children, app);
+  await logs.waitFor(/^\S+\/\S+ listening on 8080$/m);
+  logs.child.kill("SIGINT");
+
+  const status = await snapdeploy(byVerb("server"), { cwd: app });
+  assert.equal(status.code, 0, status.stderr);
+  assert.match(status.stdout + status.stderr, /workspace/i);
 });

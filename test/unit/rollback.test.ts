@@ -83,6 +83,29 @@ describe("planRollback", () => {
     assert.deepEqual(planRollback(only, [entry(4, "reg/c", {})], 4).images, { app: "reg/c" });
   });
 
+  test("the restored images' snapshot, from the entry that deployed them; null when none did", () => {
+    const named = [
+      { ...history[0], snapshot: "s1" },
+      { ...history[1], snapshot: "s2" },
+    ] as HistoryEntry[];
+    assert.equal(planRollback(target, named).snapshot, "s1");
+    assert.equal(planRollback(target, named, 2).snapshot, "s2");
+    // A rollback entry carries the snapshot it restored: rolling it back finds s2 again.
+    const after = [
+      ...named,
+      {
+        ...entry(3, "reg/web@sha256:1", { app: "reg/web@sha256:2", worker: "reg/web@sha256:2" }),
+        action: "rollback",
+        snapshot: "s1",
+      },
+    ] as HistoryEntry[];
+    assert.equal(planRollback(target, after).snapshot, "s2");
+    // Images of an entry that names no snapshot (a deploy of --image): none is claimed.
+    assert.equal(planRollback(target, history).snapshot, null);
+    // Images no entry deployed (the workload's own, before its first deploy): none either.
+    assert.equal(planRollback(target, [named[1] as HistoryEntry]).snapshot, null);
+  });
+
   test("a recorded container no longer in the workload is refused before anything changes", () => {
     const entries = [
       { ...entry(1, "reg/web@sha256:1", { old: "reg/web:0" }), images: { old: "reg/web@sha256:1" } },

@@ -39,12 +39,15 @@ export function registerDev(program: Command) {
         ]);
       const port = opts.port as ReturnType<typeof portPair> | undefined;
       const c = await commandContext(cmd);
-      if (c.config.deploy.manifests && !(opts.target as string[]).length)
+      const named = (opts.target as string[]).length > 0 || c.config.deploy.targets.length > 0;
+      if (c.config.deploy.manifests && !named)
         throw new UserError("usage", "dev rolls targets (-t or deploy.targets), not deploy.manifests", {
-          hint: "name the workloads with -t deployment/NAME",
+          hint: "name the workloads with -t deployment/NAME, or list them in deploy.targets",
         });
       const [kc, cluster] = await Promise.all([c.kube(), c.access()]);
       const targets = await resolveTargets(kc, targetChoice(c, opts));
+      // Every deploy of the loop patches exactly these (deploy.manifests, if set, is not applied).
+      const target = targets.map((t) => `${t.kind.toLowerCase()}/${t.name}:${t.containers.join(",")}`);
       const sets = targets.map(podSetOf);
       const { ANNOTATION } = await import("../../deploy/patch.js");
       const say = (line: string) => process.stderr.write(`[dev] ${line}\n`);
@@ -71,7 +74,14 @@ export function registerDev(program: Command) {
         deploy: async (signal, force) => {
           const r = await deployOnce(
             c,
-            { ...opts, restart: force, rollbackOnFailure: true, manifests: undefined, personal: false },
+            {
+              ...opts,
+              target,
+              restart: force,
+              rollbackOnFailure: true,
+              manifests: undefined,
+              personal: false,
+            },
             { signal, rollbackOnInterrupt: true },
           );
           if (r.noop)
