@@ -23,7 +23,11 @@ export interface BuildkitOptions {
   scratchDir: string;
   /** "registry": also export the cache to and import it from <repository>:buildcache (mode max). */
   cache?: "registry";
+  /** How new layers are compressed: BuildKit's gzip, or zstd (faster to write and to unpack, smaller). */
+  compression?: Compression;
 }
+
+export type Compression = "gzip" | "zstd";
 
 /** The repository of a reference: without its tag or digest. */
 export function repositoryOf(ref: string): string {
@@ -89,7 +93,7 @@ export function buildctlArgs(
   context: string,
   addr: string,
   metadataFile: string,
-  cache?: "registry",
+  o: { cache?: "registry"; compression?: Compression } = {},
 ): string[] {
   const args = ["--addr", addr, "build", "--progress=plain", "--frontend", "dockerfile.v0"];
   args.push("--local", `context=${context}`);
@@ -100,8 +104,10 @@ export function buildctlArgs(
   for (const [id, file] of Object.entries(p.secrets)) args.push("--secret", `id=${id},src=${file}`);
   if (p.target) args.push("--opt", `target=${p.target}`);
   if (p.platform) args.push("--opt", `platform=${p.platform}`);
-  args.push("--output", `type=image,name=${p.ref},push=true`, "--metadata-file", metadataFile);
-  if (cache === "registry") {
+  // zstd layers need OCI media types (the base image's gzip layers are kept as they are).
+  const compression = o.compression === "zstd" ? ",compression=zstd,oci-mediatypes=true" : "";
+  args.push("--output", `type=image,name=${p.ref},push=true${compression}`, "--metadata-file", metadataFile);
+  if (o.cache === "registry") {
     const ref = `${repositoryOf(p.ref)}:buildcache`;
     args.push(
       "--export-cache",
@@ -150,7 +156,10 @@ export async function buildAndPush(
     // whichever tree that was, so resolving the link costs nothing.
     const context = await fs.realpath(p.contextDir);
     const dockerfile = path.join(context, path.relative(p.contextDir, p.dockerfile));
-    const args = buildctlArgs({ ...p, dockerfile }, context, o.addr, metadataFile, o.cache);
+    const args = buildctlArgs({ ...p, dockerfile }, context, o.addr, metadataFile, {
+      cache: o.cache,
+      compression: o.compression,
+    });
     const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, DOCKER_CONFIG: dir };
     await waitForDaemon(o.addr, onLine);
     const { code, lines } = await runStreaming(o.buildctl, args, env, onLine, signal);

@@ -23,7 +23,13 @@ export interface AgentContext {
   workspacesDir: string;
   builder: string;
   /** Set when the builder is the pod's own BuildKit daemon (else builds use docker). */
-  buildkit?: { buildctl: string; addr: string; dockerConfigFile?: string; cache?: "registry" };
+  buildkit?: {
+    buildctl: string;
+    addr: string;
+    dockerConfigFile?: string;
+    cache?: "registry";
+    compression?: "gzip" | "zstd";
+  };
   log: (line: string) => void;
   /** What builds may push (set at install); undefined: anything. */
   policy?: PushPolicy;

@@ -61,6 +61,7 @@ export async function serve(opts: {
             buildctl: process.env.SNAPDEPLOY_BUILDCTL ?? "buildctl",
             addr: process.env.BUILDKIT_HOST ?? "unix:///run/buildkit/buildkitd.sock",
             cache: process.env.SNAPDEPLOY_CACHE === "registry" ? "registry" : undefined,
+            compression: process.env.SNAPDEPLOY_COMPRESSION === "gzip" ? "gzip" : "zstd",
             dockerConfigFile: process.env.DOCKER_CONFIG
               ? path.join(process.env.DOCKER_CONFIG, "config.json")
               : undefined,

@@ -36,6 +36,8 @@ export interface ServerOptions {
   cacheSize?: string;
   /** "registry": BuildKit also keeps its cache in <repository>:buildcache (builder "buildkit"). */
   cache?: "volume" | "registry";
+  /** How BuildKit compresses new layers (builder "buildkit"): zstd (the default) or gzip. */
+  compression?: "gzip" | "zstd";
   /** Requests and limits of the agent and the builder containers. */
   agentResources?: object;
   builderResources?: object;
@@ -173,6 +175,7 @@ export function serverObjects(o: ServerOptions): KubernetesObject[] {
     agentMounts.push(...bk.agentMounts, { name: "tmp", mountPath: "/tmp" });
     env.push(...bk.agentEnv);
     if (o.cache === "registry") env.push({ name: "SNAPDEPLOY_CACHE", value: "registry" });
+    env.push({ name: "SNAPDEPLOY_COMPRESSION", value: o.compression ?? "zstd" });
     initContainers.push(...bk.initContainers);
     containers.push(bk.buildkitd);
     annotations[BUILDKITD_CONFIG_ANNOTATION] = hash(bk.config);

@@ -17,6 +17,7 @@ import {
   mustKubectl,
   REGISTRY_CA_FLAGS,
   REGISTRY_NODE,
+  registryManifest,
   ROOT,
   run,
   serverPod,
@@ -181,6 +182,11 @@ describe("buildkit builder", () => {
         "BuildKit's own output",
       );
       await servedSoon(apps, "hello", "built without docker\n");
+      // The default build server pushes its own layers as zstd, which the node pulled to serve it.
+      const digest = /@(sha256:[0-9a-f]{64})/.exec(r.stdout)?.[1];
+      assert.ok(digest, r.stdout);
+      const layers = (await registryManifest("e2e/web", digest)).layers ?? [];
+      assert.match(layers.at(-1)?.mediaType ?? "", /^application\/vnd\.oci\.image\.layer\.v1\.tar\+zstd$/);
 
       // What a containerd-only node does to the Docker builders: no socket to mount.
       const { ns, cleanup } = await tempNamespace("e2e-nosocket");

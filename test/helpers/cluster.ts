@@ -180,6 +180,10 @@ export const REGISTRY_CA_FLAGS = [
   `10.245.0.1:5001=${CLUSTER_CA}`,
 ];
 
+// Docker pushes Docker's manifest type, BuildKit OCI's (a manifest or an index).
+const MANIFEST_TYPES =
+  "Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
+
 /** Asks the local registry (over TLS, from this machine) whether a tag exists. */
 export async function registryHasTag(
   repository: string,
@@ -195,11 +199,28 @@ export async function registryHasTag(
     "--cacert",
     CLUSTER_CA,
     "-H",
-    // Docker pushes Docker's manifest type, BuildKit OCI's (a manifest or an index).
-    "Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
+    MANIFEST_TYPES,
     `https://${host}/v2/${repository}/manifests/${tag}`,
   ]);
   return r.stdout === "200";
+}
+
+/** An image's manifest (tag or digest) from the local registry, as JSON. */
+export async function registryManifest(
+  repository: string,
+  reference: string,
+  host = "127.0.0.1:5000",
+): Promise<{ mediaType?: string; layers?: { mediaType: string; size: number }[] }> {
+  const r = await run("curl", [
+    "-sf",
+    "--cacert",
+    CLUSTER_CA,
+    "-H",
+    MANIFEST_TYPES,
+    `https://${host}/v2/${repository}/manifests/${reference}`,
+  ]);
+  if (r.code !== 0) throw new Error(`no manifest ${repository}@${reference}: curl exit ${r.code}`);
+  return JSON.parse(r.stdout);
 }
 
 /** A child's exit code, also when it has already exited (no lost "exit" event). */

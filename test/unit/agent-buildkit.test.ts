@@ -77,13 +77,34 @@ describe("buildctl", () => {
       labels: {},
       secrets: {},
     };
-    const args = buildctlArgs(p, "/c", "unix:///s", "/m", "registry");
+    const args = buildctlArgs(p, "/c", "unix:///s", "/m", { cache: "registry" });
     assert.equal(
       args[args.indexOf("--export-cache") + 1],
       "type=registry,ref=reg:5000/app:buildcache,mode=max",
     );
     assert.equal(args[args.indexOf("--import-cache") + 1], "type=registry,ref=reg:5000/app:buildcache");
     assert.ok(!buildctlArgs(p, "/c", "unix:///s", "/m").includes("--export-cache"));
+  });
+
+  test("zstd layers ask for OCI media types; gzip (or none said) leaves BuildKit's default", () => {
+    const p = {
+      contextDir: "/c",
+      dockerfile: "/c/Dockerfile",
+      ref: "reg:5000/app:snap-1",
+      buildArgs: {},
+      labels: {},
+      secrets: {},
+    };
+    const output = (o?: Parameters<typeof buildctlArgs>[4]) => {
+      const args = buildctlArgs(p, "/c", "unix:///s", "/m", o);
+      return args[args.indexOf("--output") + 1];
+    };
+    assert.equal(
+      output({ compression: "zstd" }),
+      "type=image,name=reg:5000/app:snap-1,push=true,compression=zstd,oci-mediatypes=true",
+    );
+    assert.equal(output({ compression: "gzip" }), "type=image,name=reg:5000/app:snap-1,push=true");
+    assert.equal(output(), "type=image,name=reg:5000/app:snap-1,push=true");
   });
 });
 

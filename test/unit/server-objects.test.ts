@@ -288,6 +288,8 @@ describe("serverObjects", () => {
     assert.equal(env.SNAPDEPLOY_BUILDER, "buildkit");
     assert.equal(env.BUILDKIT_HOST, "unix:///run/buildkit/buildkitd.sock");
     assert.equal(env.DOCKER_CONFIG, undefined, "no docker CLI state without a registry secret");
+    assert.equal(env.SNAPDEPLOY_COMPRESSION, "zstd", "zstd layers unless the admin says gzip");
+    assert.equal(parts({ ...buildkit, compression: "gzip" }).env.SNAPDEPLOY_COMPRESSION, "gzip");
     assert.equal(mount(agent, "buildkit-socket")?.mountPath, mount(bk, "buildkit-socket")?.mountPath);
     // buildctl comes from the BuildKit image, copied by an init container.
     const init = pod.initContainers?.[0] as Container;
