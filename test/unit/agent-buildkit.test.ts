@@ -65,18 +65,20 @@ describe("buildctl", () => {
     assert.equal(failedInPush(step), false);
   });
 
+  /** A build with nothing but a context, a Dockerfile and a ref. */
+  const p = {
+    contextDir: "/c",
+    dockerfile: "/c/Dockerfile",
+    ref: "reg:5000/app:snap-1",
+    buildArgs: {},
+    labels: {},
+    secrets: {},
+  };
+
   test("--cache registry: exported (mode max) to and imported from <repository>:buildcache", () => {
     assert.equal(repositoryOf("reg:5000/team/app:snap-1"), "reg:5000/team/app");
     assert.equal(repositoryOf("reg:5000/team/app"), "reg:5000/team/app");
     assert.equal(repositoryOf("reg/app@sha256:ab"), "reg/app");
-    const p = {
-      contextDir: "/c",
-      dockerfile: "/c/Dockerfile",
-      ref: "reg:5000/app:snap-1",
-      buildArgs: {},
-      labels: {},
-      secrets: {},
-    };
     const args = buildctlArgs(p, "/c", "unix:///s", "/m", { cache: "registry" });
     assert.equal(
       args[args.indexOf("--export-cache") + 1],
@@ -87,14 +89,6 @@ describe("buildctl", () => {
   });
 
   test("zstd layers ask for OCI media types; gzip (or none said) leaves BuildKit's default", () => {
-    const p = {
-      contextDir: "/c",
-      dockerfile: "/c/Dockerfile",
-      ref: "reg:5000/app:snap-1",
-      buildArgs: {},
-      labels: {},
-      secrets: {},
-    };
     const output = (o?: Parameters<typeof buildctlArgs>[4]) => {
       const args = buildctlArgs(p, "/c", "unix:///s", "/m", o);
       return args[args.indexOf("--output") + 1];
