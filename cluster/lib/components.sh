@@ -2,7 +2,8 @@
 # at once when its part already runs. Sourced by `up`; needs common.sh.
 
 PACKAGES=(containerd runc containernetworking-plugins docker.io docker-registry iptables conntrack
-  socat openssl debootstrap apache2-utils rsync iproute2 kmod curl gcc libc6-dev ca-certificates libcap2-bin libseccomp-dev)
+  socat openssl debootstrap apache2-utils rsync iproute2 kmod curl gcc libc6-dev ca-certificates libcap2-bin libseccomp-dev
+  zstd)
 
 install_packages() {
   local missing=() p

@@ -230,22 +230,25 @@ test("a client killed (SIGKILL) mid-build: the build is cancelled on the server,
 });
 
 test("the registry down during the push: a push error naming it unreachable; back up, the next build pushes", async () => {
-  // An incompressible layer, so the export (compression, then upload) takes a while: the
-  // registry is stopped the moment it begins (the tag check before the build saw it up).
+  // The registry is stopped when the last step starts (the tag check before the build saw it
+  // up, the base image is resolved by then): the step takes long enough for the stop to land,
+  // and the export's upload of the new layers finds the registry down. (Layers are zstd: even
+  // a large incompressible one is exported in about a second, too fast to stop in the middle.)
   const dir = await tree({
-    Dockerfile: `FROM ${BASE}\nCOPY big.bin /big.bin\n`,
-    "big.bin": randomBytes(96 * 1024 * 1024),
+    Dockerfile: `FROM ${BASE}\nCOPY big.bin /big.bin\nRUN sleep 5 && echo slept > /slept\n`,
+    "big.bin": randomBytes(8 * 1024 * 1024),
   });
   const c = start("build", dir, "rita");
   let stopped: Promise<unknown> | undefined;
   const onData = () => {
-    if (!stopped && /exporting to image/.test(c.stderr))
+    if (!stopped && /RUN sleep 5/.test(c.stderr))
       stopped = run(`${ROOT}/cluster/daemon`, ["stop", "registry"]);
   };
   c.child.stderr?.on("data", onData);
   try {
     const code = await c.exit;
-    assert.ok(stopped, `the export never began:\n${c.stderr}`);
+    assert.ok(stopped, `the last step never began:\n${c.stderr}`);
+    assert.match(c.stderr, /exporting to image/, "the build itself finished");
     await stopped;
     assert.equal(code, ExitCode.push, c.stderr);
     assert.match(c.stderr, /^error: pushing \S+ failed: the registry is unreachable/m);
@@ -254,7 +257,7 @@ test("the registry down during the push: a push error naming it unreachable; bac
   } finally {
     await run(`${ROOT}/cluster/daemon`, ["start", "registry"]);
   }
-  // Nothing half-pushed is taken as built: the same tree builds (from the cache) and pushes.
+  // The failed push left no tag that passes for built: the same tree builds (from the cache) and pushes.
   const again = start("build", dir, "rita");
   assert.equal(await again.exit, 0, again.stderr);
   assert.match(again.stdout, /:snap-[0-9a-f]{32}@sha256:[0-9a-f]{64}$/m);

@@ -6,6 +6,7 @@
  * from the registry over HTTP and decompressed).
  */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -86,6 +87,14 @@ async function registryGet(apiPath: string, accept?: string): Promise<Buffer> {
 const ACCEPT =
   "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
+/** A layer's tar, from gzip (BuildKit's default, Docker's) or zstd (snapdeploy's buildkit builders). */
+function decompressed(mediaType: string, blob: Buffer): Buffer {
+  if (mediaType.endsWith("+gzip") || mediaType.endsWith(".tar.gzip")) return gunzipSync(blob);
+  // Node.js 20's zlib has no zstd: the zstd tool (a Debian package cluster/up installs) does it.
+  if (mediaType.endsWith("+zstd")) return execFileSync("zstd", ["-dcq"], { input: blob, maxBuffer: 1 << 30 });
+  return blob;
+}
+
 /** Every document and decompressed layer of `repo@digest`, as text to search. */
 async function imageTexts(repo: string, digest: string): Promise<string[]> {
   const texts: string[] = [];
@@ -103,7 +112,7 @@ async function imageTexts(repo: string, digest: string): Promise<string[]> {
       texts.push((await registryGet(`/v2/${repo}/blobs/${doc.config.digest}`)).toString("utf8"));
     for (const l of doc.layers ?? []) {
       const blob = await registryGet(`/v2/${repo}/blobs/${l.digest}`);
-      texts.push((l.mediaType.includes("gzip") ? gunzipSync(blob) : blob).toString("latin1"));
+      texts.push(decompressed(l.mediaType, blob).toString("latin1"));
     }
   }
   return texts;

@@ -205,6 +205,46 @@ export async function registryHasTag(
   return r.stdout === "200";
 }
 
+/**
+ * Runs `script` (sh -c) in a pod of `image` in `namespace`, as the node pulls and unpacks it,
+ * and returns the pod's end phase and its output; the pod is deleted after.
+ */
+export async function runInPod(
+  namespace: string,
+  image: string,
+  script: string,
+  timeoutMs = 120_000,
+): Promise<{ phase: string; logs: string }> {
+  const name = uniqueName("probe");
+  await mustKubectl([
+    "-n",
+    namespace,
+    "run",
+    name,
+    "--restart=Never",
+    `--image=${image}`,
+    "--command",
+    "--",
+    "sh",
+    "-c",
+    script,
+  ]);
+  try {
+    const phase = await eventually(
+      `pod ${name} to finish`,
+      async () => {
+        const p = (await kubectl(["-n", namespace, "get", "pod", name, "-o", "jsonpath={.status.phase}"]))
+          .stdout;
+        return /^(Succeeded|Failed)$/.test(p) ? p : undefined;
+      },
+      timeoutMs,
+    );
+    return { phase, logs: await mustKubectl(["-n", namespace, "logs", name]) };
+  } finally {
+    await kubectl(["-n", namespace, "delete", "pod", name, "--wait=false"]);
+  }
+}
+
 /** An image's manifest (tag or digest) from the local registry, as JSON. */
 export async function registryManifest(
   repository: string,

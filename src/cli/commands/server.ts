@@ -89,7 +89,7 @@ export function registerServer(program: Command) {
     .addOption(
       new Option(
         "--compression <how>",
-        "how BuildKit compresses the layers it pushes: zstd (faster, smaller; nodes pull it with containerd 1.5+ and current CRI-O and Docker) or gzip (any runtime)",
+        "how BuildKit compresses the layers it pushes: zstd (faster, smaller; pulled by containerd 1.5+, current CRI-O, Docker 23+) or gzip (any runtime, Docker 20.10 too)",
       )
         .choices(["zstd", "gzip"])
         .default("zstd"),
