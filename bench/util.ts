@@ -12,7 +12,7 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
  * cannot change what it measures; each benchmark names its own folder. Returns the entry point.
  */
 export function snapshotCli(name: string): string {
-  if (!existsSync(join(ROOT, "dist/cli/snapdeploy.mjs")))
+  if (!existsSync(join(ROOT, "dist/cli/snapdeploy.cjs")))
     throw new Error("no built CLI in dist/cli: run `npm run build` (npm run bench does)");
   const dir = join(fixturesDir(), name);
   rmSync(dir, { recursive: true, force: true });
@@ -20,7 +20,7 @@ export function snapshotCli(name: string): string {
   cpSync(join(ROOT, "dist/cli"), join(dir, "dist/cli"), { recursive: true });
   // The agent bundle `server install` ships when given no image.
   cpSync(join(ROOT, "dist/server/agent.cjs"), join(dir, "dist/server/agent.cjs"));
-  return join(dir, "bin/snapdeploy.js");
+  return join(dir, "bin/snapdeploy.cjs");
 }
 
 export type Proc = { code: number; stdout: string; stderr: string; seconds: number };

@@ -1,4 +1,4 @@
-// Bundles the CLI (dist/snapdeploy.mjs) and the build-server agent
+// Bundles the CLI (dist/cli/snapdeploy.cjs) and the build-server agent
 // (dist/server/agent.cjs, next to the server Dockerfile) with esbuild. One file each:
 // the CLI starts faster than from hundreds of modules, and the agent image needs
 // nothing but Node.js.
@@ -20,22 +20,24 @@ rmSync("dist", { recursive: true, force: true });
 
 await build({
   ...common,
-  // Commands load their heavy modules (the Kubernetes client) on first use, so
-  // --help and --version stay fast: code splitting keeps those in separate chunks.
-  entryPoints: { snapdeploy: "src/cli/main.ts" },
-  outdir: "dist/cli",
-  splitting: true,
-  chunkNames: "chunks/[name]-[hash]",
-  outExtension: { ".js": ".mjs" },
-  format: "esm",
+  // One CommonJS file, so that bin/snapdeploy.cjs can compile it with V8's code cache (see
+  // there): Node.js 20 has no compile cache for ES modules. Modules a command imports
+  // lazily (the Kubernetes client, the YAML editor) are bundled too, but esbuild wraps
+  // them so that they are only evaluated when first imported.
+  entryPoints: ["src/cli/main.ts"],
+  outfile: "dist/cli/snapdeploy.cjs",
+  format: "cjs",
   // A native addon (the file watcher of `dev`): loaded from node_modules at run time.
   external: ["@parcel/watcher"],
   target: "node20",
-  // CommonJS dependencies bundled into an ES module still call require().
-  banner: {
-    js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-  },
+  // import.meta.url (of the bundle) for the code that locates files next to it.
+  define: { ...define, "import.meta.url": "__bundle_url" },
+  banner: { js: "var __bundle_url = require('node:url').pathToFileURL(__filename).href;" },
 });
+// bin/snapdeploy.cjs reads the bundle as latin1, which is right only for ASCII (esbuild's
+// default charset escapes everything else).
+if (readFileSync("dist/cli/snapdeploy.cjs").some((b) => b > 0x7f))
+  throw new Error("dist/cli/snapdeploy.cjs is not ASCII: bin/snapdeploy.cjs reads it as latin1");
 mkdirSync("dist/server", { recursive: true });
 await build({
   ...common,

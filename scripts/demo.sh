@@ -15,7 +15,7 @@ SERVER_NS=${SNAPDEPLOY_DEMO_SERVER_NAMESPACE:-snapdeploy}
 APP=${SNAPDEPLOY_DEMO_DIR:-${TMPDIR:-/tmp}/snapdeploy-demo/hello-http}
 BUILDER=${SNAPDEPLOY_DEMO_BUILDER:-buildkit}
 CA=/var/lib/snapdeploy-cluster/pki/ca.crt
-snapdeploy() { node "$ROOT/bin/snapdeploy.js" "$@"; }
+snapdeploy() { node "$ROOT/bin/snapdeploy.cjs" "$@"; }
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 LOGS=$(mktemp -d)
 PF_PID=
@@ -55,7 +55,7 @@ deploy 1
 
 step "snapdeploy port-forward 0:8080 (a free local port to the app's ready pod)"
 # Not through the function: $! must be the port-forward itself, which cleanup stops.
-node "$ROOT/bin/snapdeploy.js" port-forward 0:8080 -n "$NS" >"$LOGS/pf.out" 2>"$LOGS/pf.err" &
+node "$ROOT/bin/snapdeploy.cjs" port-forward 0:8080 -n "$NS" >"$LOGS/pf.out" 2>"$LOGS/pf.err" &
 PF_PID=$!
 for _ in $(seq 100); do
   if [ -s "$LOGS/pf.out" ] || ! kill -0 "$PF_PID" 2>/dev/null; then break; fi
@@ -121,7 +121,7 @@ if [ "$SERVER_NS" != snapdeploy ]; then SERVER_FLAG=" --server-namespace $SERVER
 cat <<MSG
 
 Done. The app runs in namespace $NS, its edited copy is in $APP. Try next:
-  eval "\$($ROOT/cluster/env)"; alias snapdeploy=$ROOT/bin/snapdeploy.js; cd $APP
+  eval "\$($ROOT/cluster/env)"; alias snapdeploy=$ROOT/bin/snapdeploy.cjs; cd $APP
   snapdeploy history -n $NS                     # both deploys: revision, snapshot, user, time
   snapdeploy rollback -n $NS                    # back to the first page
   snapdeploy dev -n $NS --port 8080:8080$SERVER_FLAG        # edit greeting.txt: live update, no rebuild

@@ -47,7 +47,7 @@ export function resources(spec: string, flag: string): { requests?: object; limi
 /**
  * The agent bundle (dist/server/agent.cjs) of this snapdeploy: shipped to the cluster in
  * a ConfigMap when no build-server image is given. Found next to the bundled CLI
- * (dist/cli, dist/cli/chunks) or, run from source, in dist/ after `npm run build`.
+ * (dist/cli) or, run from source, in dist/ after `npm run build`.
  */
 export function readAgentBundle(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));

@@ -34,18 +34,24 @@ export async function syncSnapshot(
   req: SyncRequest,
   reporter: Reporter,
   /**
-   * The scan of `req.dir`, started by the caller before this module loads (so the disk
-   * work starts first); its failure is reported through the session.
+   * Starts the scan. It is called once the connection to the build server is being
+   * dialled, so the scan's work (mostly CPU on one thread) overlaps the network round
+   * trips rather than delaying them; its failure is reported through the session.
    */
-  scanning: Promise<Snapshot>,
+  startScan: () => Promise<Snapshot>,
 ): Promise<SyncReport> {
   let scannedAt = 0;
-  return await withAgent(cluster, req.serverNamespace, async (s) => {
-    const scan = await scanning;
+  let scanning: Promise<Snapshot> | undefined;
+  const syncing = withAgent(cluster, req.serverNamespace, async (s) => {
+    const scan = await (scanning as Promise<Snapshot>);
     await warnLikelySecrets(scan, req.allowSecrets ?? [], reporter);
     const digest = scan.digest;
     scannedAt = performance.now();
     const result = await syncPhase(s.conn, scan, req, reporter);
     return { scan, digest, result, transport: s.transport, scannedAt };
   });
+  // withAgent has run up to its first wait for the network: the connection is being dialled.
+  scanning = startScan();
+  scanning.catch(() => {});
+  return await syncing;
 }

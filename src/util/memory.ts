@@ -22,7 +22,7 @@ export const LARGE_JOB = 20_000;
 export function largeJob(): void {
   if (large) return;
   large = true;
-  setFlagsFromString("--semi-space-growth-factor=1");
+  changeFlags("--semi-space-growth-factor=1");
 }
 
 /** Collects garbage now when `items` (the size of the job) is large enough to matter. */
@@ -30,8 +30,17 @@ export function collectGarbage(items: number): void {
   if (items < LARGE_JOB) return;
   largeJob();
   if (!gc) {
-    setFlagsFromString("--expose-gc");
+    changeFlags("--expose-gc");
     gc = runInNewContext("gc") as () => void;
   }
   gc();
+}
+
+/**
+ * Changes V8's flags, saying so first: bin/snapdeploy.cjs takes its code cache then, since V8
+ * rejects a cache made under other flags than those the next process starts with.
+ */
+function changeFlags(flags: string): void {
+  (process.emit as (event: string) => boolean).call(process, "snapdeploy:v8-flags");
+  setFlagsFromString(flags);
 }

@@ -251,7 +251,7 @@ describe("sync", () => {
     const child = spawn(
       process.execPath,
       [
-        `${process.cwd()}/bin/snapdeploy.js`,
+        `${process.cwd()}/bin/snapdeploy.cjs`,
         "sync",
         "-n",
         ns,
@@ -286,7 +286,7 @@ describe("sync", () => {
     const child = spawn(
       process.execPath,
       [
-        `${process.cwd()}/bin/snapdeploy.js`,
+        `${process.cwd()}/bin/snapdeploy.cjs`,
         "sync",
         "-n",
         ns,

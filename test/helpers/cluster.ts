@@ -103,7 +103,7 @@ export async function eventually<T>(
   throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ""}`);
 }
 
-export const CLI = `${ROOT}/bin/snapdeploy.js`;
+export const CLI = `${ROOT}/bin/snapdeploy.cjs`;
 
 /** Runs the real snapdeploy CLI (the built bundle) as a user would. */
 export function snapdeploy(args: string[], opts: SpawnOptions & { input?: string } = {}): Promise<RunResult> {

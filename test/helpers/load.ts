@@ -88,7 +88,7 @@ export async function sampleAgent(serverNs: string): Promise<AgentSample> {
 }
 
 export interface LoadOptions {
-  /** The CLI entry point to run (the checkout's bin/snapdeploy.js, or a benchmark's copy). */
+  /** The CLI entry point to run (the checkout's bin/snapdeploy.cjs, or a benchmark's copy). */
   cli: string;
   serverNs: string;
   /** Where the users' Deployments live; a pod "client" in it calls their Services. */

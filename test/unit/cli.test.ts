@@ -6,7 +6,7 @@ import path from "node:path";
 import { test } from "node:test";
 import { ROOT, run } from "../helpers/cluster.js";
 
-const bin = `${ROOT}/bin/snapdeploy.js`;
+const bin = `${ROOT}/bin/snapdeploy.cjs`;
 const pkg = JSON.parse(readFileSync(`${ROOT}/package.json`, "utf8"));
 
 test("--version prints the package version", async () => {

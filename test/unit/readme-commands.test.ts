@@ -1,7 +1,7 @@
 /**
  * Every snapdeploy command line the docs show names subcommands and flags the CLI has: the
  * lines are taken from README.md's and docs/*.md's code blocks, code spans and tables and
- * resolved against the real program (buildProgram, the commander tree bin/snapdeploy.js
+ * resolved against the real program (buildProgram, the commander tree bin/snapdeploy.cjs
  * runs), so a renamed flag or command breaks this test. Nothing is executed.
  */
 import assert from "node:assert/strict";

@@ -216,7 +216,7 @@ describe("json face", () => {
   });
 
   test("the CLI: a usage error with -o json is an error event on stdout, exit 2", async () => {
-    const r = await run(process.execPath, [`${ROOT}/bin/snapdeploy.js`, "-o", "json", "--no-such-flag"]);
+    const r = await run(process.execPath, [`${ROOT}/bin/snapdeploy.cjs`, "-o", "json", "--no-such-flag"]);
     assert.equal(r.code, 2);
     assert.deepEqual(parse(r.stdout), [
       { event: "error", exitCode: 2, message: "unknown option '--no-such-flag'" },

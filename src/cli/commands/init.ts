@@ -7,7 +7,6 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
-import { parse } from "yaml";
 import { CONFIG_FILE, toName } from "../../config/config.js";
 import { parseTarget, type TargetSpec } from "../../deploy/target-spec.js";
 import { isUserError, UserError } from "../../errors.js";
@@ -18,7 +17,7 @@ import {
   describeWorkloads,
   parseTargetAnswer,
 } from "../../init/answers.js";
-import { changedKeys, editConfigText, type InitAnswers, newConfigText } from "../../init/config-file.js";
+import type { InitAnswers } from "../../init/config-file.js";
 import type { Workload } from "../../init/workloads.js";
 import { type CommandContext, commandContext } from "../context.js";
 import { checked, namespaceName, repeatable, workspaceName } from "../flags.js";
@@ -70,7 +69,12 @@ interface InitFlags {
 }
 
 async function runInit(c: CommandContext, opts: InitFlags): Promise<void> {
-  const { findDockerfiles } = await import("../../init/dockerfiles.js");
+  // The YAML editor is loaded here, not with the CLI: other commands start without it.
+  const [{ findDockerfiles }, { parse }, { changedKeys, editConfigText, newConfigText }] = await Promise.all([
+    import("../../init/dockerfiles.js"),
+    import("yaml"),
+    import("../../init/config-file.js"),
+  ]);
   const file = path.join(c.dir, CONFIG_FILE);
   const text = existsSync(file) ? readFileSync(file, "utf8") : undefined;
   // What the file itself says (not the defaults filled in for what it leaves out).

@@ -21,9 +21,6 @@ export function registerSync(program: Command) {
   ).action(async (opts, cmd: Command) => {
     const c = await commandContext(cmd);
     const t0 = performance.now();
-    // The scan starts first: the modules and the kubeconfig load while it waits for the disk.
-    const scanning = scanPhase(c.dir, c.reporter);
-    scanning.catch(() => {}); // a failed scan is reported through the session
     const [{ resolveUser }, { syncSnapshot }, cluster] = await Promise.all([
       import("../../config/user.js"),
       import("../../pipeline/sync.js"),
@@ -46,7 +43,7 @@ export function registerSync(program: Command) {
       cluster,
       { user, project, serverNamespace: namespace, allowSecrets: c.config.context.allowSecrets },
       c.reporter,
-      scanning,
+      () => scanPhase(c.dir, c.reporter),
     );
     const t1 = performance.now();
     const where = `${user}/${project}`;
