@@ -22,6 +22,7 @@ import { report, type Row, type Sample } from "./build-report.js";
 import { originalBuildPod } from "./baseline.js";
 import { FIXTURES } from "./fixtures.js";
 import {
+  benchEnvironment,
   diskQuiet,
   freeVolume,
   lockBench,
@@ -61,6 +62,7 @@ const checkStop = () => {
 };
 
 lockBench("build", `namespace ${NS}`);
+await benchEnvironment(log);
 const CLI = snapshotCli("cli-build");
 const IMAGE =
   process.env.SNAPDEPLOY_SERVER_IMAGE ??

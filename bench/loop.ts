@@ -21,6 +21,7 @@ import { originalBuildPod } from "./baseline.js";
 import { buildApp } from "./build-fixtures.js";
 import { FIXTURES } from "./fixtures.js";
 import {
+  benchEnvironment,
   fmtS,
   fmtX,
   freeVolume,
@@ -43,6 +44,7 @@ const ROUNDS = Number(process.env.LOOP_ROUNDS ?? 5);
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
 lockBench("loop", `namespace ${NS}`);
+await benchEnvironment(log);
 const CLI = snapshotCli("cli-loop");
 const IMAGE =
   process.env.SNAPDEPLOY_SERVER_IMAGE ??

@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { dirname } from "node:path";
 import type { Fixture } from "./fixtures.js";
-import { fmtB, fmtS, fmtX, median, type Target } from "./util.js";
+import { type benchEnvironment, fmtB, fmtS, fmtX, median, type Target } from "./util.js";
 
 export interface Sample {
   seconds: number;
@@ -93,6 +93,8 @@ export interface Run {
   load: number[];
   trees: Fixture[];
   rows: Row[];
+  /** NODE_EXTRA_CA_CERTS, if set here: left out for the CLI or kept, and what it costs a start. */
+  nodeEnv?: Awaited<ReturnType<typeof benchEnvironment>>;
 }
 
 /** Prints the Markdown table and the targets, and writes everything measured as JSON to `file`. */
@@ -104,6 +106,11 @@ export function report(run: Run, file: string) {
     "",
     ...trees.map((f) => `- ${f.name}: ${f.files} files, ${fmtB(f.bytes)} sent by a full copy; ${f.dir}`),
     `- ${os.cpus().length} CPUs; 1-minute load average ${load[0]?.toFixed(2)} at the start, ${load[1]?.toFixed(2)} at the end`,
+    ...(run.nodeEnv
+      ? [
+          `- NODE_EXTRA_CA_CERTS is set here (a Node.js start: ${run.nodeEnv.startMs.with} ms with it, ${run.nodeEnv.startMs.without} ms without); ${run.nodeEnv.kept ? "kept" : "left out"} for the CLI`,
+        ]
+      : []),
     "",
     table(rows),
     "",

@@ -20,6 +20,7 @@ import { editFiles, FIXTURES, type Fixture, generatedFixture } from "./fixtures.
 import { addDependency, REAL_TREES, realTree } from "./real-trees.js";
 import { report, type Row, type Sample } from "./sync-report.js";
 import {
+  benchEnvironment,
   freeVolume,
   lockBench,
   run,
@@ -49,6 +50,7 @@ const RUN_ID = Date.now().toString(36);
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
 lockBench("sync", `namespace ${NS} and ${FIXTURES}`);
+const nodeEnv = await benchEnvironment(log);
 const CLI = snapshotCli("cli");
 const IMAGE =
   process.env.SNAPDEPLOY_SERVER_IMAGE ??
@@ -295,7 +297,10 @@ async function main() {
       const commit = execFileSync("git", ["-C", ROOT, "describe", "--always", "--dirty"], {
         encoding: "utf8",
       });
-      report({ started, stopped, image: IMAGE, commit: commit.trim(), load, trees, rows: measured }, file);
+      report(
+        { started, stopped, image: IMAGE, commit: commit.trim(), load, trees, rows: measured, nodeEnv },
+        file,
+      );
       log(`results: ${file}`);
     })());
   for (const [signal, code] of [

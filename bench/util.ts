@@ -155,3 +155,43 @@ export async function diskQuiet(maxMs = 30_000): Promise<number> {
   }
   return Date.now() - t0;
 }
+
+/**
+ * The environment the CLI is measured in. NODE_EXTRA_CA_CERTS makes every Node.js process
+ * parse that file's certificates as it starts (nodejs/node#40524): with a whole system bundle
+ * that costs tens of milliseconds per start, a cost of this machine's setup rather than of
+ * snapdeploy, and one the baselines (kubectl, rsync: Go and C) never pay. So it is left out of
+ * what the benchmark runs, unless SNAPDEPLOY_BENCH_KEEP_ENV=1; what it would add is measured
+ * and returned for the report. Returns undefined when the variable is not set.
+ */
+export async function benchEnvironment(
+  log: (line: string) => void,
+): Promise<{ variable: string; kept: boolean; startMs: { with: number; without: number } } | undefined> {
+  const file = process.env.NODE_EXTRA_CA_CERTS;
+  if (!file) return undefined;
+  const start = async (env: NodeJS.ProcessEnv) => {
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      await new Promise<void>((resolve, reject) => {
+        const c = spawn(process.execPath, ["-e", "0"], { env, stdio: "ignore" });
+        c.on("error", reject);
+        c.on("close", () => resolve());
+      });
+      times.push(performance.now() - t0);
+    }
+    return Math.round(median(times));
+  };
+  const without = { ...process.env };
+  delete without.NODE_EXTRA_CA_CERTS;
+  const startMs = { with: await start(process.env), without: await start(without) };
+  const kept = process.env.SNAPDEPLOY_BENCH_KEEP_ENV === "1";
+  if (!kept) delete process.env.NODE_EXTRA_CA_CERTS;
+  log(
+    `NODE_EXTRA_CA_CERTS=${file} is set here: a Node.js start (node -e 0) takes ${startMs.with} ms with it, ${startMs.without} ms without; ` +
+      (kept
+        ? "kept for the CLI (SNAPDEPLOY_BENCH_KEEP_ENV=1)"
+        : "left out for the CLI (SNAPDEPLOY_BENCH_KEEP_ENV=1 keeps it)"),
+  );
+  return { variable: file, kept, startMs };
+}

@@ -25,7 +25,13 @@ export async function serveSession(conn: AgentConnection, ctx: AgentContext): Pr
         `client speaks protocol ${String(hello.protocol)}, this build server speaks ${PROTOCOL_VERSION}; use matching versions of the CLI and the build server (snapdeploy server install)`,
       );
     }
-    await conn.send({ t: "hello", protocol: PROTOCOL_VERSION, agent: ctx.version, keepalive: true });
+    await conn.send({
+      t: "hello",
+      protocol: PROTOCOL_VERSION,
+      agent: ctx.version,
+      keepalive: true,
+      inlineSync: true,
+    });
     // Operations run one after another until the client says bye.
     for (;;) {
       const op = await conn.expect();

@@ -25,6 +25,13 @@ export function validateName(kind: "user" | "project", value: unknown): string {
   return value;
 }
 
+/** A manifest digest (SHA-256, lowercase hex) the client names. */
+export function validateDigest(kind: string, value: unknown): string {
+  if (typeof value !== "string" || !HASH.test(value))
+    throw new InvalidInput(`invalid ${kind} ${JSON.stringify(value)}: expected a SHA-256 in lowercase hex`);
+  return value;
+}
+
 /** Repository path components and tags as the distribution spec names them. */
 const REPOSITORY = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
 const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::[0-9]{1,5})?$/;

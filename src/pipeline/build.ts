@@ -99,7 +99,7 @@ export async function buildSnapshot(
           timings,
         };
       }
-      const sync = await syncPhase(s.conn, scan, req, reporter);
+      const sync = await syncPhase(s.conn, scan, { ...req, inline: s.inlineSync }, reporter);
       lap("sync");
       const why =
         check.reason ??

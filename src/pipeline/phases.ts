@@ -25,7 +25,7 @@ export async function inPhase<T>(phase: Phase, work: Promise<T>, counts: (v: T) 
 export async function syncPhase(
   conn: Connection,
   scan: Snapshot,
-  req: { user: string; project: string },
+  req: { user: string; project: string; inline?: boolean },
   reporter: Reporter,
 ): Promise<SyncResult> {
   const phase = reporter.phase("sync");
@@ -38,6 +38,7 @@ export async function syncPhase(
       digest: scan.digest,
       entries: scan.entries,
       client: `${req.user}@${os.hostname()}`,
+      inline: req.inline,
     },
     {
       onWaiting: (holder) =>

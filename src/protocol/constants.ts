@@ -18,6 +18,11 @@ export const AGENT_PORT = 7611;
 export const RELAY_COMMAND = ["node", "/opt/snapdeploy/agent.cjs", "relay"];
 /** Unacknowledged compressed bytes the client may have in flight while sending blobs. */
 export const SEND_WINDOW = 8 * 1024 * 1024;
+/**
+ * The most a sync sends inline (SyncRequest.blobs): the uncompressed bytes of the diff's
+ * files. Below SEND_WINDOW, so the client never waits for an ack before the agent speaks.
+ */
+export const INLINE_BLOBS_MAX = 4 * 1024 * 1024;
 /** The agent acknowledges at least this often (in compressed bytes consumed). */
 export const ACK_EVERY = 1024 * 1024;
 /** Size of the binary data frames the client sends. */

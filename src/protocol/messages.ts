@@ -6,6 +6,11 @@
  *           or its diff against the agent's (data frames) + manifest-end → agent need →
  *           client blobs (data frames, agent
  *           acks) + blobs-end → agent synced. The agent may say waiting (lock held) first.
+ *           Inline (agents whose hello says `inlineSync`), when the client knows which
+ *           manifest it sent last: client sync with `base` + the diff against it + manifest-end
+ *           [+ the diff's new blobs + blobs-end] at once → agent need (the blobs still
+ *           missing, usually none) → … → synced; or, when the workspace holds neither that
+ *           base nor the snapshot, send-manifest and on as above.
  *   check:  client check → agent check.
  *   build:  client build → agent waiting / queued / phase / log … → agent built.
  *   status: client status → agent status.        ping → pong.
@@ -40,6 +45,16 @@ export interface SyncRequest {
   digest: string;
   /** Who syncs (user@host), shown to others waiting for the workspace lock. */
   client: string;
+  /**
+   * Inline: the manifest follows at once, as a diff against the manifest with this digest
+   * (the one this client sent last), in data frames + manifest-end with the same `base`.
+   */
+  base?: string;
+  /**
+   * Inline, with `base`: after manifest-end, the blob stream of the diff's files (each
+   * content once; at most INLINE_BLOBS_MAX bytes in all) + blobs-end, before any need.
+   */
+  blobs?: boolean;
 }
 
 export interface ManifestEnd {
@@ -147,6 +162,8 @@ export interface AgentHello {
   agent: string;
   /** The agent answers keepalives at any point of the session. */
   keepalive?: boolean;
+  /** The agent takes a sync's manifest diff and blobs inline (SyncRequest.base, .blobs). */
+  inlineSync?: boolean;
 }
 
 /** The workspace lock is held by `holder` since `since` (ms since the epoch). */

@@ -36,6 +36,8 @@ export interface AgentSession {
   transport: Transport;
   pod: string;
   agentVersion: string;
+  /** The agent takes a sync's manifest diff and blobs inline (protocol/messages.ts). */
+  inlineSync: boolean;
   /** Says bye and closes; for an exec relay, waits for it to exit and checks its status. */
   finish(): Promise<void>;
   /** Tears the session down at once (Ctrl-C): the remote side sees its connection vanish. */
@@ -156,6 +158,7 @@ async function openSession(cluster: ClusterAccess, namespace: string, name: stri
       transport,
       pod: name,
       agentVersion: String(hello.agent),
+      inlineSync: hello.inlineSync === true,
       async finish() {
         await conn.send({ t: "bye" }).catch(() => {});
         conn.stopKeepalive();

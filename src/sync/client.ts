@@ -13,11 +13,18 @@ import { UserError } from "../errors.js";
 import { GC_EVERY } from "../context/scan.js";
 import type { Entry, ManifestDiff } from "../protocol/manifest.js";
 import { collectGarbage } from "../util/memory.js";
-import { BATCH_DEFLATE, BATCH_RAW, BLOB_HEADER, DATA_CHUNK, SEND_WINDOW } from "../protocol/constants.js";
+import {
+  BATCH_DEFLATE,
+  BATCH_RAW,
+  BLOB_HEADER,
+  DATA_CHUNK,
+  INLINE_BLOBS_MAX,
+  SEND_WINDOW,
+} from "../protocol/constants.js";
 import { type Connection, remoteError } from "../protocol/connection.js";
 import { FRAME_DATA, ProtocolError } from "../protocol/frames.js";
 import type { Message } from "../protocol/messages.js";
-import { diffFromKept, keepManifest, lastManifestFile } from "./last-manifest.js";
+import { diffFromKept, keepManifest, keptDigest, lastManifestFile } from "./last-manifest.js";
 
 export interface SyncRequest {
   root: string;
@@ -28,6 +35,8 @@ export interface SyncRequest {
   /** The manifest, called only when the build server does not hold that snapshot already. */
   entries: () => Promise<Entry[]>;
   client: string;
+  /** The agent takes the manifest diff and blobs inline (its hello said inlineSync). */
+  inline?: boolean;
   /**
    * Where the manifest last sent to this workspace is kept (last-manifest.ts), for sending
    * only a diff next time; default: in the local cache; false: neither kept nor used.
@@ -67,50 +76,97 @@ export async function syncTree(
   req: SyncRequest,
   hooks: { onWaiting?: (holder: string) => void; onProgress?: (p: SyncProgress) => void } = {},
 ): Promise<SyncResult> {
-  await conn.send({
-    t: "sync",
+  const kept = req.kept ?? lastManifestFile(req.root, req.user, req.project);
+  const request = {
+    t: "sync" as const,
     user: req.user,
     project: req.project,
     digest: req.digest,
     client: req.client,
-  });
+  };
+  let sent = 0;
+  let inline: { blobBytes: number; wire: number; files: number } | undefined;
+  let entries: Entry[] | undefined;
+  // The manifest this machine sent last is most likely what the workspace holds: then the
+  // diff against it, and the contents it names, go at once, without waiting to be asked.
+  const base = req.inline && kept ? keptDigest(kept) : undefined;
+  if (base && base !== req.digest) entries = await req.entries();
+  const diff = base && entries ? diffFromKept(kept as string, base, entries) : undefined;
+  if (base && diff && entries && diff.put.length + diff.remove.length < entries.length) {
+    const files = distinctFiles(diff.put);
+    const blobs = files.reduce((n, e) => n + e.size, 0) <= INLINE_BLOBS_MAX;
+    await conn.send({ ...request, base, blobs });
+    sent = await sendJson(conn, diffText(diff));
+    await conn.send({ t: "manifest-end", base });
+    if (blobs) {
+      const r = await sendBlobStream(conn, req.root, files, hooks.onProgress);
+      inline = { ...r, files: files.length };
+      sent += r.wire;
+    }
+    if (kept) keepManifest(kept, req.digest, entries);
+  } else {
+    await conn.send(request);
+  }
+
   let offer: Message;
   for (;;) {
     const m = await conn.expect();
-    if (m.t === "waiting") {
-      hooks.onWaiting?.(String(m.holder));
-      continue;
-    }
-    if (m.t === "synced") return result(m, 0, 0, 0);
-    if (m.t === "send-manifest") {
+    if (m.t === "waiting") hooks.onWaiting?.(String(m.holder));
+    else if (m.t === "ack")
+      continue; // of the inline blobs: they fit the send window
+    else if (m.t === "synced") return result(m, inline?.files ?? 0, inline?.blobBytes ?? 0, sent);
+    else if (m.t === "need") return await sendNeeded(conn, req, m, entries as Entry[], sent, inline, hooks);
+    else if (m.t === "send-manifest") {
       offer = m;
       break;
-    }
-    throw new ProtocolError(`unexpected "${m.t}" from the build server`);
+    } else throw new ProtocolError(`unexpected "${m.t}" from the build server`);
   }
 
-  const entries = await req.entries();
-  const kept = req.kept ?? lastManifestFile(req.root, req.user, req.project);
+  // The workspace holds neither the snapshot nor what this machine sent last.
+  entries ??= await req.entries();
   // The agent holds another manifest and takes a diff against it: when it is the one this
   // machine sent last, only what changed since goes over the wire.
-  const base = typeof offer.have === "string" && offer.diff === true ? offer.have : undefined;
-  const diff = kept && base ? diffFromKept(kept, base, entries) : undefined;
-  let sent: number;
-  if (diff && diff.put.length + diff.remove.length < entries.length) {
-    sent = await sendJson(conn, diffText(diff));
-    await conn.send({ t: "manifest-end", base });
+  const have = typeof offer.have === "string" && offer.diff === true ? offer.have : undefined;
+  const offered = kept && have ? diffFromKept(kept, have, entries) : undefined;
+  if (offered && offered.put.length + offered.remove.length < entries.length) {
+    sent += await sendJson(conn, diffText(offered));
+    await conn.send({ t: "manifest-end", base: have });
   } else {
-    sent = await sendJson(conn, arrayText(entries));
+    sent += await sendJson(conn, arrayText(entries));
     await conn.send({ t: "manifest-end" });
   }
   collectGarbage(entries.length);
   // Kept while the agent works on the manifest; what it holds is known by its digest, so a
   // sync that fails after this leaves nothing wrong behind.
   if (kept) keepManifest(kept, req.digest, entries);
-  const files = neededFiles(await conn.expect("need"), entries);
-  if (files.length === 0) return result(await conn.expect("synced"), 0, 0, sent);
+  return await sendNeeded(conn, req, await conn.expect("need"), entries, sent, inline, hooks);
+}
+
+/** After the agent's need: the blobs it still lacks, then its synced. */
+async function sendNeeded(
+  conn: Connection,
+  req: SyncRequest,
+  need: Message,
+  entries: Entry[],
+  sent: number,
+  inline: { blobBytes: number; wire: number; files: number } | undefined,
+  hooks: { onProgress?: (p: SyncProgress) => void },
+): Promise<SyncResult> {
+  const early = { files: inline?.files ?? 0, bytes: inline?.blobBytes ?? 0 };
+  const files = neededFiles(need, entries);
+  if (files.length === 0) return result(await conn.expect("synced"), early.files, early.bytes, sent);
   const { blobBytes, wire, final } = await sendBlobs(conn, req.root, files, hooks.onProgress);
-  return result(final, files.length, blobBytes, sent + wire);
+  return result(final, early.files + files.length, early.bytes + blobBytes, sent + wire);
+}
+
+/** The files of `entries`, each content once. */
+function distinctFiles(entries: readonly Entry[]): Entry[] {
+  const seen = new Set<string>();
+  return entries.filter((e) => {
+    if (e.type !== "file" || seen.has(e.hash as string)) return false;
+    seen.add(e.hash as string);
+    return true;
+  });
 }
 
 /** The files whose content the agent lacks: its bitmap over the manifest's files, in order. */
@@ -192,14 +248,8 @@ function changedDuringSync(p: string): UserError {
 }
 
 /**
- * Sends the blob stream and returns the uncompressed and on-the-wire byte counts.
- *
- * Records are gathered into batches of about DATA_CHUNK bytes; each batch is one data
- * frame, compressed on its own (so the agent can inflate and store it in one step),
- * or sent as it is when compression would not pay (already compressed files). Files
- * are read synchronously: almost all are small and in the page cache, where a read is
- * cheaper than a trip through libuv's thread pool, and meanwhile the compressor (in
- * the thread pool) and the socket work on earlier batches.
+ * Sends the blob stream while reading the agent's acks, keeping at most SEND_WINDOW bytes
+ * unacknowledged; returns the byte counts and the agent's synced.
  */
 async function sendBlobs(
   conn: Connection,
@@ -207,8 +257,6 @@ async function sendBlobs(
   files: Entry[],
   onProgress?: (p: SyncProgress) => void,
 ) {
-  const totalBytes = files.reduce((n, e) => n + e.size, 0);
-  let wire = 0;
   let acked = 0;
   let wake: (() => void) | undefined;
   let failure: unknown;
@@ -232,14 +280,56 @@ async function sendBlobs(
     failure = e;
     wake?.();
   });
+  const { blobBytes, wire } = await streamBlobs(conn, root, files, onProgress, {
+    async room(wire) {
+      while (wire - acked > SEND_WINDOW && !failure) await new Promise<void>((r) => (wake = r));
+      if (failure) throw failure;
+    },
+    failure: () => failure,
+  });
+  return { blobBytes, wire, final: await reader };
+}
+
+/**
+ * Sends the blob stream of a sync's inline blobs (at most INLINE_BLOBS_MAX bytes, within
+ * the send window: no ack needs to be waited for, and what the agent says is read after).
+ */
+function sendBlobStream(
+  conn: Connection,
+  root: string,
+  files: Entry[],
+  onProgress?: (p: SyncProgress) => void,
+) {
+  return streamBlobs(conn, root, files, onProgress, { room: async () => {}, failure: () => undefined });
+}
+
+/**
+ * Sends the blob stream and returns the uncompressed and on-the-wire byte counts.
+ *
+ * Records are gathered into batches of about DATA_CHUNK bytes; each batch is one data
+ * frame, compressed on its own (so the agent can inflate and store it in one step),
+ * or sent as it is when compression would not pay (already compressed files). Files
+ * are read synchronously: almost all are small and in the page cache, where a read is
+ * cheaper than a trip through libuv's thread pool, and meanwhile the compressor (in
+ * the thread pool) and the socket work on earlier batches. `window.room` resolves once
+ * a frame may go after `wire` bytes; `window.failure` is what the reading side met.
+ */
+async function streamBlobs(
+  conn: Connection,
+  root: string,
+  files: Entry[],
+  onProgress: ((p: SyncProgress) => void) | undefined,
+  window: { room: (wire: number) => Promise<void>; failure: () => unknown },
+) {
+  const totalBytes = files.reduce((n, e) => n + e.size, 0);
+  let wire = 0;
 
   // Batches being compressed, oldest first; each is sent once it is done and the
   // window of unacknowledged bytes has room.
   const compressing: Promise<Buffer>[] = [];
   const sendOldest = async () => {
     const frame = await (compressing.shift() as Promise<Buffer>);
-    while (wire - acked > SEND_WINDOW && !failure) await new Promise<void>((r) => (wake = r));
-    if (failure) throw failure;
+    await window.room(wire);
     await conn.sendData(frame);
     wire += frame.length;
   };
@@ -270,6 +360,7 @@ async function sendBlobs(
   let blobBytes = 0;
   try {
     for (const [i, e] of files.entries()) {
+      const failure = window.failure();
       if (failure) throw failure;
       if (i % GC_EVERY === GC_EVERY - 1) collectGarbage(files.length);
       const header = Buffer.alloc(BLOB_HEADER);
@@ -313,14 +404,15 @@ async function sendBlobs(
     }
     await flush();
     while (compressing.length) await sendOldest();
+    const failure = window.failure();
     if (failure) throw failure;
     await conn.send({ t: "blobs-end" });
   } catch (err) {
     if (!(err instanceof ProtocolError))
       await conn.send({ t: "abort", reason: String((err as Error).message) }).catch(() => {});
-    throw failure ?? err;
+    throw window.failure() ?? err;
   }
-  return { blobBytes, wire, final: await reader };
+  return { blobBytes, wire };
 }
 
 /** Batches compressed at a time (the thread pool has four threads; the CPU two or more cores). */

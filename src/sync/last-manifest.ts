@@ -42,6 +42,26 @@ function* lines(file: string): Generator<string> {
   }
 }
 
+/** The digest of the manifest kept in `file` (its header line); undefined when there is none. */
+export function keptDigest(file: string): string | undefined {
+  try {
+    const fd = openSync(file, "r");
+    const buf = Buffer.allocUnsafe(512);
+    let n: number;
+    try {
+      n = readSync(fd, buf, 0, buf.length, 0);
+    } finally {
+      closeSync(fd);
+    }
+    const end = buf.subarray(0, n).indexOf(10);
+    if (end < 0) return undefined;
+    const h = JSON.parse(buf.toString("utf8", 0, end)) as { v?: unknown; digest?: unknown };
+    return h.v === VERSION && typeof h.digest === "string" ? h.digest : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const canonical = (e: Entry) =>
   `${e.type} ${e.mode.toString(8)} ${e.size} ${e.hash ?? e.target ?? "-"} ${e.path}\n`;
 

@@ -22,6 +22,7 @@ import { applyManifestDiff, diffManifests, type Entry, manifestDigest } from "..
 import type { AgentMessage } from "../../src/protocol/messages.js";
 import { diffFromKept, keepManifest } from "../../src/sync/last-manifest.js";
 import { syncTree } from "../../src/sync/client.js";
+import { INLINE_BLOBS_MAX } from "../../src/protocol/constants.js";
 
 const H = (c: string) => c.repeat(64);
 const file = (path: string, hash = H("a"), size = 1): Entry => ({
@@ -132,7 +133,7 @@ async function agent(t: TestContext, root: string) {
     server.close();
   });
   /** One sync of `tree` by the real client; returns its result and the agent's log line. */
-  const syncOnce = async (tree: string, kept: string) => {
+  const syncOnce = async (tree: string, kept: string, inline = false) => {
     const scan = await scanTree({ root: tree, useCache: false });
     const s = createConnection(path);
     await new Promise((r) => s.once("connect", r));
@@ -146,6 +147,7 @@ async function agent(t: TestContext, root: string) {
         entries: async () => scan.entries,
         client: "test",
         kept,
+        inline,
       });
       return { r, log: logs.at(-1) ?? "" };
     } finally {
@@ -222,4 +224,135 @@ test("the agent refuses a diff against a manifest its workspace does not hold", 
     conn.expect("need"),
     /a manifest diff against 1{64}, which this workspace does not hold/,
   );
+});
+
+/** A tree of `n` small files in ten folders under `tree`. */
+async function smallTree(tree: string, n: number) {
+  const { mkdir } = await import("node:fs/promises");
+  for (let i = 0; i < n; i++) {
+    await mkdir(join(tree, `d${i % 10}`), { recursive: true });
+    await writeFile(join(tree, `d${i % 10}/f${i}.txt`), `file ${i} `.repeat(20));
+  }
+}
+
+test("inline: a change goes with its diff and blobs at once, when the workspace holds what was sent last", async (t) => {
+  const root = await mkdtemp(join(tmpdir(), "snapdeploy-inline-"));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const tree = join(root, "tree");
+  const kept = join(root, "kept.jsonl");
+  const { syncOnce } = await agent(t, root);
+  await smallTree(tree, 300);
+  // Nothing kept yet: the agent is asked, as without inline.
+  const first = await syncOnce(tree, kept, true);
+  assert.equal(first.r.added, 300);
+  assert.match(first.log, /manifest \(whole\)/);
+
+  await writeFile(join(tree, "d3/f3.txt"), "changed");
+  await writeFile(join(tree, "d5/f5.txt"), "changed"); // the same content: sent once
+  const second = await syncOnce(tree, kept, true);
+  assert.deepEqual([second.r.added, second.r.changed, second.r.removed], [0, 2, 0]);
+  assert.match(second.log, /manifest \(inline diff: 0 removed, 2 put\)/);
+  assert.match(second.log, /1 blobs, 47 bytes \(1 inline\)/); // 40 bytes of record header
+  assert.equal(second.r.blobs, 1);
+  assert.equal(second.r.blobBytes, 7);
+  const ws = join(root, "data/workspaces/u/p/current");
+  assert.equal(await readFile(join(ws, "d3/f3.txt"), "utf8"), "changed");
+  assert.equal(await readFile(join(ws, "d5/f5.txt"), "utf8"), "changed");
+
+  // A content the store already has, under a new name: inline too, nothing new stored.
+  await writeFile(join(tree, "copy.txt"), "changed");
+  const third = await syncOnce(tree, kept, true);
+  assert.equal(third.r.added, 1);
+  assert.match(third.log, /manifest \(inline diff: 0 removed, 1 put\)/);
+  assert.equal(await readFile(join(ws, "copy.txt"), "utf8"), "changed");
+});
+
+test("inline: when the workspace holds something else, the diff is dropped and the manifest asked for", async (t) => {
+  const root = await mkdtemp(join(tmpdir(), "snapdeploy-inline-other-"));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const tree = join(root, "tree");
+  const kept = join(root, "kept.jsonl");
+  const other = join(root, "other.jsonl");
+  const { syncOnce } = await agent(t, root);
+  await smallTree(tree, 50);
+  await syncOnce(tree, kept, true);
+  // Another machine (its own kept copy) syncs a change: the workspace moves on.
+  await writeFile(join(tree, "d1/f1.txt"), "from elsewhere");
+  await syncOnce(tree, other, true);
+  // This machine's kept copy names the old manifest; its inline diff cannot apply.
+  await writeFile(join(tree, "d2/f2.txt"), "from here");
+  const r = await syncOnce(tree, kept, true);
+  assert.deepEqual([r.r.added, r.r.changed, r.r.removed], [0, 1, 0]);
+  assert.match(r.log, /manifest \(whole\)/);
+  const ws = join(root, "data/workspaces/u/p/current");
+  assert.equal(await readFile(join(ws, "d2/f2.txt"), "utf8"), "from here");
+  assert.equal(await readFile(join(ws, "d1/f1.txt"), "utf8"), "from elsewhere");
+
+  // And when the workspace already holds the snapshot, the inline diff ends in a no-op.
+  const stale = join(root, "stale.jsonl");
+  await writeFile(stale, await readFile(other));
+  const noop = await syncOnce(tree, stale, true);
+  assert.equal(noop.r.noop, true);
+});
+
+test("inline: contents over the inline limit wait for the agent's need", async (t) => {
+  const root = await mkdtemp(join(tmpdir(), "snapdeploy-inline-big-"));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const tree = join(root, "tree");
+  const kept = join(root, "kept.jsonl");
+  const { syncOnce } = await agent(t, root);
+  await smallTree(tree, 20);
+  await syncOnce(tree, kept, true);
+  const { randomBytes } = await import("node:crypto");
+  const big = randomBytes(INLINE_BLOBS_MAX + 1);
+  await writeFile(join(tree, "big.bin"), big);
+  const r = await syncOnce(tree, kept, true);
+  assert.equal(r.r.added, 1);
+  assert.match(r.log, /manifest \(inline diff: 0 removed, 1 put\)/);
+  assert.doesNotMatch(r.log, /inline\)/); // the blob went after the need
+  assert.equal(r.r.blobBytes, big.length);
+  assert.deepEqual(await readFile(join(root, "data/workspaces/u/p/current/big.bin")), big);
+});
+
+test("inline: the agent refuses a base that is no digest, and inline blobs over the limit", async (t) => {
+  const root = await mkdtemp(join(tmpdir(), "snapdeploy-inline-bad-"));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const tree = join(root, "tree");
+  const kept = join(root, "kept.jsonl");
+  const { syncOnce, ctx } = await agent(t, root);
+  await smallTree(tree, 5);
+  const first = await syncOnce(tree, kept);
+  const { deflateRawSync } = await import("node:zlib");
+  const server = createServer((s) => {
+    const conn = new Connection<AgentMessage>(s);
+    void conn
+      .expect("sync")
+      .then((op) => sync(conn, ctx, op))
+      .catch((e) => conn.send({ t: "error", code: "input", message: (e as Error).message }));
+  });
+  const path = join(root, "raw.sock");
+  await new Promise<void>((r) => server.listen(path, r));
+  t.after(() => server.close());
+  const session = async () => {
+    const s = createConnection(path);
+    t.after(() => s.destroy());
+    return new Connection(s);
+  };
+  const a = await session();
+  await a.send({ t: "sync", user: "u", project: "p", digest: H("0"), client: "test", base: "../x" });
+  await assert.rejects(a.expect("need"), /invalid base "\.\.\/x": expected a SHA-256/);
+
+  // A diff that names 5 MB of new content, with inline blobs: refused before any is read.
+  const held = first.r.digest;
+  const put = [{ path: "huge.bin", type: "file", mode: 0o644, size: INLINE_BLOBS_MAX + 1, hash: H("a") }];
+  const next = applyManifestDiff((await scanTree({ root: tree, useCache: false })).entries, {
+    remove: [],
+    put,
+  });
+  const b = await session();
+  const digest = manifestDigest(next as Entry[]);
+  await b.send({ t: "sync", user: "u", project: "p", digest, client: "test", base: held, blobs: true });
+  await b.sendData(deflateRawSync(Buffer.from(JSON.stringify({ remove: [], put }))));
+  await b.send({ t: "manifest-end", base: held });
+  await assert.rejects(b.expect("need"), /inline blobs of 4194305 bytes exceed 4194304/);
 });

@@ -1,16 +1,18 @@
 /**
  * The sync operation: brings the workspace user/project to the announced manifest,
  * asking only for the manifest when the workspace holds another one and only for the
- * blobs the store lacks.
+ * blobs the store lacks. A client that knows what it sent last sends the diff (and its
+ * blobs) inline, without being asked: one round trip for a small change.
  */
 import { createInflateRaw } from "node:zlib";
 import { FRAME_DATA, ProtocolError } from "../../protocol/frames.js";
-import { applyManifestDiff, manifestDigest } from "../../protocol/manifest.js";
+import { INLINE_BLOBS_MAX, MAX_BATCH } from "../../protocol/constants.js";
+import { applyManifestDiff, type Entry, manifestDigest } from "../../protocol/manifest.js";
 import type { Message } from "../../protocol/messages.js";
 import { receiveBlobs } from "../blob-stream.js";
 import type { AgentConnection, AgentContext } from "../context.js";
 import { ClientAbort, InvalidInput } from "../errors.js";
-import { validateManifest, validateName } from "../validate.js";
+import { validateDigest, validateManifest, validateName } from "../validate.js";
 import { Workspace } from "../workspace.js";
 
 const MAX_MANIFEST_BYTES = 512 * 1024 * 1024;
@@ -32,6 +34,22 @@ export async function sync(conn: AgentConnection, ctx: AgentContext, op: Message
   const leaveStore = await ctx.store.enter();
   try {
     const current = await ws.currentDigest();
+    const t0 = Date.now();
+    let entries: Entry[] | undefined;
+    let sent = "";
+    let inline = { blobs: 0, bytes: 0 };
+    if (op.base !== undefined) {
+      // Inline: the diff (and maybe its blobs) is on its way already; it is read whatever
+      // the workspace holds, and used when the workspace holds its base.
+      const base = validateDigest("base", op.base);
+      const { raw, base: ended } = await receiveManifest(conn);
+      if (ended !== base) throw new ProtocolError("the inline manifest-end names another base than the sync");
+      if (current === base) {
+        entries = await checkedManifest(patched(ws, current, base, raw), digest);
+        sent = `inline diff: ${diffCounts(raw)}`;
+      }
+      if (op.blobs === true) inline = await receiveInlineBlobs(conn, ctx, raw, entries);
+    }
     if (current === digest) {
       await ws.touch();
       const info = await ws.info();
@@ -47,14 +65,12 @@ export async function sync(conn: AgentConnection, ctx: AgentContext, op: Message
       });
       return;
     }
-    const t0 = Date.now();
-    await conn.send({ t: "send-manifest", have: current ?? null, diff: current !== undefined });
-    const { raw, base } = await receiveManifest(conn);
-    const entries = validateManifest(base === undefined ? raw : await patched(ws, current, base, raw));
-    const sent = base === undefined ? "whole" : `diff: ${diffCounts(raw)}`;
-    const actual = manifestDigest(entries);
-    if (actual !== digest)
-      throw new InvalidInput(`manifest digest mismatch: announced ${digest}, received ${actual}`);
+    if (!entries) {
+      await conn.send({ t: "send-manifest", have: current ?? null, diff: current !== undefined });
+      const { raw, base } = await receiveManifest(conn);
+      entries = await checkedManifest(base === undefined ? raw : patched(ws, current, base, raw), digest);
+      sent = base === undefined ? "whole" : `diff: ${diffCounts(raw)}`;
+    }
 
     const tManifest = Date.now();
     // What to send, as a bitmap over the manifest's files in order (the first file with
@@ -80,7 +96,8 @@ export async function sync(conn: AgentConnection, ctx: AgentContext, op: Message
     const tBlobs = Date.now();
     const changes = await ws.update(digest, entries, ctx.blobs);
     ctx.log(
-      `sync ${key}: +${changes.added} ~${changes.changed} -${changes.removed}, ${need.length} blobs, ${received} bytes; ` +
+      `sync ${key}: +${changes.added} ~${changes.changed} -${changes.removed}, ${need.length + inline.blobs} blobs, ${received + inline.bytes} bytes` +
+        `${inline.blobs ? ` (${inline.blobs} inline)` : ""}; ` +
         `manifest (${sent}) ${tManifest - t0} ms, blobs ${tBlobs - tManifest} ms, workspace ${Date.now() - tBlobs} ms`,
     );
     await conn.send({
@@ -88,7 +105,7 @@ export async function sync(conn: AgentConnection, ctx: AgentContext, op: Message
       noop: false,
       digest,
       ...changes,
-      blobs: need.length,
+      blobs: need.length + inline.blobs,
       files: entries.filter((e) => e.type === "file").length,
     });
   } finally {
@@ -102,9 +119,59 @@ const diffCounts = (d: unknown) => {
   return `${remove.length} removed, ${put.length} put`;
 };
 
+/** The manifest, validated, whose digest must be the one the sync announced. */
+async function checkedManifest(raw: unknown, digest: string): Promise<Entry[]> {
+  const entries = validateManifest(await raw);
+  const actual = manifestDigest(entries);
+  if (actual !== digest)
+    throw new InvalidInput(`manifest digest mismatch: announced ${digest}, received ${actual}`);
+  return entries;
+}
+
 /**
- * The whole manifest from a diff against the current tree's (which the agent offered), for
- * validation like any manifest.
+ * The blob stream a sync sent inline after its diff: the contents of the diff's files. Taken
+ * into the store when the diff applied (`entries`, validated, says each blob's size); else
+ * read and dropped, since the manifest will be asked for anew. Either way at most
+ * INLINE_BLOBS_MAX bytes.
+ */
+async function receiveInlineBlobs(
+  conn: AgentConnection,
+  ctx: AgentContext,
+  diff: unknown,
+  entries: Entry[] | undefined,
+): Promise<{ blobs: number; bytes: number }> {
+  if (!entries) {
+    let bytes = 0;
+    for (;;) {
+      const f = await conn.next();
+      if (f.kind === FRAME_DATA) {
+        bytes += f.data.length;
+        if (bytes > INLINE_BLOBS_MAX + MAX_BATCH)
+          throw new InvalidInput(`inline blobs exceed ${INLINE_BLOBS_MAX} bytes`);
+        continue;
+      }
+      if (f.msg.t === "blobs-end") return { blobs: 0, bytes: 0 };
+      if (f.msg.t === "abort") throw new ClientAbort(String(f.msg.reason ?? "client aborted"));
+      throw new ProtocolError(`unexpected "${f.msg.t}" while receiving inline blobs`);
+    }
+  }
+  const sizes = new Map(entries.filter((e) => e.type === "file").map((e) => [e.hash as string, e.size]));
+  // The diff applied, so its entries are the validated manifest's.
+  const put = (diff as { put: Entry[] }).put.filter((e) => e.type === "file");
+  const wanted = new Set(put.map((e) => e.hash as string));
+  let total = 0;
+  for (const h of wanted) total += sizes.get(h) ?? 0;
+  if (total > INLINE_BLOBS_MAX)
+    throw new InvalidInput(`inline blobs of ${total} bytes exceed ${INLINE_BLOBS_MAX}`);
+  const count = wanted.size;
+  const bytes = await receiveBlobs(conn, ctx.blobs, wanted, sizes);
+  // The decoder takes each blob out of `wanted` as it arrives.
+  return { blobs: count - wanted.size, bytes };
+}
+
+/**
+ * The whole manifest from a diff against the current tree's (which the agent offered, or
+ * the client named inline), for validation like any manifest.
  */
 async function patched(ws: Workspace, current: string | undefined, base: string, diff: unknown) {
   if (current === undefined || base !== current)
