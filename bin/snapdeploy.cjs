@@ -46,6 +46,7 @@ try {
 
 // The wrapper Node.js gives a CommonJS module.
 const wrapped = `(function (exports, require, module, __filename, __dirname) { ${source}\n});`;
+// The bundle has no import() left: what it does not bundle, it requires.
 const script = new Script(wrapped, { filename: bundle, cachedData: cached });
 let data;
 if (key && (!cached || script.cachedDataRejected)) {

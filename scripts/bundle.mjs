@@ -36,8 +36,12 @@ await build({
 });
 // bin/snapdeploy.cjs reads the bundle as latin1, which is right only for ASCII (esbuild's
 // default charset escapes everything else).
-if (readFileSync("dist/cli/snapdeploy.cjs").some((b) => b > 0x7f))
+const cli = readFileSync("dist/cli/snapdeploy.cjs");
+if (cli.some((b) => b > 0x7f))
   throw new Error("dist/cli/snapdeploy.cjs is not ASCII: bin/snapdeploy.cjs reads it as latin1");
+// The bin runs the bundle as a vm.Script, where import() has no loader: require what is not bundled.
+if (/\bimport\(/.test(cli.toString("latin1")))
+  throw new Error("dist/cli/snapdeploy.cjs calls import(): require modules left out of the bundle instead");
 mkdirSync("dist/server", { recursive: true });
 await build({
   ...common,

@@ -173,7 +173,8 @@ export async function scanSnapshot(opts: ScanOptions): Promise<Snapshot> {
  * else by reading it; saves the cache when it changed. Returns the manifest digest.
  */
 async function completeHashes(w: Walk, cacheFile: string | undefined): Promise<string> {
-  const cached = (cacheFile ? await loadCache(cacheFile, w.root) : undefined) ?? {};
+  const loaded = cacheFile ? await loadCache(cacheFile, w.root) : undefined;
+  const cached = loaded ?? {};
   const fresh = new Map<string, CacheRecord>();
   const toHash: ToHash[] = [];
   for (let i = 0; i < w.files.length; i++) {
@@ -199,11 +200,19 @@ async function completeHashes(w: Walk, cacheFile: string | undefined): Promise<s
     throw e;
   }
   collectGarbage(toHash.length);
-  const unchanged = newRecords === 0 && fresh.size === Object.keys(cached).length;
-  if (cacheFile && !unchanged) await saveCache(cacheFile, w.root, fresh, w.warn);
+  // Rewriting the whole cache for a few changed files costs more than hashing those few
+  // again next time (files changed just before a scan are not cached anyway: RACY_MS), so
+  // an existing cache is saved only when enough records came or went.
+  const dropped = Object.keys(cached).length - (fresh.size - newRecords);
+  const changed = Math.max(newRecords, dropped);
+  if (cacheFile && (!loaded || changed > Math.max(SAVE_AFTER, w.files.length / 100)))
+    await saveCache(cacheFile, w.root, fresh, w.warn);
   collectGarbage(w.entries.length);
   return manifestDigest(w.entries);
 }
+
+/** The stat cache is saved once more than this many records (or 1% of the files) changed. */
+const SAVE_AFTER = 16;
 
 async function resolveRoot(root: string): Promise<string> {
   const abs = resolve(root);

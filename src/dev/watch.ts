@@ -4,6 +4,7 @@
  * (`.dockerignore`, never `.git`), debounced into batches of changed paths. A change of
  * `.dockerignore` itself reloads the rules and is reported like any other path.
  */
+import { createRequire } from "node:module";
 import path from "node:path";
 import { type IgnoreRules, readDockerignore } from "../context/dockerignore.js";
 
@@ -30,11 +31,9 @@ export interface TreeWatcher {
 
 /** Starts watching `root` (absolute). Resolves once the native watcher is subscribed. */
 export async function watchTree(root: string, opts: WatchOptions): Promise<TreeWatcher> {
-  const mod = (await import("@parcel/watcher")) as typeof import("@parcel/watcher") & {
-    default?: typeof import("@parcel/watcher");
-  };
-  // A CommonJS module: through import() its exports may sit under `default`.
-  const watcher = mod.default ?? mod;
+  // A native CommonJS module, not bundled: required from node_modules when `dev` starts
+  // (require, not import(): the bundle runs as a script, see bin/snapdeploy.cjs).
+  const watcher = createRequire(import.meta.url)("@parcel/watcher") as typeof import("@parcel/watcher");
   let rules: IgnoreRules = await readDockerignore(root);
   const debounceMs = opts.debounceMs ?? 80;
   const maxWaitMs = opts.maxWaitMs ?? 1000;

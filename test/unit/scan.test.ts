@@ -490,9 +490,38 @@ test("stat cache: an unchanged tree is not read again; a changed file is", async
   assert.equal(third.entries.find((e) => e.path === "sub/b.txt")?.hash, sha256("BRAVO"));
   assert.notEqual(manifestDigest(third.entries), manifestDigest(first.entries));
 
+  // One changed record does not rewrite the cache: the file is hashed again when the
+  // entries are needed, and the rest still comes from the cache.
   const fourth = await scanTree({ root, cacheFile });
-  assert.equal(fourth.stats.hashedFiles, 0);
-  assert.equal(fourth.stats.cacheHits, 3);
+  assert.equal(fourth.stats.hashedFiles, 1);
+  assert.equal(fourth.stats.cacheHits, 2);
+  assert.deepEqual(fourth.entries, third.entries);
+});
+
+test("stat cache: it is saved again once more than 16 records (or 1% of the files) changed", async (t) => {
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 40; i++) files[`f${i}.txt`] = `file ${i}`;
+  const root = await tree(t, files);
+  const cacheFile = join(await tempDir(t), "scan.json");
+  await age(root);
+  await scanTree({ root, cacheFile });
+  // Old mtimes on the edited files only (touching the others would change their ctime).
+  const edit = async (n: number, text: string) => {
+    for (let i = 0; i < n; i++) {
+      await writeFile(join(root, `f${i}.txt`), text);
+      await utimes(join(root, `f${i}.txt`), PAST, PAST);
+    }
+  };
+  await edit(16, "changed once");
+  assert.equal((await scanTree({ root, cacheFile })).stats.hashedFiles, 16);
+  // Not saved: those 16 are hashed again.
+  assert.equal((await scanTree({ root, cacheFile })).stats.hashedFiles, 16);
+  await edit(17, "changed twice");
+  assert.equal((await scanTree({ root, cacheFile })).stats.hashedFiles, 17);
+  // Saved: nothing is hashed again.
+  const after = await scanTree({ root, cacheFile });
+  assert.equal(after.stats.hashedFiles, 0);
+  assert.equal(after.stats.cacheHits, 40);
 });
 
 test("scanSnapshot: an unchanged tree gives the previous digest without reading the stat cache", async (t) => {
