@@ -255,6 +255,9 @@ async function appSet(suffix: string, deps?: string) {
     [CLI, "dev", ...sdArgs(dirs.live, name.live), "-t", name.live, "--no-logs"],
     { stdio: ["pipe", "ignore", "pipe"] },
   ) as ChildProcess;
+  // However the benchmark ends, `dev` does not outlive it.
+  const stopDev = () => dev.kill("SIGINT");
+  process.once("exit", stopDev);
   let devErr = "";
   dev.stderr?.on("data", (d) => {
     devErr += d;
@@ -266,6 +269,11 @@ async function appSet(suffix: string, deps?: string) {
     },
   );
   log(`${name.live}: dev's first deploy is served`);
+  // A content of its own, so that the first deploys build (rather than find an image an
+  // earlier run pushed): the rounds then start with the builders' caches as a user's are.
+  const warm = `warm-up ${Date.now()}\n`;
+  writeFileSync(join(dirs.deploy, "greeting.txt"), warm);
+  writeFileSync(join(dirs.original, "greeting.txt"), warm);
   await deploy();
   await original(dirs.original, name.original);
   log(`${name.deploy}, ${name.original}: first deploys done`);
@@ -307,7 +315,8 @@ async function appSet(suffix: string, deps?: string) {
         .join(", ")}`,
     );
   }
-  dev.kill("SIGINT");
+  process.off("exit", stopDev);
+  stopDev();
   await new Promise((r) => dev.once("exit", r));
   const liveLines = devErr.split("\n").filter((l) => /live update:/.test(l));
 
