@@ -27,6 +27,8 @@ export interface Fixture {
   /** Files that a sync sends (everything but .git and what .dockerignore leaves out), and their bytes. */
   files: number;
   bytes: number;
+  /** Symlinks a sync sends (a cold sync counts them as added, beside the files). */
+  symlinks?: number;
   /** What .dockerignore and the .git rule leave out, as rsync patterns anchored at the tree's root. */
   excludes: string[];
   /** The file the "one file changed" scenario edits (about 10 KB where the tree has such files). */

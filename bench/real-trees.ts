@@ -120,17 +120,22 @@ function restore(dir: string) {
       if (d.startsWith(ADDED_PREFIX)) rmSync(join(nm, d), { recursive: true, force: true });
 }
 
-async function listFiles(dir: string): Promise<{ path: string; size: number }[]> {
+/** The tree's regular files, sorted by path, and how many symlinks it has. */
+async function listFiles(
+  dir: string,
+): Promise<{ files: { path: string; size: number }[]; symlinks: number }> {
   const files: { path: string; size: number }[] = [];
+  let symlinks = 0;
   const walk = async (rel: string) => {
     for (const d of await readdir(join(dir, rel), { withFileTypes: true })) {
       const p = rel ? `${rel}/${d.name}` : d.name;
       if (d.isDirectory()) await walk(p);
       else if (d.isFile()) files.push({ path: p, size: (await stat(join(dir, p))).size });
+      else if (d.isSymbolicLink()) symlinks++;
     }
   };
   await walk("");
-  return files.sort((a, b) => (a.path < b.path ? -1 : 1));
+  return { files: files.sort((a, b) => (a.path < b.path ? -1 : 1)), symlinks };
 }
 
 /** Real tree `name`, built on first use; undefined (the reason logged) when it cannot be fetched. */
@@ -145,7 +150,7 @@ export async function realTree(name: string, log: (line: string) => void): Promi
     log(`fixture ${name}: skipped, it could not be fetched: ${(e as Error).message.split("\n")[0]}`);
     return undefined;
   }
-  const files = await listFiles(dir);
+  const { files, symlinks } = await listFiles(dir);
   // The one-file edit: a file of about 10 KB (a source file a developer would touch).
   const edits = files.filter((f) => f.size >= 64);
   const one = edits.reduce((a, b) => (Math.abs(b.size - 10240) < Math.abs(a.size - 10240) ? b : a));
@@ -155,6 +160,7 @@ export async function realTree(name: string, log: (line: string) => void): Promi
     name,
     dir,
     files: files.length,
+    symlinks,
     bytes: files.reduce((n, f) => n + f.size, 0),
     excludes: ["/.git"],
     oneFile: one.path,

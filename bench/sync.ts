@@ -224,7 +224,7 @@ async function benchTree(f: Fixture, rows: Row[]) {
     for (const file of [cacheFile, fingerprintFile(cacheFile)]) rmSync(file, { force: true });
     await sleep(f.writtenAt + RACY_MS + 100 - Date.now());
     log(`${f.name}: cold run ${i + 1}`);
-    await round(cold, f.files, true);
+    await round(cold, f.files + (f.symlinks ?? 0), true);
   }
   await checkCopies(f, user);
 

@@ -43,10 +43,13 @@ function collector(ms = 5000) {
 
 test("edits arrive as one debounced batch; .git and .dockerignore'd paths never do", async (t) => {
   const root = tree();
-  t.after(() => rmSync(root, { recursive: true, force: true }));
   const c = collector();
   const w = await watchTree(root, { onBatch: c.onBatch, debounceMs: 100 });
-  t.after(() => w.close());
+  // The watcher closes before its tree goes (hooks run in the order they were added).
+  t.after(async () => {
+    await w.close();
+    rmSync(root, { recursive: true, force: true });
+  });
   writeFileSync(path.join(root, ".git", "index"), "x");
   writeFileSync(path.join(root, "node_modules", "dep.js"), "x");
   writeFileSync(path.join(root, "build.log"), "x");
@@ -61,10 +64,13 @@ test("edits arrive as one debounced batch; .git and .dockerignore'd paths never 
 
 test("a change of .dockerignore reloads the rules and is itself reported", async (t) => {
   const root = tree();
-  t.after(() => rmSync(root, { recursive: true, force: true }));
   const c = collector();
   const w = await watchTree(root, { onBatch: c.onBatch, debounceMs: 100 });
-  t.after(() => w.close());
+  // The watcher closes before its tree goes (hooks run in the order they were added).
+  t.after(async () => {
+    await w.close();
+    rmSync(root, { recursive: true, force: true });
+  });
   writeFileSync(path.join(root, ".dockerignore"), "node_modules\n");
   assert.deepEqual(await c.next(), { changed: [".dockerignore"], deleted: [] });
   writeFileSync(path.join(root, "build.log"), "now in the context\n");
