@@ -41,7 +41,11 @@ try {
   const xdg = process.env.XDG_CACHE_HOME;
   cacheDir = join(xdg && isAbsolute(xdg) ? xdg : join(homedir(), ".cache"), "snapdeploy", "compile");
   key = `${st.ino}-${st.size}-${Math.trunc(st.mtimeMs)}-${process.version}`;
-  cached = readFileSync(join(cacheDir, `${key}.${command}.bin`));
+  const file = join(cacheDir, `${key}.${command}.bin`);
+  // Only a cache this user wrote, which nobody else may change.
+  const own = statSync(file);
+  if (!process.getuid || (own.uid === process.getuid() && (own.mode & 0o022) === 0))
+    cached = readFileSync(file);
 } catch {}
 
 // The wrapper Node.js gives a CommonJS module.

@@ -95,7 +95,8 @@ export function validateManifest(raw: unknown, maxEntries = 2_000_000): Entry[] 
   if (!Array.isArray(raw)) throw new InvalidInput("manifest is not a list");
   if (raw.length > maxEntries)
     throw new InvalidInput(`manifest has ${raw.length} entries, more than ${maxEntries}`);
-  const types = new Map<string, Entry["type"]>();
+  // The directories so far: every entry's parent must be one (sorted order puts it first).
+  const dirs = new Set<string>();
   const links = new Map<string, string>();
   let prev: string | undefined;
   const out: Entry[] = [];
@@ -106,7 +107,7 @@ export function validateManifest(raw: unknown, maxEntries = 2_000_000): Entry[] 
       throw new InvalidInput(`manifest is not sorted or has a duplicate at ${p}`);
     prev = p;
     const parent = path.dirname(p);
-    if (parent !== "." && types.get(parent) !== "dir") {
+    if (parent !== "." && !dirs.has(parent)) {
       throw new InvalidInput(`${p}: its parent ${parent} is not a directory in the manifest`);
     }
     const mode = r.mode;
@@ -131,7 +132,7 @@ export function validateManifest(raw: unknown, maxEntries = 2_000_000): Entry[] 
         `${p}: unsupported entry type ${JSON.stringify(r.type)} (only files, directories and symlinks)`,
       );
     }
-    types.set(p, e.type);
+    if (e.type === "dir") dirs.add(p);
     out.push(e);
   }
   const leaving = links.size ? escapingLink(links) : undefined;

@@ -18,7 +18,7 @@ import {
   symlinkSync,
 } from "node:fs";
 import path from "node:path";
-import type { Entry } from "../protocol/manifest.js";
+import { compareEntryPaths, type Entry } from "../protocol/manifest.js";
 import type { BlobStore } from "./blobs.js";
 import { InvalidInput } from "./errors.js";
 
@@ -267,8 +267,8 @@ function same(a: Entry, b: Entry): boolean {
  * YIELD_EVERY operations.
  */
 export async function applyDiff(tree: string, from: Entry[], to: Entry[], blobs: BlobStore): Promise<void> {
-  const want = new Map(to.map((e) => [e.path, e]));
-  const have = new Map(from.map((e) => [e.path, e]));
+  // Both lists are sorted by path: each step walks them side by side (no maps of every path).
+  const removed = new Set<string>();
   const abs = (p: string) => path.join(tree, p);
   let ops = 0;
   const tick = async () => {
@@ -277,19 +277,23 @@ export async function applyDiff(tree: string, from: Entry[], to: Entry[], blobs:
 
   // 1. Remove what goes away or changes type, deepest first. Anything inside a
   //    removed directory goes with it.
-  for (let i = from.length - 1; i >= 0; i--) {
+  for (let i = from.length - 1, j = to.length - 1; i >= 0; i--) {
     const old = from[i] as Entry;
-    const next = want.get(old.path);
+    while (j >= 0 && (to[j] as Entry).path > old.path) j--;
+    const next = j >= 0 && (to[j] as Entry).path === old.path ? to[j] : undefined;
     if (next && next.type === old.type && (old.type !== "symlink" || next.target === old.target)) continue;
     rmSync(abs(old.path), { recursive: true, force: true });
-    have.delete(old.path);
+    removed.add(old.path);
     await tick();
   }
   // 2. Create and update in path order, so parents come before children. Directory
   //    modes are applied last, so a read-only directory can still be filled.
   const dirs: Entry[] = [];
+  let i = 0;
   for (const e of to) {
-    const old = have.get(e.path);
+    while (i < from.length && (from[i] as Entry).path < e.path) i++;
+    const at = from[i];
+    const old = at && at.path === e.path && !removed.has(e.path) ? at : undefined;
     if (old && same(old, e)) continue;
     const dest = abs(e.path);
     if (e.type === "dir") {
@@ -334,29 +338,44 @@ function placeFile(blobs: BlobStore, e: Entry, dest: string, replacing: boolean)
 }
 
 function diffSummary(from: Entry[], to: Entry[]): Changes {
-  const before = new Map(from.map((e) => [e.path, e]));
-  const after = new Set(to.map((e) => e.path));
+  // Both are sorted by path (validated manifests): one merge, no maps of every path.
   const c: Changes = { added: 0, changed: 0, removed: 0, sample: [] };
+  const gone: string[] = [];
   const note = (s: string) => {
     if (c.sample.length < 10) c.sample.push(s);
   };
-  for (const e of to) {
-    if (e.type === "dir") continue;
-    const old = before.get(e.path);
-    if (!old) {
-      c.added++;
-      note(`+ ${e.path}`);
-    } else if (!same(old, e)) {
-      c.changed++;
-      note(`~ ${e.path}`);
+  let i = 0;
+  let j = 0;
+  while (i < from.length || j < to.length) {
+    const a = from[i];
+    const b = to[j];
+    const order = !a ? 1 : !b ? -1 : compareEntryPaths(a, b);
+    if (order < 0) {
+      const old = a as Entry;
+      if (old.type !== "dir") {
+        c.removed++;
+        if (gone.length < 10) gone.push(`- ${old.path}`);
+      }
+      i++;
+    } else if (order > 0) {
+      const e = b as Entry;
+      if (e.type !== "dir") {
+        c.added++;
+        note(`+ ${e.path}`);
+      }
+      j++;
+    } else {
+      const e = b as Entry;
+      if (e.type !== "dir" && !same(a as Entry, e)) {
+        c.changed++;
+        note(`~ ${e.path}`);
+      }
+      i++;
+      j++;
     }
   }
-  for (const e of from) {
-    if (e.type !== "dir" && !after.has(e.path)) {
-      c.removed++;
-      note(`- ${e.path}`);
-    }
-  }
+  // What went is listed after what came or changed, as far as ten lines go.
+  for (const g of gone) note(g);
   return c;
 }
 

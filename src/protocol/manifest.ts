@@ -33,6 +33,11 @@ export function compareEntryPaths(a: Pick<Entry, "path">, b: Pick<Entry, "path">
   return a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
 }
 
+/** An entry's line in the manifest digest: "type mode(octal) size hash-or-target-or-'-' path\n". */
+export function canonicalLine(e: Entry): string {
+  return `${e.type} ${e.mode.toString(8)} ${e.size} ${e.hash ?? e.target ?? "-"} ${e.path}\n`;
+}
+
 /**
  * sha256 hex of the canonical encoding of `entries`, in the order given (callers pass
  * them sorted by `compareEntryPaths`, as `scanTree` returns them). One line per entry:
@@ -46,7 +51,7 @@ export function manifestDigest(entries: readonly Entry[]): string {
   // (a third of the time on 10k entries). The hashed bytes are the same.
   let slice = "";
   for (const e of entries) {
-    slice += `${e.type} ${e.mode.toString(8)} ${e.size} ${e.hash ?? e.target ?? "-"} ${e.path}\n`;
+    slice += canonicalLine(e);
     if (slice.length >= 1 << 16) {
       hash.update(slice);
       slice = "";

@@ -3,18 +3,21 @@
  * next sync can send only its difference from it: the agent names the digest its workspace
  * holds, and when that is the one kept here, a diff is enough (protocol/manifest.ts).
  *
- * One file per tree and workspace: a header line {"v","digest"}, then one entry per line in
- * manifest order. Read a slice at a time and compared with the new manifest as it is read,
- * so neither the file nor the old entries are ever held whole; the digest of what was read
- * is checked against the header before the diff is used.
+ * One file per tree and workspace: a header line {"v","digest"}, then the manifest's
+ * canonical lines (protocol/manifest.ts), the very bytes its digest hashes: the file checks
+ * itself with one hash, and an entry the new manifest has unchanged is one string compare,
+ * not a parse. Read a slice at a time and compared with the new manifest as it is read, so
+ * the file is never held whole. A manifest with a symlink whose target holds a newline
+ * (a line of its own, then) is not kept: its next sync sends the whole manifest.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { closeSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
-import { compareEntryPaths, type Entry, type ManifestDiff } from "../protocol/manifest.js";
+import { StringDecoder } from "node:string_decoder";
+import { canonicalLine, compareEntryPaths, type Entry, type ManifestDiff } from "../protocol/manifest.js";
 import { cacheDir } from "../util/cache.js";
 
-const VERSION = 1;
+const VERSION = 2;
 
 /** Where the manifest last sent from `root` to the workspace user/project is kept. */
 export function lastManifestFile(root: string, user: string, project: string): string {
@@ -22,20 +25,35 @@ export function lastManifestFile(root: string, user: string, project: string): s
   return cacheDir("sent", `${id}.jsonl`);
 }
 
-/** Lines of a file, a slice at a time. */
-function* lines(file: string): Generator<string> {
+/**
+ * The file's lines, a slice at a time; `onBytes` sees the bytes after the first line as read
+ * (the body, hashed as it goes).
+ */
+function* lines(file: string, onBytes: (b: Buffer) => void): Generator<string> {
   const fd = openSync(file, "r");
   try {
     const buf = Buffer.allocUnsafe(1 << 20);
+    // A character may be split between two reads: the decoder keeps its first bytes.
+    const decoder = new StringDecoder("utf8");
     let rest = "";
+    let header = true;
     for (;;) {
       const n = readSync(fd, buf, 0, buf.length, null);
       if (n === 0) break;
-      const text = rest + buf.toString("utf8", 0, n);
+      const chunk = buf.subarray(0, n);
+      if (header) {
+        const nl = chunk.indexOf(10);
+        if (nl >= 0) {
+          header = false;
+          onBytes(chunk.subarray(nl + 1));
+        }
+      } else onBytes(chunk);
+      const text = rest + decoder.write(chunk);
       const parts = text.split("\n");
       rest = parts.pop() as string;
       yield* parts;
     }
+    rest += decoder.end();
     if (rest) yield rest;
   } finally {
     closeSync(fd);
@@ -62,8 +80,27 @@ export function keptDigest(file: string): string | undefined {
   }
 }
 
-const canonical = (e: Entry) =>
-  `${e.type} ${e.mode.toString(8)} ${e.size} ${e.hash ?? e.target ?? "-"} ${e.path}\n`;
+/**
+ * The path of a kept canonical line, "type mode size hash-or-target path": after the fourth
+ * space, since only a symlink's target may hold spaces, and its byte length is the size.
+ */
+function linePath(line: string): string | undefined {
+  let i = -1;
+  for (let k = 0; k < 3; k++) {
+    i = line.indexOf(" ", i + 1);
+    if (i < 0) return undefined;
+  }
+  const [type, , size] = line.slice(0, i).split(" ");
+  if (type !== "symlink") {
+    const j = line.indexOf(" ", i + 1);
+    return j < 0 ? undefined : line.slice(j + 1);
+  }
+  // The target: `size` bytes from i + 1.
+  const rest = Buffer.from(line.slice(i + 1), "utf8");
+  const n = Number(size);
+  if (!Number.isSafeInteger(n) || rest[n] !== 32) return undefined;
+  return rest.subarray(n + 1).toString("utf8");
+}
 
 /**
  * The diff from the kept manifest to `to` (sorted), when the kept one has digest `base`;
@@ -71,7 +108,8 @@ const canonical = (e: Entry) =>
  */
 export function diffFromKept(file: string, base: string, to: readonly Entry[]): ManifestDiff | undefined {
   try {
-    const it = lines(file);
+    const hash = createHash("sha256");
+    const it = lines(file, (b) => hash.update(b));
     const head = it.next();
     if (head.done) return undefined;
     const h = JSON.parse(head.value) as { v?: unknown; digest?: unknown };
@@ -79,31 +117,32 @@ export function diffFromKept(file: string, base: string, to: readonly Entry[]): 
       it.return(undefined);
       return undefined;
     }
-    const hash = createHash("sha256");
-    let slice = "";
     const remove: string[] = [];
     const put: Entry[] = [];
     let j = 0;
     let prev: string | undefined;
     for (const line of it) {
-      const a = JSON.parse(line) as Entry;
-      if (typeof a.path !== "string" || (prev !== undefined && !(prev < a.path))) return undefined;
-      prev = a.path;
-      slice += canonical(a);
-      if (slice.length >= 1 << 16) {
-        hash.update(slice);
-        slice = "";
-      }
-      // Everything new that sorts before a is put; a itself is kept, changed or removed.
-      while (j < to.length && compareEntryPaths(to[j] as Entry, a) < 0) put.push(to[j++] as Entry);
       const b = to[j];
-      if (b && b.path === a.path) {
-        if (canonical(b) !== canonical(a)) put.push(b);
+      // The same line: the same entry, unchanged (most lines, when little changed).
+      if (b && `${line}\n` === canonicalLine(b)) {
+        prev = b.path;
         j++;
-      } else remove.push(a.path);
+        continue;
+      }
+      const path = linePath(line);
+      if (path === undefined || (prev !== undefined && !(prev < path))) return undefined;
+      prev = path;
+      // Everything new that sorts before it is put; the old entry is then changed or removed.
+      while (j < to.length && compareEntryPaths(to[j] as Entry, { path } as Entry) < 0)
+        put.push(to[j++] as Entry);
+      const c = to[j];
+      if (c && c.path === path) {
+        if (canonicalLine(c) !== `${line}\n`) put.push(c);
+        j++;
+      } else remove.push(path);
     }
     while (j < to.length) put.push(to[j++] as Entry);
-    hash.update(slice);
+    // The body is the manifest's canonical lines: its hash is the digest.
     return hash.digest("hex") === base ? { remove, put } : undefined;
   } catch {
     return undefined; // missing or damaged: the whole manifest is sent
@@ -114,17 +153,22 @@ export function diffFromKept(file: string, base: string, to: readonly Entry[]): 
 export function keepManifest(file: string, digest: string, entries: readonly Entry[]): void {
   const tmp = `${file}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
   try {
+    if (entries.some((e) => e.type === "symlink" && (e.target ?? "").includes("\n"))) {
+      rmSync(file, { force: true });
+      return;
+    }
     mkdirSync(dirname(file), { recursive: true });
     const fd = openSync(tmp, "w", 0o600);
     try {
-      writeSync(fd, `${JSON.stringify({ v: VERSION, digest })}\n`);
-      for (let i = 0; i < entries.length; i += 2000) {
-        const body = entries
-          .slice(i, i + 2000)
-          .map((e) => JSON.stringify(e))
-          .join("\n");
-        writeSync(fd, `${body}\n`);
+      let slice = `${JSON.stringify({ v: VERSION, digest })}\n`;
+      for (const e of entries) {
+        slice += canonicalLine(e);
+        if (slice.length >= 1 << 16) {
+          writeSync(fd, slice);
+          slice = "";
+        }
       }
+      writeSync(fd, slice);
     } finally {
       closeSync(fd);
     }

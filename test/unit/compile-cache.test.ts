@@ -3,7 +3,15 @@
  * processes, with the cache in a folder of the test's own (XDG_CACHE_HOME).
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
@@ -57,6 +65,21 @@ test("a cache V8 rejects (here: garbage) costs only the compile, and is written 
   assert.equal(r.stdout.trim(), version);
   assert.equal(r.stderr, "");
   assert.notEqual(readFileSync(path.join(dir, file), "latin1"), "not a code cache");
+});
+
+test("a cache others may write is not used: it is compiled anew and replaced by one of the user's own", async () => {
+  const { env, dir } = cacheHome();
+  await run("node", [bin, "--version"], { env });
+  const [file] = files(dir);
+  assert.ok(file);
+  const cache = path.join(dir, file);
+  chmodSync(cache, 0o666);
+  const before = statSync(cache);
+  const r = await run("node", [bin, "--version"], { env });
+  assert.equal(r.stdout.trim(), version);
+  const after = statSync(cache);
+  assert.notEqual(after.ino, before.ino);
+  assert.equal(after.mode & 0o777, 0o600);
 });
 
 test("caches of another install are removed once unused for a week, recent ones are kept", async () => {

@@ -18,7 +18,13 @@ import { validateManifest } from "../../src/agent/validate.js";
 import { WorkspaceLocks } from "../../src/agent/workspace.js";
 import { scanTree } from "../../src/context/scan.js";
 import { Connection } from "../../src/protocol/connection.js";
-import { applyManifestDiff, diffManifests, type Entry, manifestDigest } from "../../src/protocol/manifest.js";
+import {
+  applyManifestDiff,
+  compareEntryPaths,
+  diffManifests,
+  type Entry,
+  manifestDigest,
+} from "../../src/protocol/manifest.js";
 import type { AgentMessage } from "../../src/protocol/messages.js";
 import { diffFromKept, keepManifest } from "../../src/sync/last-manifest.js";
 import { syncTree } from "../../src/sync/client.js";
@@ -99,6 +105,34 @@ test("the kept manifest gives the diff only for its own digest, and not when dam
   keepManifest(kept, manifestDigest(big), big);
   const next = big.map((e, i) => (i === 12_345 ? { ...e, hash: H("d") } : e));
   assert.deepEqual(diffFromKept(kept, manifestDigest(big), next), { remove: [], put: [next[12_345]] });
+
+  // Names beyond ASCII, split between two reads of the file; symlinks whose targets hold
+  // spaces: added, removed, changed and unchanged entries all come out as diffManifests says.
+  // A first entry's name is lengthened until the reader's 1 MiB slice ends inside a character.
+  let wide: Entry[] = [];
+  for (let pad = 0; pad < 4; pad++) {
+    wide = [
+      file(`a${"x".repeat(pad)}`),
+      ...Array.from({ length: 20_000 }, (_, i) => file(`ü${String(i).padStart(6, "0")}-名前`)),
+      { path: "v/a link", type: "symlink", mode: 0o777, size: 9, target: "../a b cd" },
+      { path: "v/b", type: "symlink", mode: 0o777, size: 5, target: "x y z" },
+      { path: "v/c", type: "symlink", mode: 0o777, size: 1, target: "q" },
+    ].sort(compareEntryPaths) as Entry[];
+    keepManifest(kept, manifestDigest(wide), wide);
+    if (((await readFile(kept))[1 << 20] ?? 0) >> 6 === 0b10) break; // a continuation byte
+  }
+  assert.equal(((await readFile(kept))[1 << 20] ?? 0) >> 6, 0b10);
+  const changed = wide
+    .filter((e) => e.path !== "v/c" && e.path !== "ü000002-名前")
+    .map((e) => (e.path === "v/b" ? { ...e, size: 7, target: "x y z w" } : e))
+    .concat([file("ü000002a-名前"), { path: "v/d e", type: "symlink", mode: 0o777, size: 3, target: "a b" }])
+    .sort(compareEntryPaths) as Entry[];
+  assert.deepEqual(diffFromKept(kept, manifestDigest(wide), changed), diffManifests(wide, changed));
+
+  // A symlink target with a newline would be a line of its own: such a manifest is not kept.
+  const odd = [...from, { path: "zz", type: "symlink", mode: 0o777, size: 3, target: "a\nb" }] as Entry[];
+  keepManifest(kept, manifestDigest(odd), odd);
+  assert.equal(diffFromKept(kept, manifestDigest(odd), to), undefined);
 });
 
 /** An agent serving its sync operation on a Unix socket, with its store and workspaces in `root`. */
