@@ -188,7 +188,14 @@ async function agent(t: TestContext, root: string) {
       s.destroy();
     }
   };
-  return { syncOnce, ctx };
+  /** A connection to the agent for driving its side by hand. */
+  const session = async () => {
+    const s = createConnection(path);
+    t.after(() => s.destroy());
+    await new Promise((r) => s.once("connect", r));
+    return new Connection(s);
+  };
+  return { syncOnce, ctx, session };
 }
 
 test("the client sends a diff when the workspace holds what it sent last, else the whole manifest", async (t) => {
@@ -232,22 +239,10 @@ test("the client sends a diff when the workspace holds what it sent last, else t
 test("the agent refuses a diff against a manifest its workspace does not hold", async (t) => {
   const root = await mkdtemp(join(tmpdir(), "snapdeploy-diffbad-"));
   t.after(() => rm(root, { recursive: true, force: true }));
-  const { ctx } = await agent(t, root);
+  const { session } = await agent(t, root);
   const { deflateRawSync } = await import("node:zlib");
-  // The agent's side alone, driven by hand over a socket pair.
-  const server = createServer((s) => {
-    const conn = new Connection<AgentMessage>(s);
-    void conn
-      .expect("sync")
-      .then((op) => sync(conn, ctx, op))
-      .catch((e) => conn.send({ t: "error", code: "input", message: (e as Error).message }));
-  });
-  const path = join(root, "raw.sock");
-  await new Promise<void>((r) => server.listen(path, r));
-  t.after(() => server.close());
-  const s = createConnection(path);
-  t.after(() => s.destroy());
-  const conn = new Connection(s);
+  // The agent's side alone, driven by hand.
+  const conn = await session();
   await conn.send({ t: "sync", user: "u", project: "q", digest: H("0"), client: "test" });
   const offer = await conn.expect("send-manifest");
   assert.equal(offer.have, null);
@@ -269,13 +264,18 @@ async function smallTree(tree: string, n: number) {
   }
 }
 
-test("inline: a change goes with its diff and blobs at once, when the workspace holds what was sent last", async (t) => {
-  const root = await mkdtemp(join(tmpdir(), "snapdeploy-inline-"));
+/** A temporary folder with an agent, a tree of `n` small files and the client's kept copy. */
+async function setup(t: TestContext, prefix: string, n: number) {
+  const root = await mkdtemp(join(tmpdir(), prefix));
   t.after(() => rm(root, { recursive: true, force: true }));
   const tree = join(root, "tree");
   const kept = join(root, "kept.jsonl");
-  const { syncOnce } = await agent(t, root);
-  await smallTree(tree, 300);
+  await smallTree(tree, n);
+  return { root, tree, kept, ...(await agent(t, root)) };
+}
+
+test("inline: a change goes with its diff and blobs at once, when the workspace holds what was sent last", async (t) => {
+  const { root, tree, kept, syncOnce } = await setup(t, "snapdeploy-inline-", 300);
   // Nothing kept yet: the agent is asked, as without inline.
   const first = await syncOnce(tree, kept, true);
   assert.equal(first.r.added, 300);
@@ -302,13 +302,8 @@ test("inline: a change goes with its diff and blobs at once, when the workspace 
 });
 
 test("inline: when the workspace holds something else, the diff is dropped and the manifest asked for", async (t) => {
-  const root = await mkdtemp(join(tmpdir(), "snapdeploy-inline-other-"));
-  t.after(() => rm(root, { recursive: true, force: true }));
-  const tree = join(root, "tree");
-  const kept = join(root, "kept.jsonl");
+  const { root, tree, kept, syncOnce } = await setup(t, "snapdeploy-inline-other-", 50);
   const other = join(root, "other.jsonl");
-  const { syncOnce } = await agent(t, root);
-  await smallTree(tree, 50);
   await syncOnce(tree, kept, true);
   // Another machine (its own kept copy) syncs a change: the workspace moves on.
   await writeFile(join(tree, "d1/f1.txt"), "from elsewhere");
@@ -330,12 +325,7 @@ test("inline: when the workspace holds something else, the diff is dropped and t
 });
 
 test("inline: contents over the inline limit wait for the agent's need", async (t) => {
-  const root = await mkdtemp(join(tmpdir(), "snapdeploy-inline-big-"));
-  t.after(() => rm(root, { recursive: true, force: true }));
-  const tree = join(root, "tree");
-  const kept = join(root, "kept.jsonl");
-  const { syncOnce } = await agent(t, root);
-  await smallTree(tree, 20);
+  const { root, tree, kept, syncOnce } = await setup(t, "snapdeploy-inline-big-", 20);
   await syncOnce(tree, kept, true);
   const { randomBytes } = await import("node:crypto");
   const big = randomBytes(INLINE_BLOBS_MAX + 1);
@@ -349,29 +339,9 @@ test("inline: contents over the inline limit wait for the agent's need", async (
 });
 
 test("inline: the agent refuses a base that is no digest, and inline blobs over the limit", async (t) => {
-  const root = await mkdtemp(join(tmpdir(), "snapdeploy-inline-bad-"));
-  t.after(() => rm(root, { recursive: true, force: true }));
-  const tree = join(root, "tree");
-  const kept = join(root, "kept.jsonl");
-  const { syncOnce, ctx } = await agent(t, root);
-  await smallTree(tree, 5);
+  const { tree, kept, syncOnce, session } = await setup(t, "snapdeploy-inline-bad-", 5);
   const first = await syncOnce(tree, kept);
   const { deflateRawSync } = await import("node:zlib");
-  const server = createServer((s) => {
-    const conn = new Connection<AgentMessage>(s);
-    void conn
-      .expect("sync")
-      .then((op) => sync(conn, ctx, op))
-      .catch((e) => conn.send({ t: "error", code: "input", message: (e as Error).message }));
-  });
-  const path = join(root, "raw.sock");
-  await new Promise<void>((r) => server.listen(path, r));
-  t.after(() => server.close());
-  const session = async () => {
-    const s = createConnection(path);
-    t.after(() => s.destroy());
-    return new Connection(s);
-  };
   const a = await session();
   await a.send({ t: "sync", user: "u", project: "p", digest: H("0"), client: "test", base: "../x" });
   await assert.rejects(a.expect("need"), /invalid base "\.\.\/x": expected a SHA-256/);
