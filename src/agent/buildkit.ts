@@ -67,14 +67,7 @@ export async function waitForDaemon(addr: string, onLine: (l: string) => void, m
   const deadline = Date.now() + ms;
   let said = false;
   for (;;) {
-    const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
-      const c = net.connect(socket);
-      c.once("connect", () => {
-        c.destroy();
-        resolve(undefined);
-      });
-      c.once("error", (e) => resolve(e));
-    });
+    const err = await probeSocket(socket);
     if (!err) return;
     if (Date.now() >= deadline)
       throw new BuilderUnavailable(
@@ -85,6 +78,32 @@ export async function waitForDaemon(addr: string, onLine: (l: string) => void, m
     said = true;
     await new Promise((r) => setTimeout(r, 500));
   }
+}
+
+/** Whether a unix socket takes a connection: undefined when it does, else the error. */
+function probeSocket(socket: string): Promise<NodeJS.ErrnoException | undefined> {
+  return new Promise((resolve) => {
+    const c = net.connect(socket);
+    c.once("connect", () => {
+      c.destroy();
+      resolve(undefined);
+    });
+    c.once("error", (e) => resolve(e));
+  });
+}
+
+/**
+ * After buildctl failed: why the daemon is gone, when it is; from buildctl's output, or, when
+ * that ended before saying so (buildctl killed with it, or its last line lost), from the
+ * daemon's unix socket no longer taking connections.
+ */
+export async function daemonGone(addr: string, lines: string[]): Promise<string | undefined> {
+  const said = daemonLost(lines);
+  if (said) return said;
+  const socket = /^unix:\/\/(.+)$/.exec(addr)?.[1];
+  if (!socket) return undefined;
+  const err = await probeSocket(socket);
+  return err ? `its socket ${socket} no longer takes connections (${err.code ?? err.message})` : undefined;
 }
 
 /** buildctl's arguments for one build-and-push (exported for tests). */
@@ -165,7 +184,7 @@ export async function buildAndPush(
     const { code, lines } = await runStreaming(o.buildctl, args, env, onLine, signal);
     if (signal.aborted) throw new StepFailed("build", "the build was cancelled", undefined, []);
     if (code !== 0) {
-      const lost = daemonLost(lines);
+      const lost = await daemonGone(o.addr, lines);
       if (lost) throw new BuilderUnavailable(`the builder (buildkitd) stopped during the build: ${lost}`);
       if (failedInPush(lines)) {
         const last = lines.filter((l) => l.trim()).slice(-5);

@@ -8,6 +8,7 @@ import { describe, test } from "node:test";
 import {
   BuilderUnavailable,
   buildctlArgs,
+  daemonGone,
   daemonLost,
   failedInPush,
   repositoryOf,
@@ -124,6 +125,32 @@ test("daemonLost: buildctl losing its daemon is told from a build that failed", 
     daemonLost(["error: failed to solve: code = Unknown desc = failed to push: connection refused"]),
     undefined,
   );
+});
+
+test("daemonGone: from buildctl's output, else from the daemon's socket refusing connections", async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), "snapdeploy-bk-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const sock = path.join(dir, "buildkitd.sock");
+  const failed = ['#5 ERROR: process "/bin/sh -c false" did not complete successfully: exit code: 1'];
+  // buildctl said so.
+  assert.match(
+    (await daemonGone(`unix://${sock}`, [
+      "error: failed to receive status: rpc error: code = Unavailable desc = error reading from server: EOF",
+    ])) ?? "",
+    /Unavailable/,
+  );
+  // Its output ended before saying so, and the daemon is not there.
+  assert.match(
+    (await daemonGone(`unix://${sock}`, ["#5 [2/2] RUN sleep 1000"])) ?? "",
+    /no longer takes connections \(ENOENT\)/,
+  );
+  // A step that failed while the daemon answers is the build's failure.
+  const server = net.createServer((c) => c.destroy());
+  await new Promise<void>((r) => server.listen(sock, r));
+  t.after(() => server.close());
+  assert.equal(await daemonGone(`unix://${sock}`, failed), undefined);
+  // An address that is no unix socket is not probed.
+  assert.equal(await daemonGone("tcp://127.0.0.1:1", failed), undefined);
 });
 
 test("waitForDaemon: returns once the socket takes connections, says once that it waits, gives up at the deadline", async (t) => {
