@@ -26,6 +26,7 @@ import {
   noCurrentCluster,
   unreadableKubeconfig,
 } from "./kubeconfig.js";
+import { ResumingAgent, SessionStore } from "./tls-resume.js";
 
 export type { KubeOptions };
 
@@ -176,9 +177,21 @@ function readDirect(
   // One kept-alive connection for the session: the pod lookup's TLS connection is then
   // reused for the exec upgrade (one handshake, one round trip less). Idle sockets do not
   // keep the process alive (the agent unrefs them).
+  // Over TLS with the kubeconfig's CA, the agent resumes the last command's session
+  // (kube/tls-resume.ts), which spares every command Node.js's root store.
   const agent = cluster.server.startsWith("http:")
     ? new http.Agent({ keepAlive: true })
-    : new https.Agent({ keepAlive: true });
+    : tls.ca && tls.rejectUnauthorized !== false
+      ? new ResumingAgent(
+          new SessionStore({
+            server: cluster.server,
+            servername: tls.servername,
+            ca: tls.ca as Buffer,
+            cert: tls.cert as Buffer | undefined,
+            key: tls.key as Buffer | undefined,
+          }),
+        )
+      : new https.Agent({ keepAlive: true });
   return {
     server: cluster.server,
     namespace: str(context.namespace),
