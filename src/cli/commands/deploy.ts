@@ -265,6 +265,7 @@ export async function deployOnce(
     import("../../config/user.js"),
     c.kube(),
   ]);
+  const git = gitInfo(c.dir);
   // Both are checked before the build: a wrong target or manifest fails in seconds.
   const resources = await loadDeployResources(kc, {
     flag: opts.manifests as string | undefined,
@@ -304,7 +305,7 @@ export async function deployOnce(
     image = `${built.ref.replace(/:[^:/]+$/, "")}@${built.digest}`;
     snapshot = built.snapshot;
   }
-  const git = gitInfo(c.dir);
+  const { commit, dirty } = await git;
   const tBuild = performance.now();
   const reports = await rollTargets(
     kc,
@@ -321,9 +322,9 @@ export async function deployOnce(
       stamp: {
         snapshot,
         user,
-        commit: git.commit,
-        dirty: git.dirty,
-        cause: `snapdeploy deploy ${snapshot ? `snapshot ${snapshot.slice(0, 12)}` : image} by ${user} (${describeCommit(git)})`,
+        commit,
+        dirty,
+        cause: `snapdeploy deploy ${snapshot ? `snapshot ${snapshot.slice(0, 12)}` : image} by ${user} (${describeCommit({ commit, dirty })})`,
       },
     },
     c.reporter,
