@@ -41,6 +41,9 @@ import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import { cacheDir } from "../util/cache.js";
 
+/** How long a resumed handshake may take before the full one is tried instead. */
+const RESUME_TIMEOUT_MS = 10_000;
+
 /** A session file is a few KB; anything larger is not one of ours. */
 const SESSION_MAX = 64 * 1024;
 
@@ -137,8 +140,12 @@ export class ResumingAgent extends https.Agent {
       this.sessions.drop();
       return this.full(options);
     }
+    // The request's own timeout starts once it has the socket: until then, this one.
+    const timer = setTimeout(() => fallBack(new Error("no handshake")), RESUME_TIMEOUT_MS);
     const fallBack = (err?: Error) => {
+      clearTimeout(timer);
       socket.removeListener("secureConnect", resumed);
+      socket.removeListener("error", fallBack);
       socket.on("error", () => {});
       socket.destroy();
       // A handshake that ended without resuming (or in a refused certificate, which with no
@@ -147,6 +154,7 @@ export class ResumingAgent extends https.Agent {
       oncreate(null, this.full(options));
     };
     const resumed = () => {
+      clearTimeout(timer);
       socket.removeListener("error", fallBack);
       if (!socket.authorized || !socket.isSessionReused()) return fallBack();
       this.keep(socket);
