@@ -97,3 +97,43 @@ test("caches of another install are removed once unused for a week, recent ones 
   assert.ok(!left.includes(path.basename(stale)), left.join(" "));
   assert.ok(left.includes(path.basename(recent)), left.join(" "));
 });
+
+test("the Kubernetes client is a bundle of its own, cached like the CLI, loaded only by the commands that use it", async () => {
+  const { env, dir } = cacheHome();
+  // `history` reads the kubeconfig with the client; the API server it names is not there.
+  const kubeconfig = path.join(path.dirname(dir), "..", "kubeconfig");
+  writeFileSync(
+    kubeconfig,
+    [
+      "apiVersion: v1",
+      "kind: Config",
+      "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]",
+      "users: [{name: u, user: {token: t}}]",
+      "contexts: [{name: x, context: {cluster: c, user: u}}]",
+      "current-context: x",
+    ].join("\n"),
+  );
+  const project = mkdtempSync(path.join(tmpdir(), "snapdeploy-compile-project-"));
+  writeFileSync(
+    path.join(project, "snapdeploy.yaml"),
+    "deploy:\n  targets: [{kind: Deployment, name: web}]\n",
+  );
+  const history = () =>
+    run("node", [bin, "history", "-C", project], { env: { ...env, KUBECONFIG: kubeconfig } });
+  const first = await history();
+  assert.notEqual(first.code, 0);
+  assert.doesNotMatch(first.stderr, /TypeError|is not a function|Cannot find module/);
+  const written = files(dir);
+  assert.deepEqual(
+    written.map((f) => f.slice(f.indexOf(process.version) + process.version.length + 1)),
+    ["other.bin", "other.kube.bin"],
+    written.join(" "),
+  );
+  const before = written.map((f) => statSync(path.join(dir, f)).ino);
+  await history();
+  assert.deepEqual(
+    files(dir).map((f) => statSync(path.join(dir, f)).ino),
+    before,
+    "both caches were taken as they are",
+  );
+});
