@@ -110,10 +110,12 @@ export class SessionStore {
     } catch {}
   }
 
-  /** Forgets the session: the server did not take it. */
+  /** Forgets the session: the server did not take it. A file that stays is only tried again. */
   drop(): void {
     this.latest = undefined;
-    rmSync(this.file, { force: true });
+    try {
+      rmSync(this.file, { force: true });
+    } catch {}
   }
 }
 
