@@ -110,6 +110,13 @@ export class StoreGate {
 
 export class BlobMismatch extends Error {
   override name = "BlobMismatch";
+  constructor(
+    message: string,
+    /** The blob whose content did not hash to its name, when that is what failed. */
+    readonly blob?: string,
+  ) {
+    super(message);
+  }
 }
 
 /**
@@ -163,6 +170,7 @@ export class BlobWriter {
       this.abort();
       throw new BlobMismatch(
         `blob content does not match its hash ${this.hash} (got ${actual}); the file changed while it was sent`,
+        this.hash,
       );
     }
     if (this.fd !== undefined) {

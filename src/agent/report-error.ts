@@ -19,8 +19,11 @@ export async function reportError(conn: AgentConnection, ctx: AgentContext, e: u
   let message = err?.message ?? String(e);
   let hint: string | undefined;
   let extra: Record<string, unknown> = {};
-  if (e instanceof InvalidInput || e instanceof BlobMismatch) code = "input";
-  else if (e instanceof Denied) {
+  if (e instanceof InvalidInput) code = "input";
+  else if (e instanceof BlobMismatch) {
+    code = "input";
+    if (e.blob) extra = { blob: e.blob };
+  } else if (e instanceof Denied) {
     code = "denied";
     hint =
       "the build server's admin sets what it may push with: snapdeploy server install --allow-repository PREFIX [--allow-tag-prefix PREFIX]";

@@ -309,6 +309,12 @@ export interface ErrorReply {
   tail?: string[];
   /** What kind of push or registry failure (auth, notFound, unreachable, …). */
   kind?: string;
+  /**
+   * A sync: the blob whose bytes did not hash to its name. The client checks only the size
+   * of what it sends and leaves the hash to the agent, so this is how it learns that a file
+   * changed after the scan.
+   */
+  blob?: string;
 }
 
 export type AgentMessage =

@@ -4,7 +4,6 @@
  * within a bounded window of unacknowledged bytes (so a 1 GB file never sits in memory on
  * either side).
  */
-import { createHash, hash as oneShotHash } from "node:crypto";
 import { closeSync, constants, openSync, readSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -14,9 +13,10 @@ import { GC_EVERY } from "../context/scan.js";
 import type { Entry } from "../protocol/manifest.js";
 import { collectGarbage } from "../util/memory.js";
 import { BATCH_DEFLATE, BATCH_RAW, BLOB_HEADER, DATA_CHUNK, SEND_WINDOW } from "../protocol/constants.js";
-import { type Connection, remoteError } from "../protocol/connection.js";
+import { type Connection, RemoteError, remoteError } from "../protocol/connection.js";
 import { FRAME_DATA, ProtocolError } from "../protocol/frames.js";
 import type { Message } from "../protocol/messages.js";
+import { Packing } from "./packing.js";
 
 /** How far the blobs' upload is: files and uncompressed bytes, done and to do. */
 export interface SyncProgress {
@@ -49,6 +49,8 @@ export async function sendBlobs(
   let acked = 0;
   let wake: (() => void) | undefined;
   let failure: unknown;
+  const packing = new Packing("auto");
+  const sending = { wire: 0 };
 
   // Acks (and errors) arrive while we send; a reader runs alongside until "synced".
   const reader = (async (): Promise<Message> => {
@@ -57,11 +59,12 @@ export async function sendBlobs(
       if (f.kind === FRAME_DATA) throw new ProtocolError("unexpected data from the build server");
       if (f.msg.t === "ack") {
         acked = Number(f.msg.bytes);
+        packing.acked(acked, sending.wire);
         wake?.();
         continue;
       }
       if (f.msg.t === "synced") return f.msg;
-      if (f.msg.t === "error") throw remoteError(f.msg);
+      if (f.msg.t === "error") throw sentFileError(remoteError(f.msg), files);
       throw new ProtocolError(`unexpected "${f.msg.t}" while sending blobs`);
     }
   })();
@@ -69,7 +72,7 @@ export async function sendBlobs(
     failure = e;
     wake?.();
   });
-  const { blobBytes, wire } = await streamBlobs(conn, root, files, onProgress, {
+  const { blobBytes, wire } = await streamBlobs(conn, root, files, onProgress, packing, sending, {
     async room(wire) {
       while (wire - acked > SEND_WINDOW && !failure) await new Promise<void>((r) => (wake = r));
       if (failure) throw failure;
@@ -89,7 +92,18 @@ export function sendBlobStream(
   files: Entry[],
   onProgress?: (p: SyncProgress) => void,
 ) {
-  return streamBlobs(conn, root, files, onProgress, { room: async () => {}, failure: () => undefined });
+  return streamBlobs(
+    conn,
+    root,
+    files,
+    onProgress,
+    new Packing("always"),
+    { wire: 0 },
+    {
+      room: async () => {},
+      failure: () => undefined,
+    },
+  );
 }
 
 /**
@@ -108,23 +122,23 @@ async function streamBlobs(
   root: string,
   files: Entry[],
   onProgress: ((p: SyncProgress) => void) | undefined,
+  packing: Packing,
+  sending: { wire: number },
   window: { room: (wire: number) => Promise<void>; failure: () => unknown },
 ) {
   const totalBytes = files.reduce((n, e) => n + e.size, 0);
-  let wire = 0;
 
   // Batches being compressed, oldest first; each is sent once it is done and the
   // window of unacknowledged bytes has room.
   const compressing: Promise<Buffer>[] = [];
   const sendOldest = async () => {
     const frame = await (compressing.shift() as Promise<Buffer>);
-    await window.room(wire);
+    await window.room(sending.wire);
     await conn.sendData(frame);
-    wire += frame.length;
+    sending.wire += frame.length;
   };
   let batch: Buffer[] = [];
   let batchBytes = 0;
-  const packing = new Packing();
   const flush = async () => {
     if (!batchBytes) return;
     const raw = batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch, batchBytes);
@@ -156,16 +170,15 @@ async function streamBlobs(
       Buffer.from(e.hash as string, "hex").copy(header, 0);
       header.writeBigUInt64BE(BigInt(e.size), 32);
       await put(header);
+      // The agent hashes what it receives and refuses a blob that does not match (see
+      // sentFileError): hashing it here as well would cost the sender a second pass.
       let n = 0;
-      let hash: string | undefined;
       const file = path.join(root, e.path);
       if (e.size <= SMALL) {
         const data = readSmall(file, e);
-        hash = oneShotHash("sha256", data, "hex");
         n = data.length;
         await put(data);
       } else {
-        const h = createHash("sha256");
         let fd: number;
         try {
           fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -178,16 +191,14 @@ async function streamBlobs(
             const got = readSync(fd, buf, 0, buf.length, n);
             if (got === 0) break;
             const part = got === buf.length ? buf : buf.subarray(0, got);
-            h.update(part);
             n += got;
             await put(part);
           }
         } finally {
           closeSync(fd);
         }
-        hash = h.digest("hex");
       }
-      if (n !== e.size || hash !== e.hash) throw changedDuringSync(e.path);
+      if (n !== e.size) throw changedDuringSync(e.path);
       blobBytes += n;
       onProgress?.({ files: i + 1, totalFiles: files.length, bytes: blobBytes, totalBytes });
     }
@@ -201,47 +212,35 @@ async function streamBlobs(
       await conn.send({ t: "abort", reason: String((err as Error).message) }).catch(() => {});
     throw window.failure() ?? err;
   }
-  return { blobBytes, wire };
+  return { blobBytes, wire: sending.wire };
 }
 
 /** Batches compressed at a time (the thread pool has four threads; the CPU two or more cores). */
 const IN_FLIGHT = 3;
 
-/**
- * Whether to try compressing the next batch. After a batch that did not compress (an
- * archive, an image, a model's weights), the following ones are sent as they are
- * without trying, except every RETRY_EVERY-th: deflating incompressible data costs
- * CPU that the sender's and the agent's other work needs more.
- */
-class Packing {
-  private skipped = 0;
-  private poor = false;
-
-  shouldTry(): boolean {
-    if (!this.poor) return true;
-    if (++this.skipped % RETRY_EVERY === 0) return true;
-    return false;
-  }
-
-  record(compressed: boolean) {
-    this.poor = !compressed;
-  }
-}
-const RETRY_EVERY = 4;
-
 /** A batch as a data frame: BATCH_DEFLATE + raw deflate of it, or BATCH_RAW + the batch. */
 async function encodeBatch(raw: Buffer, packing: Packing): Promise<Buffer> {
   if (packing.shouldTry()) {
+    const done = packing.deflating(raw.length);
     const packed = await deflateRawAsync(raw, { level: 1 });
+    done(packed.length);
     // Compression that saves less than 1/16 is not worth the agent's time to undo.
-    const worth = packed.length < raw.length - (raw.length >> 4);
-    packing.record(worth);
-    if (worth) return Buffer.concat([BATCH_DEFLATE_BYTE, packed]);
+    if (packed.length < raw.length - (raw.length >> 4)) return Buffer.concat([BATCH_DEFLATE_BYTE, packed]);
   }
   return Buffer.concat([BATCH_RAW_BYTE, raw]);
 }
 const BATCH_DEFLATE_BYTE = Buffer.from([BATCH_DEFLATE]);
 const BATCH_RAW_BYTE = Buffer.from([BATCH_RAW]);
+
+/**
+ * The agent's refusal of a blob whose bytes did not match its hash, as the file it was
+ * read from: it changed after the scan hashed it. Other errors are returned as they are.
+ */
+export function sentFileError(err: unknown, files: readonly Entry[]): unknown {
+  const blob = err instanceof RemoteError ? err.detail.blob : undefined;
+  const file = typeof blob === "string" ? files.find((e) => e.hash === blob) : undefined;
+  return file ? changedDuringSync(file.path) : err;
+}
 
 /** The whole content of a small file, which must still have the size the scan saw. */
 function readSmall(file: string, e: Entry): Buffer {

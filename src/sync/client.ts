@@ -11,7 +11,7 @@ import { DATA_CHUNK, INLINE_BLOBS_MAX } from "../protocol/constants.js";
 import type { Connection } from "../protocol/connection.js";
 import { ProtocolError } from "../protocol/frames.js";
 import type { Message } from "../protocol/messages.js";
-import { sendBlobStream, sendBlobs, type SyncProgress } from "./blob-sender.js";
+import { sendBlobStream, sendBlobs, sentFileError, type SyncProgress } from "./blob-sender.js";
 import { diffFromKept, keepManifest, keptDigest, lastManifestFile } from "./last-manifest.js";
 
 export type { SyncProgress } from "./blob-sender.js";
@@ -64,6 +64,8 @@ export async function syncTree(
   };
   let sent = 0;
   let inline: { blobBytes: number; wire: number; files: number } | undefined;
+  /** The inline blobs, whose mismatch the agent reports with its next message. */
+  let inlineFiles: Entry[] = [];
   let entries: Entry[] | undefined;
   // The manifest this machine sent last is most likely what the workspace holds: then the
   // diff against it, and the contents it names, go at once, without waiting to be asked.
@@ -77,6 +79,7 @@ export async function syncTree(
     sent = await sendJson(conn, diffText(diff));
     await conn.send({ t: "manifest-end", base });
     if (blobs) {
+      inlineFiles = files;
       const r = await sendBlobStream(conn, req.root, files, hooks.onProgress);
       inline = { ...r, files: files.length };
       sent += r.wire;
@@ -88,7 +91,9 @@ export async function syncTree(
 
   let offer: Message;
   for (;;) {
-    const m = await conn.expect();
+    const m = await conn.expect().catch((e: unknown) => {
+      throw sentFileError(e, inlineFiles);
+    });
     if (m.t === "waiting") hooks.onWaiting?.(String(m.holder));
     else if (m.t === "ack")
       continue; // of the inline blobs: they fit the send window

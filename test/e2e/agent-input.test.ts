@@ -218,6 +218,60 @@ test("a check with a bad ref is refused as an input error", async () => {
   assert.equal(e.code, "input");
 });
 
+test("a file changed after the scan (same size) is refused by the agent's hash check, naming the file", async () => {
+  // The CLI checks only the size of what it sends; the agent hashes every blob it takes.
+  const d = await mkdtemp(join(tmpdir(), "snapdeploy-changed-"));
+  const kept = join(d, ".kept-manifest");
+  await mkdir(join(d, "src"));
+  await writeFile(join(d, ".dockerignore"), ".kept-manifest\n");
+  await writeFile(join(d, "src/app.txt"), "version 1\n");
+  const cluster = await loadClusterAccess({});
+  const syncScanned = async (scan: Awaited<ReturnType<typeof scanTree>>, keep: string | false) =>
+    await withAgent(cluster, ns, (s) =>
+      syncTree(s.conn, {
+        root: scan.root,
+        user: "changer",
+        project: "p",
+        digest: scan.digest,
+        entries: async () => scan.entries,
+        client: "test",
+        kept: keep,
+        inline: s.inlineSync,
+      }),
+    );
+  try {
+    // The whole manifest, then the blobs the agent asks for.
+    const first = await scanTree({ root: d, useCache: false });
+    await writeFile(join(d, "src/app.txt"), "version 2\n");
+    await assert.rejects(
+      syncScanned(first, false),
+      (e: unknown) =>
+        e instanceof UserError && /src\/app\.txt changed while it was being sent/.test(e.message),
+    );
+    const current = "/data/workspaces/changer/p/current";
+    assert.equal(
+      (await inServer(ns, `if [ -e ${current} ]; then echo present; else echo absent; fi`)).trim(),
+      "absent",
+      "a refused sync switches nothing",
+    );
+    // A good sync, then a diff with its blob inline: the same check, reported the same way.
+    const good = await scanTree({ root: d, useCache: false });
+    await syncScanned(good, kept);
+    await writeFile(join(d, "src/app.txt"), "version 3\n");
+    const third = await scanTree({ root: d, useCache: false });
+    await writeFile(join(d, "src/app.txt"), "version 4\n");
+    await assert.rejects(
+      syncScanned(third, kept),
+      (e: unknown) =>
+        e instanceof UserError && /src\/app\.txt changed while it was being sent/.test(e.message),
+    );
+    const held = await inServer(ns, "cat /data/workspaces/changer/p/current/src/app.txt");
+    assert.equal(held, "version 2\n", "the workspace keeps the last good sync");
+  } finally {
+    await rm(d, { recursive: true, force: true });
+  }
+});
+
 test("nothing was written outside the workspaces", async () => {
   assert.equal((await inServer(ns, "cat /tmp/marker")).trim(), "original");
   const listing = await inServer(ns, "ls -A /data/workspaces");
