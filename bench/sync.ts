@@ -42,6 +42,8 @@ const TIME = "/usr/bin/time";
 const N = Number(process.env.SYNC_RUNS ?? 5);
 const RUNS = { cold: Number(process.env.SYNC_COLD_RUNS ?? 3), noop: N, one: N, pct: N, dep: N };
 const COLD_RUNS: Record<string, number> = process.env.SYNC_COLD_RUNS ? {} : { "100k": 1 };
+/** SYNC_ONLY=cold measures the cold scenario alone (with SYNC_COLD_RUNS runs). */
+const ONLY_COLD = process.env.SYNC_ONLY === "cold";
 /** Where the tar baseline runs (SYNC_TAR): every scenario, only cold runs (default), none. */
 const TAR = (process.env.SYNC_TAR ?? "cold") as "all" | "cold" | "none";
 /** The scan cache does not trust files modified this recently (src/context/scan.ts, RACY_MS). */
@@ -227,6 +229,7 @@ async function benchTree(f: Fixture, rows: Row[]) {
     await round(cold, f.files + (f.symlinks ?? 0), true);
   }
   await checkCopies(f, user);
+  if (ONLY_COLD) return;
 
   log(`${f.name}: no-op`);
   const noop = row("no-op");

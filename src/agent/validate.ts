@@ -1,20 +1,12 @@
 /**
- * The agent trusts nothing the client sends. A manifest is accepted only when every
- * entry, materialized under the workspace root in sorted order, can write nowhere
- * else: its paths and link targets follow the protocol's rules (protocol/paths.ts:
- * no '.', '..' or empty segments, no NUL, bounded lengths, targets that stay inside
- * the tree, through the manifest's other links too), only files/dirs/symlinks, and
- * every parent a directory entry of the same manifest (so nothing is ever written
- * through a symlink).
+ * The agent trusts nothing the client sends: names, digests, image references, secrets
+ * and labels are checked here; manifests in validate-manifest.ts.
  */
-import path from "node:path/posix";
 import { IMAGE_LABEL, NAME_PATTERN } from "../protocol/constants.js";
-import type { Entry } from "../protocol/manifest.js";
-import { escapingLink, pathProblem, targetProblem } from "../protocol/paths.js";
 import { InvalidInput } from "./errors.js";
 import { parseRef } from "./registry.js";
 
-const HASH = /^[0-9a-f]{64}$/;
+export const HASH = /^[0-9a-f]{64}$/;
 
 export function validateName(kind: "user" | "project", value: unknown): string {
   if (typeof value !== "string" || !NAME_PATTERN.test(value)) {
@@ -68,79 +60,6 @@ export function validateSecrets(value: unknown): { id: string; data: string }[] 
   });
 }
 
-export function validatePath(p: unknown): string {
-  if (typeof p !== "string" || p.length === 0) throw new InvalidInput("empty path in manifest");
-  const problem = pathProblem(p);
-  if (problem) {
-    const shown = JSON.stringify(p);
-    throw new InvalidInput(`path ${shown.length > 200 ? `${shown.slice(0, 80)}…` : shown} ${problem}`);
-  }
-  return p;
-}
-
-/** A symlink target must be relative and, resolved from the link's directory, stay in the tree. */
-export function validateSymlink(linkPath: string, target: unknown): string {
-  if (typeof target !== "string") throw new InvalidInput(`symlink ${linkPath} has no target`);
-  const problem = targetProblem(linkPath, target);
-  if (problem) throw new InvalidInput(`symlink ${linkPath} -> ${shorten(target)} ${problem}`);
-  return target;
-}
-
-function shorten(s: string): string {
-  return s.length > 200 ? `${s.slice(0, 80)}…` : s;
-}
-
-/** Checks a whole manifest (entries sorted by path) and returns it typed. */
-export function validateManifest(raw: unknown, maxEntries = 2_000_000): Entry[] {
-  if (!Array.isArray(raw)) throw new InvalidInput("manifest is not a list");
-  if (raw.length > maxEntries)
-    throw new InvalidInput(`manifest has ${raw.length} entries, more than ${maxEntries}`);
-  // The directories so far: every entry's parent must be one (sorted order puts it first).
-  const dirs = new Set<string>();
-  const links = new Map<string, string>();
-  let prev: string | undefined;
-  const out: Entry[] = [];
-  for (const r of raw as Record<string, unknown>[]) {
-    if (!r || typeof r !== "object") throw new InvalidInput("manifest entry is not an object");
-    const p = validatePath(r.path);
-    if (prev !== undefined && !(prev < p))
-      throw new InvalidInput(`manifest is not sorted or has a duplicate at ${p}`);
-    prev = p;
-    const parent = path.dirname(p);
-    if (parent !== "." && !dirs.has(parent)) {
-      throw new InvalidInput(`${p}: its parent ${parent} is not a directory in the manifest`);
-    }
-    const mode = r.mode;
-    if (typeof mode !== "number" || !Number.isInteger(mode) || mode < 0 || mode > 0o7777) {
-      throw new InvalidInput(`${p}: invalid mode ${String(mode)}`);
-    }
-    const size = r.size;
-    if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
-      throw new InvalidInput(`${p}: invalid size ${String(size)}`);
-    }
-    // Kept as sent (it is part of the digest); setuid/setgid/sticky are dropped when written.
-    const e: Entry = { path: p, type: r.type as Entry["type"], mode, size };
-    if (r.type === "file") {
-      if (typeof r.hash !== "string" || !HASH.test(r.hash))
-        throw new InvalidInput(`${p}: invalid content hash`);
-      e.hash = r.hash;
-    } else if (r.type === "symlink") {
-      e.target = validateSymlink(p, r.target);
-      links.set(p, e.target);
-    } else if (r.type !== "dir") {
-      throw new InvalidInput(
-        `${p}: unsupported entry type ${JSON.stringify(r.type)} (only files, directories and symlinks)`,
-      );
-    }
-    if (e.type === "dir") dirs.add(p);
-    out.push(e);
-  }
-  const leaving = links.size ? escapingLink(links) : undefined;
-  if (leaving)
-    throw new InvalidInput(`symlink ${leaving.path} -> ${shorten(leaving.target)} ${leaving.problem}`);
-  return out;
-}
-
 /**
  * The labels of a build's image: the ones the CLI sends, checked against the build, and
  * what the agent itself knows. A caller (anyone who may reach the agent) can claim any user:
@@ -186,4 +105,8 @@ export function imageLabels(
     labels[IMAGE_LABEL.snapshot] = String(snapshot);
   }
   return labels;
+}
+
+export function shorten(s: string): string {
+  return s.length > 200 ? `${s.slice(0, 80)}…` : s;
 }

@@ -6,13 +6,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { InvalidInput } from "../../src/agent/errors.js";
-import {
-  imageLabels,
-  validateManifest,
-  validateName,
-  validateRef,
-  validateSecrets,
-} from "../../src/agent/validate.js";
+import { imageLabels, validateName, validateRef, validateSecrets } from "../../src/agent/validate.js";
+import { validateManifest } from "../../src/agent/validate-manifest.js";
 import { linkChainProblem, pathProblem } from "../../src/protocol/paths.js";
 
 const HASH = "a".repeat(64);

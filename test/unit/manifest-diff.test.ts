@@ -14,7 +14,7 @@ import { type TestContext, test } from "node:test";
 import { BlobStore, StoreGate } from "../../src/agent/blobs.js";
 import type { AgentContext } from "../../src/agent/context.js";
 import { sync } from "../../src/agent/ops/sync.js";
-import { validateManifest } from "../../src/agent/validate.js";
+import { validateManifest } from "../../src/agent/validate-manifest.js";
 import { WorkspaceLocks } from "../../src/agent/workspace.js";
 import { scanTree } from "../../src/context/scan.js";
 import { Connection } from "../../src/protocol/connection.js";

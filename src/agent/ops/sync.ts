@@ -7,12 +7,13 @@
 import { createInflateRaw } from "node:zlib";
 import { FRAME_DATA, ProtocolError } from "../../protocol/frames.js";
 import { INLINE_BLOBS_MAX, MAX_BATCH } from "../../protocol/constants.js";
-import { applyManifestDiff, type Entry, manifestDigest } from "../../protocol/manifest.js";
+import { type Entry, manifestDigest } from "../../protocol/manifest.js";
 import type { Message } from "../../protocol/messages.js";
 import { receiveBlobs } from "../blob-stream.js";
 import type { AgentConnection, AgentContext } from "../context.js";
 import { ClientAbort, InvalidInput } from "../errors.js";
-import { validateDigest, validateManifest, validateName } from "../validate.js";
+import { validateDigest, validateName } from "../validate.js";
+import { validateManifest, validatePatched } from "../validate-manifest.js";
 import { Workspace } from "../workspace.js";
 
 const MAX_MANIFEST_BYTES = 512 * 1024 * 1024;
@@ -45,7 +46,7 @@ export async function sync(conn: AgentConnection, ctx: AgentContext, op: Message
       const { raw, base: ended } = await receiveManifest(conn);
       if (ended !== base) throw new ProtocolError("the inline manifest-end names another base than the sync");
       if (current === base) {
-        entries = await checkedManifest(patched(ws, current, base, raw), digest);
+        entries = withDigest(await patched(ws, current, base, raw), digest);
         sent = `inline diff: ${diffCounts(raw)}`;
       }
       if (op.blobs === true) inline = await receiveInlineBlobs(conn, ctx, raw, entries);
@@ -68,7 +69,10 @@ export async function sync(conn: AgentConnection, ctx: AgentContext, op: Message
     if (!entries) {
       await conn.send({ t: "send-manifest", have: current ?? null, diff: current !== undefined });
       const { raw, base } = await receiveManifest(conn);
-      entries = await checkedManifest(base === undefined ? raw : patched(ws, current, base, raw), digest);
+      entries = withDigest(
+        base === undefined ? validateManifest(raw) : await patched(ws, current, base, raw),
+        digest,
+      );
       sent = base === undefined ? "whole" : `diff: ${diffCounts(raw)}`;
     }
 
@@ -119,9 +123,8 @@ const diffCounts = (d: unknown) => {
   return `${remove.length} removed, ${put.length} put`;
 };
 
-/** The manifest, validated, whose digest must be the one the sync announced. */
-async function checkedManifest(raw: unknown, digest: string): Promise<Entry[]> {
-  const entries = validateManifest(await raw);
+/** The validated manifest, whose digest must be the one the sync announced. */
+function withDigest(entries: Entry[], digest: string): Entry[] {
   const actual = manifestDigest(entries);
   if (actual !== digest)
     throw new InvalidInput(`manifest digest mismatch: announced ${digest}, received ${actual}`);
@@ -170,8 +173,8 @@ async function receiveInlineBlobs(
 }
 
 /**
- * The whole manifest from a diff against the current tree's (which the agent offered, or
- * the client named inline), for validation like any manifest.
+ * The whole manifest, validated, from a diff against the current tree's (which the agent
+ * offered, or the client named inline).
  */
 async function patched(ws: Workspace, current: string | undefined, base: string, diff: unknown) {
   if (current === undefined || base !== current)
@@ -179,11 +182,7 @@ async function patched(ws: Workspace, current: string | undefined, base: string,
   const held = await ws.currentManifest();
   if (held?.digest !== current)
     throw new InvalidInput(`a manifest diff against ${base}, which this workspace does not hold`);
-  try {
-    return applyManifestDiff(held.entries, diff);
-  } catch (e) {
-    throw new InvalidInput(`the manifest diff could not be applied: ${(e as Error).message}`);
-  }
+  return validatePatched(held.entries, diff);
 }
 
 /**
