@@ -99,7 +99,12 @@ export async function buildSnapshot(
           timings,
         };
       }
-      const sync = await syncPhase(s.conn, scan, { ...req, inline: s.inlineSync }, reporter);
+      const sync = await syncPhase(
+        s.conn,
+        scan,
+        { ...req, inline: s.inlineSync, sameHost: s.sameHost },
+        reporter,
+      );
       lap("sync");
       const why =
         check.reason ??

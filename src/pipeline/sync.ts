@@ -47,7 +47,12 @@ export async function syncSnapshot(
     await warnLikelySecrets(scan, req.allowSecrets ?? [], reporter);
     const digest = scan.digest;
     scannedAt = performance.now();
-    const result = await syncPhase(s.conn, scan, { ...req, inline: s.inlineSync }, reporter);
+    const result = await syncPhase(
+      s.conn,
+      scan,
+      { ...req, inline: s.inlineSync, sameHost: s.sameHost },
+      reporter,
+    );
     return { scan, digest, result, transport: s.transport, scannedAt };
   });
   // withAgent has run up to its first wait for the network: the connection is being dialled.

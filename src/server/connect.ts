@@ -5,6 +5,7 @@
  * port-forward it is an exec of a relay into the agent's socket, whose exit status is
  * checked at the end. Either way RBAC on the build server's namespace is the gate.
  */
+import { isLoopbackUrl } from "../util/net.js";
 import type { V1Pod, V1PodList } from "@kubernetes/client-node";
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -38,6 +39,11 @@ export interface AgentSession {
   agentVersion: string;
   /** The agent takes a sync's manifest diff and blobs inline (protocol/messages.ts). */
   inlineSync: boolean;
+  /**
+   * The API server is on this machine (a loopback address: kind, k3d, Docker Desktop, a
+   * local cluster), so the link's every hop is this machine's CPU too.
+   */
+  sameHost: boolean;
   /** Says bye and closes; for an exec relay, waits for it to exit and checks its status. */
   finish(): Promise<void>;
   /** Tears the session down at once (Ctrl-C): the remote side sees its connection vanish. */
@@ -159,6 +165,7 @@ async function openSession(cluster: ClusterAccess, namespace: string, name: stri
       pod: name,
       agentVersion: String(hello.agent),
       inlineSync: hello.inlineSync === true,
+      sameHost: isLoopbackUrl(cluster.server),
       async finish() {
         await conn.send({ t: "bye" }).catch(() => {});
         conn.stopKeepalive();

@@ -44,12 +44,13 @@ export async function sendBlobs(
   conn: Connection,
   root: string,
   files: Entry[],
+  packing: "auto" | "never",
   onProgress?: (p: SyncProgress) => void,
 ) {
   let acked = 0;
   let wake: (() => void) | undefined;
   let failure: unknown;
-  const packing = new Packing("auto");
+  const meter = new Packing(packing);
   const sending = { wire: 0 };
 
   // Acks (and errors) arrive while we send; a reader runs alongside until "synced".
@@ -59,7 +60,7 @@ export async function sendBlobs(
       if (f.kind === FRAME_DATA) throw new ProtocolError("unexpected data from the build server");
       if (f.msg.t === "ack") {
         acked = Number(f.msg.bytes);
-        packing.acked(acked, sending.wire);
+        meter.acked(acked, sending.wire);
         wake?.();
         continue;
       }
@@ -72,7 +73,7 @@ export async function sendBlobs(
     failure = e;
     wake?.();
   });
-  const { blobBytes, wire } = await streamBlobs(conn, root, files, onProgress, packing, sending, {
+  const { blobBytes, wire } = await streamBlobs(conn, root, files, onProgress, meter, sending, {
     async room(wire) {
       while (wire - acked > SEND_WINDOW && !failure) await new Promise<void>((r) => (wake = r));
       if (failure) throw failure;
@@ -90,6 +91,7 @@ export function sendBlobStream(
   conn: Connection,
   root: string,
   files: Entry[],
+  packing: "auto" | "never",
   onProgress?: (p: SyncProgress) => void,
 ) {
   return streamBlobs(
@@ -97,7 +99,7 @@ export function sendBlobStream(
     root,
     files,
     onProgress,
-    new Packing("always"),
+    new Packing(packing === "never" ? "never" : "always"),
     { wire: 0 },
     {
       room: async () => {},

@@ -27,6 +27,8 @@ export interface SyncRequest {
   client: string;
   /** The agent takes the manifest diff and blobs inline (its hello said inlineSync). */
   inline?: boolean;
+  /** Whether blob batches may be deflated (packing.ts); default "auto". */
+  packing?: "auto" | "never";
   /**
    * Where the manifest last sent to this workspace is kept (last-manifest.ts), for sending
    * only a diff next time; default: in the local cache; false: neither kept nor used.
@@ -80,7 +82,7 @@ export async function syncTree(
     await conn.send({ t: "manifest-end", base });
     if (blobs) {
       inlineFiles = files;
-      const r = await sendBlobStream(conn, req.root, files, hooks.onProgress);
+      const r = await sendBlobStream(conn, req.root, files, req.packing ?? "auto", hooks.onProgress);
       inline = { ...r, files: files.length };
       sent += r.wire;
     }
@@ -138,7 +140,13 @@ async function sendNeeded(
   const early = { files: inline?.files ?? 0, bytes: inline?.blobBytes ?? 0 };
   const files = neededFiles(need, entries);
   if (files.length === 0) return result(await conn.expect("synced"), early.files, early.bytes, sent);
-  const { blobBytes, wire, final } = await sendBlobs(conn, req.root, files, hooks.onProgress);
+  const { blobBytes, wire, final } = await sendBlobs(
+    conn,
+    req.root,
+    files,
+    req.packing ?? "auto",
+    hooks.onProgress,
+  );
   return result(final, early.files + files.length, early.bytes + blobBytes, sent + wire);
 }
 

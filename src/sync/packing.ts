@@ -49,14 +49,18 @@ export class Packing {
   private rawDeflated = 0;
 
   constructor(
-    /** "auto": measured as above; "always": every batch that compresses; the inline path uses it. */
-    readonly mode: "auto" | "always" = "auto",
+    /**
+     * "auto": measured as above; "always": every batch that compresses (the inline path);
+     * "never": none (the link runs through this machine's CPU: see sameHost in server/connect.ts).
+     */
+    readonly mode: "auto" | "always" | "never" = "auto",
     private readonly now: Clock = () => performance.now() / 1000,
   ) {}
 
   /** Whether to deflate the next batch. */
   shouldTry(): boolean {
     const n = this.batches++;
+    if (this.mode === "never") return false;
     if (this.deflateRate === 0 || n % PROBE_EVERY === 0) return true;
     if (this.mode === "always") return this.ratio < POOR;
     if (this.linkRate === 0) return false;

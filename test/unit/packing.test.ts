@@ -5,12 +5,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { PROBE_EVERY, Packing } from "../../src/sync/packing.js";
+import { isLoopbackUrl } from "../../src/util/net.js";
 
 const MB = 1024 * 1024;
 const BATCH = 256 * 1024;
 
 /** A Packing whose clock the test sets, with deflate measured at `rate` bytes/s and `ratio`. */
-function measured(mode: "auto" | "always", rate: number, ratio: number) {
+function measured(mode: "auto" | "always" | "never", rate: number, ratio: number) {
   let now = 0;
   const p = new Packing(mode, () => now);
   const done = p.deflating(BATCH);
@@ -80,4 +81,29 @@ test('"always" deflates whatever compresses, and probes what did not', () => {
   assert.equal(deflatedOf(good.p, 2 * PROBE_EVERY), 2 * PROBE_EVERY);
   const poor = measured("always", 30 * MB, 0.99);
   assert.equal(deflatedOf(poor.p, 2 * PROBE_EVERY), 2);
+});
+
+test('"never" deflates nothing, even on a slow link', () => {
+  const { p, link } = measured("never", 30 * MB, 0.3);
+  link(2 * MB, 1, 4 * MB);
+  assert.equal(deflatedOf(p, 4 * PROBE_EVERY), 0);
+});
+
+test("an API server at a loopback address is this machine", () => {
+  for (const url of [
+    "https://127.0.0.1:6443",
+    "https://localhost:6443",
+    "https://[::1]:6443",
+    "http://127.1.2.3",
+    "https://api.localhost",
+  ])
+    assert.equal(isLoopbackUrl(url), true, url);
+  for (const url of [
+    "https://10.0.0.1:6443",
+    "https://kube.example.com",
+    "https://128.0.0.1",
+    "https://localhost.example.com",
+    "not a url",
+  ])
+    assert.equal(isLoopbackUrl(url), false, url);
 });
