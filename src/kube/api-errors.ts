@@ -94,6 +94,14 @@ export function statusError(code: number, body: unknown, action: string): UserEr
   } catch {
     message = String(body ?? "");
   }
+  // A namespace being deleted refuses new objects with 403 too; no right is missing.
+  const terminating = /unable to create new content in namespace (\S+) because it is being terminated/.exec(
+    message,
+  );
+  if (code === 403 && terminating)
+    return new UserError("cluster", `cannot ${action}: namespace ${terminating[1]} is being deleted`, {
+      hint: `wait until it is gone (kubectl get namespace ${terminating[1]}), then run the command again`,
+    });
   if (code === 403) return permissionError(action, parseRefusal(message), message);
   if (code === 401) return new UserError("cluster", `the API server rejected your credentials: ${message}`);
   if (code === 404) return new UserError("notFound", `not found while trying to ${action}: ${message}`);

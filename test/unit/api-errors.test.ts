@@ -56,6 +56,22 @@ test("statusError 403 that is no RBAC refusal keeps the server's words", () => {
   assert.equal(e.message, "you are not allowed to create job j in namespace n: violates PodSecurity");
 });
 
+test("statusError 403 for a namespace being deleted says so: no right is missing", () => {
+  const e = statusError(
+    403,
+    forbidden(
+      'serviceaccounts "snapdeploy-build-server" is forbidden: unable to create new content in namespace snapdeploy because it is being terminated',
+    ),
+    "apply ServiceAccount snapdeploy/snapdeploy-build-server",
+  );
+  assert.equal(e.exitCode, ExitCode.cluster);
+  assert.equal(
+    e.message,
+    "cannot apply ServiceAccount snapdeploy/snapdeploy-build-server: namespace snapdeploy is being deleted",
+  );
+  assert.match(e.hint ?? "", /wait until it is gone \(kubectl get namespace snapdeploy\)/);
+});
+
 test("a refused watch names verb watch; other watch ends are not refusals", () => {
   const err = Object.assign(new Error("Forbidden"), { statusCode: 403 });
   const e = watchRefusal(
