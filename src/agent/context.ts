@@ -16,6 +16,8 @@ export interface AgentContext {
   dataDir: string;
   /** How users should name the volume in messages (e.g. "PVC snapdeploy/snapdeploy-data"). */
   volumeName: string;
+  /** The data volume's id (volumeId in workspace.ts), said in the hello. */
+  volume?: string;
   blobs: BlobStore;
   /** Shared by syncs, exclusive for garbage collection of blobs. */
   store: StoreGate;

@@ -20,6 +20,7 @@ import { relay } from "./relay.js";
 import { RegistryClient } from "./registry.js";
 import { gcScheduleFromEnv, startGcSchedule } from "./gc-schedule.js";
 import { type AgentContext, serveSession } from "./session.js";
+import { volumeId } from "./volume-id.js";
 import { WorkspaceLocks } from "./workspace.js";
 
 declare const SNAPDEPLOY_VERSION: string | undefined;
@@ -43,6 +44,7 @@ export async function serve(opts: {
     version: typeof SNAPDEPLOY_VERSION === "string" ? SNAPDEPLOY_VERSION : "dev",
     dataDir: opts.dataDir,
     volumeName: opts.volumeName,
+    volume: await volumeId(opts.dataDir),
     blobs,
     store: new StoreGate(),
     locks: new WorkspaceLocks(),

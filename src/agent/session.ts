@@ -31,6 +31,7 @@ export async function serveSession(conn: AgentConnection, ctx: AgentContext): Pr
       agent: ctx.version,
       keepalive: true,
       inlineSync: true,
+      ...(ctx.volume ? { volume: ctx.volume } : {}),
     });
     // Operations run one after another until the client says bye.
     for (;;) {

@@ -102,7 +102,7 @@ export async function buildSnapshot(
       const sync = await syncPhase(
         s.conn,
         scan,
-        { ...req, inline: s.inlineSync, sameHost: s.sameHost },
+        { ...req, inline: s.inlineSync, sameHost: s.sameHost, volume: s.volume },
         reporter,
       );
       lap("sync");

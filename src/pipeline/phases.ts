@@ -25,7 +25,7 @@ export async function inPhase<T>(phase: Phase, work: Promise<T>, counts: (v: T) 
 export async function syncPhase(
   conn: Connection,
   scan: Snapshot,
-  req: { user: string; project: string; inline?: boolean; sameHost?: boolean },
+  req: { user: string; project: string; inline?: boolean; sameHost?: boolean; volume?: string },
   reporter: Reporter,
 ): Promise<SyncResult> {
   const phase = reporter.phase("sync");
@@ -39,6 +39,7 @@ export async function syncPhase(
       entries: scan.entries,
       client: `${req.user}@${os.hostname()}`,
       inline: req.inline,
+      volume: req.volume,
       // Deflate trades CPU for bytes: on a link through this machine's own CPU it only costs.
       packing: req.sameHost ? "never" : "auto",
     },

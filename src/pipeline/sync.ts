@@ -50,7 +50,7 @@ export async function syncSnapshot(
     const result = await syncPhase(
       s.conn,
       scan,
-      { ...req, inline: s.inlineSync, sameHost: s.sameHost },
+      { ...req, inline: s.inlineSync, sameHost: s.sameHost, volume: s.volume },
       reporter,
     );
     return { scan, digest, result, transport: s.transport, scannedAt };

@@ -164,6 +164,12 @@ export interface AgentHello {
   keepalive?: boolean;
   /** The agent takes a sync's manifest diff and blobs inline (SyncRequest.base, .blobs). */
   inlineSync?: boolean;
+  /**
+   * The data volume's id, made when the volume was first used: another id means other
+   * workspaces (a new or another build server), so what this machine sent last to a
+   * workspace is not what it holds.
+   */
+  volume?: string;
 }
 
 /** The workspace lock is held by `holder` since `since` (ms since the epoch). */

@@ -44,6 +44,8 @@ export interface AgentSession {
    * local cluster), so the link's every hop is this machine's CPU too.
    */
   sameHost: boolean;
+  /** The build server's data volume id (its hello), when it says one. */
+  volume?: string;
   /** Says bye and closes; for an exec relay, waits for it to exit and checks its status. */
   finish(): Promise<void>;
   /** Tears the session down at once (Ctrl-C): the remote side sees its connection vanish. */
@@ -166,6 +168,7 @@ async function openSession(cluster: ClusterAccess, namespace: string, name: stri
       agentVersion: String(hello.agent),
       inlineSync: hello.inlineSync === true,
       sameHost: isLoopbackUrl(cluster.server),
+      volume: typeof hello.volume === "string" && hello.volume.length <= 64 ? hello.volume : undefined,
       async finish() {
         await conn.send({ t: "bye" }).catch(() => {});
         conn.stopKeepalive();

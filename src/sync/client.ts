@@ -27,6 +27,8 @@ export interface SyncRequest {
   client: string;
   /** The agent takes the manifest diff and blobs inline (its hello said inlineSync). */
   inline?: boolean;
+  /** The build server's data volume id: part of the key of what was sent last. */
+  volume?: string;
   /** Whether blob batches may be deflated (packing.ts); default "auto". */
   packing?: "auto" | "never";
   /**
@@ -56,7 +58,7 @@ export async function syncTree(
   req: SyncRequest,
   hooks: { onWaiting?: (holder: string) => void; onProgress?: (p: SyncProgress) => void } = {},
 ): Promise<SyncResult> {
-  const kept = req.kept ?? lastManifestFile(req.root, req.user, req.project);
+  const kept = req.kept ?? lastManifestFile(req.root, req.user, req.project, req.volume);
   const request = {
     t: "sync" as const,
     user: req.user,

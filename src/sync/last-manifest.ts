@@ -19,9 +19,15 @@ import { cacheDir } from "../util/cache.js";
 
 const VERSION = 2;
 
-/** Where the manifest last sent from `root` to the workspace user/project is kept. */
-export function lastManifestFile(root: string, user: string, project: string): string {
-  const id = createHash("sha256").update(`${root}\n${user}\n${project}`).digest("hex").slice(0, 16);
+/**
+ * Where the manifest last sent from `root` to the workspace user/project is kept, per build
+ * server data volume (its hello's id): another volume holds other workspaces.
+ */
+export function lastManifestFile(root: string, user: string, project: string, volume = ""): string {
+  const id = createHash("sha256")
+    .update(`${root}\n${user}\n${project}\n${volume}`)
+    .digest("hex")
+    .slice(0, 16);
   return cacheDir("sent", `${id}.jsonl`);
 }
 

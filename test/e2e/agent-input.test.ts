@@ -17,7 +17,7 @@ import { FRAME_DATA } from "../../src/protocol/frames.js";
 import type { ClientMessage } from "../../src/protocol/messages.js";
 import { withAgent } from "../../src/server/connect.js";
 import { syncTree } from "../../src/sync/client.js";
-import { inServer, installServer, REGISTRY_NODE, uninstallServer } from "../helpers/cluster.js";
+import { eventually, inServer, installServer, REGISTRY_NODE, uninstallServer } from "../helpers/cluster.js";
 
 let ns = "";
 /** The manifest digest of the tree synced to the workspace builder/p for the build cases. */
@@ -239,15 +239,17 @@ test("a file changed after the scan (same size) is refused by the agent's hash c
         inline: s.inlineSync,
       }),
     );
+  const refusedAsChanged = (sync: Promise<unknown>) =>
+    assert.rejects(
+      sync,
+      (e: unknown) =>
+        e instanceof UserError && /src\/app\.txt changed while it was being sent/.test(e.message),
+    );
   try {
     // The whole manifest, then the blobs the agent asks for.
     const first = await scanTree({ root: d, useCache: false });
     await writeFile(join(d, "src/app.txt"), "version 2\n");
-    await assert.rejects(
-      syncScanned(first, false),
-      (e: unknown) =>
-        e instanceof UserError && /src\/app\.txt changed while it was being sent/.test(e.message),
-    );
+    await refusedAsChanged(syncScanned(first, false));
     const current = "/data/workspaces/changer/p/current";
     assert.equal(
       (await inServer(ns, `if [ -e ${current} ]; then echo present; else echo absent; fi`)).trim(),
@@ -260,16 +262,27 @@ test("a file changed after the scan (same size) is refused by the agent's hash c
     await writeFile(join(d, "src/app.txt"), "version 3\n");
     const third = await scanTree({ root: d, useCache: false });
     await writeFile(join(d, "src/app.txt"), "version 4\n");
-    await assert.rejects(
-      syncScanned(third, kept),
-      (e: unknown) =>
-        e instanceof UserError && /src\/app\.txt changed while it was being sent/.test(e.message),
-    );
+    await refusedAsChanged(syncScanned(third, kept));
     const held = await inServer(ns, "cat /data/workspaces/changer/p/current/src/app.txt");
     assert.equal(held, "version 2\n", "the workspace keeps the last good sync");
   } finally {
     await rm(d, { recursive: true, force: true });
   }
+});
+
+test("the hello names the data volume, and the agent says the same id after it restarts", async () => {
+  const cluster = await loadClusterAccess({});
+  const volume = async () => await withAgent(cluster, ns, async (s) => s.volume);
+  const before = await volume();
+  assert.match(String(before), /^[0-9a-f-]{36}$/);
+  assert.equal((await inServer(ns, "cat /data/volume-id")).trim(), before);
+  // SIGTERM to the agent (PID 1 of its container): the container restarts on the same volume.
+  await inServer(ns, "kill -TERM 1");
+  const after = await eventually(
+    "the restarted agent's hello",
+    async () => await volume().catch(() => undefined),
+  );
+  assert.equal(after, before);
 });
 
 test("nothing was written outside the workspaces", async () => {

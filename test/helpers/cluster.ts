@@ -2,6 +2,8 @@
  * Test helpers for the real local cluster brought up by cluster/up. They shell out
  * to the kubectl and docker binaries the cluster harness provides, as a user would.
  */
+import type { V1Pod } from "@kubernetes/client-node";
+import { isReady } from "../../src/server/connect.js";
 import { type SpawnOptions, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promises as fs, readFileSync } from "node:fs";
@@ -146,6 +148,8 @@ export async function uninstallServer(ns: string): Promise<void> {
 
 /** The name of the ready build-server pod in a namespace. */
 export async function serverPod(ns: string): Promise<string> {
+  // Ready as the CLI means it (src/server/connect.ts isReady): the pod's Ready condition, so
+  // the builder's container too, not only the agent's.
   return await eventually(
     `a ready build server pod in ${ns}`,
     async () => {
@@ -157,9 +161,10 @@ export async function serverPod(ns: string): Promise<string> {
         "-l",
         "app.kubernetes.io/name=snapdeploy-build-server",
         "-o",
-        'jsonpath={range .items[?(@.status.containerStatuses[0].ready==true)]}{.metadata.name}{"\\n"}{end}',
+        "json",
       ]);
-      return out.trim().split("\n").filter(Boolean)[0];
+      const pods = (JSON.parse(out) as { items: V1Pod[] }).items;
+      return pods.find(isReady)?.metadata?.name;
     },
     120_000,
   );
