@@ -93,15 +93,33 @@ function probeSocket(socket: string): Promise<NodeJS.ErrnoException | undefined>
 }
 
 /**
+ * The identity of the daemon's unix socket (inode and change time), which a restarted
+ * daemon makes anew; undefined for another address or no socket.
+ */
+export async function socketIdentity(addr: string): Promise<string | undefined> {
+  const socket = /^unix:\/\/(.+)$/.exec(addr)?.[1];
+  if (!socket) return undefined;
+  const st = await fs.stat(socket).catch(() => undefined);
+  return st ? `${st.ino}:${st.ctimeMs}` : undefined;
+}
+
+/**
  * After buildctl failed: why the daemon is gone, when it is; from buildctl's output, or, when
  * that ended before saying so (buildctl killed with it, or its last line lost), from the
- * daemon's unix socket no longer taking connections.
+ * daemon's unix socket no longer taking connections, or being another one than `before`
+ * (socketIdentity when the build started: the daemon was started again meanwhile).
  */
-export async function daemonGone(addr: string, lines: string[]): Promise<string | undefined> {
+export async function daemonGone(
+  addr: string,
+  lines: string[],
+  before?: string,
+): Promise<string | undefined> {
   const said = daemonLost(lines);
   if (said) return said;
   const socket = /^unix:\/\/(.+)$/.exec(addr)?.[1];
   if (!socket) return undefined;
+  if (before !== undefined && (await socketIdentity(addr)) !== before)
+    return `it was started again meanwhile (its socket ${socket} is a new one)`;
   const err = await probeSocket(socket);
   return err ? `its socket ${socket} no longer takes connections (${err.code ?? err.message})` : undefined;
 }
@@ -181,10 +199,11 @@ export async function buildAndPush(
     });
     const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, DOCKER_CONFIG: dir };
     await waitForDaemon(o.addr, onLine);
+    const daemon = await socketIdentity(o.addr);
     const { code, lines } = await runStreaming(o.buildctl, args, env, onLine, signal);
     if (signal.aborted) throw new StepFailed("build", "the build was cancelled", undefined, []);
     if (code !== 0) {
-      const lost = await daemonGone(o.addr, lines);
+      const lost = await daemonGone(o.addr, lines, daemon);
       if (lost) throw new BuilderUnavailable(`the builder (buildkitd) stopped during the build: ${lost}`);
       if (failedInPush(lines)) {
         const last = lines.filter((l) => l.trim()).slice(-5);

@@ -9,6 +9,7 @@ import {
   BuilderUnavailable,
   buildctlArgs,
   daemonGone,
+  socketIdentity,
   daemonLost,
   failedInPush,
   repositoryOf,
@@ -149,6 +150,15 @@ test("daemonGone: from buildctl's output, else from the daemon's socket refusing
   await new Promise<void>((r) => server.listen(sock, r));
   t.after(() => server.close());
   assert.equal(await daemonGone(`unix://${sock}`, failed), undefined);
+  // The daemon was started again before the check: its socket is another one.
+  const before = await socketIdentity(`unix://${sock}`);
+  assert.ok(before);
+  assert.equal(await daemonGone(`unix://${sock}`, failed, before), undefined);
+  await new Promise<void>((r) => server.close(() => r()));
+  const again = net.createServer((c) => c.destroy());
+  await new Promise<void>((r) => again.listen(sock, r));
+  t.after(() => again.close());
+  assert.match((await daemonGone(`unix://${sock}`, failed, before)) ?? "", /started again meanwhile/);
   // An address that is no unix socket is not probed.
   assert.equal(await daemonGone("tcp://127.0.0.1:1", failed), undefined);
 });
