@@ -151,9 +151,11 @@ describe("deploy", () => {
     const good = await webApp(dirs, RUN_ID, "stable\n");
     assert.equal((await deploy(good, ["-t", "crash"])).code, 0);
     const before = await image("crash");
+    // One stream only: the runtime copies stdout and stderr separately, so lines of the two
+    // can reach the log in either order (seen: the stderr line landing before the last stdout ones).
     const crashing = await webApp(dirs, RUN_ID, "unused\n", {
       "server.js": [
-        "for (let i = 1; i <= 30; i++) console.log('boot line ' + i);",
+        "for (let i = 1; i <= 30; i++) console.error('boot line ' + i);",
         "console.error('fatal: no database');",
         "process.exit(4);",
         "",
