@@ -21,7 +21,7 @@ import { promisify } from "node:util";
 import type { Entry } from "../protocol/manifest.js";
 import { collectGarbage } from "../util/memory.js";
 import { changed, fsError } from "./fs-errors.js";
-import type { CacheRecord, FileStamp } from "./stat-cache.js";
+import type { FileStamp } from "./stat-cache.js";
 
 /** File reads in flight per scan. */
 const CONCURRENCY = 64;
@@ -129,10 +129,11 @@ function checkUnchanged(name: string, read: number, after: HashStat, expected: H
   }
 }
 
-/** A file to hash, with its lstat from the walk. */
+/** A file to hash, with its lstat from the walk and its index among the walk's files. */
 export interface ToHash {
   entry: Entry;
   st: FileStamp;
+  index: number;
 }
 
 /** The state of a scan that hashing reads and updates. */
@@ -147,23 +148,23 @@ export interface HashRun {
 }
 
 /**
- * Hashes `files`, CONCURRENCY at a time, and records them in `fresh` unless racily clean.
- * Returns how many records it added.
+ * Hashes `files`, CONCURRENCY at a time, and marks them in `kept` (by index) for the stat
+ * cache unless racily clean. Returns how many it marked.
  */
-export async function hashAll(w: HashRun, files: ToHash[], fresh: Map<string, CacheRecord>): Promise<number> {
+export async function hashAll(w: HashRun, files: ToHash[], kept: Uint8Array): Promise<number> {
   let next = 0;
   let added = 0;
   const lane = async () => {
     while (next < files.length) {
       if (w.failed) throw new Error("scan aborted");
-      const { entry, st } = files[next++] as ToHash;
+      const { entry, st, index } = files[next++] as ToHash;
       if (next % GC_EVERY === 0) collectGarbage(files.length);
       const hash = await hashFile(w.prefix + entry.path, st, { name: entry.path });
       entry.hash = hash;
       w.stats.hashedFiles++;
       w.stats.hashedBytes += st.size;
       if (st.mtimeMs < w.racyFrom) {
-        fresh.set(entry.path, [st.size, st.mtimeMs, st.ctimeMs, st.ino, entry.mode, hash]);
+        kept[index] = 1;
         added++;
       }
     }

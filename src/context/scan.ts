@@ -12,14 +12,7 @@ import { readDockerignore } from "./dockerignore.js";
 import { fingerprintFile, loadFingerprint, saveFingerprint, TreePrint } from "./fingerprint.js";
 import { fsError, quote } from "./fs-errors.js";
 import { hashAll, type ToHash } from "./hash.js";
-import {
-  type CacheRecord,
-  cachedHash,
-  defaultCacheFile,
-  loadCache,
-  RACY_MS,
-  saveCache,
-} from "./stat-cache.js";
+import { type CacheRecord, defaultCacheFile, loadCache, RACY_MS, saveCache } from "./stat-cache.js";
 import { checkLinkChains, type ScanStats, type Walk, walkDir, YIELD_EVERY_MS } from "./walk.js";
 
 export { fingerprintFile } from "./fingerprint.js";
@@ -173,10 +166,11 @@ export async function scanSnapshot(opts: ScanOptions): Promise<Snapshot> {
  * else by reading it; saves the cache when it changed. Returns the manifest digest.
  */
 async function completeHashes(w: Walk, cacheFile: string | undefined): Promise<string> {
-  const loaded = cacheFile ? await loadCache(cacheFile, w.root) : undefined;
-  const cached = loaded ?? {};
-  const fresh = new Map<string, CacheRecord>();
+  const cache = cacheFile ? await loadCache(cacheFile, w.root) : undefined;
+  /** 1 for the files whose record the cache is to keep: found in it, or hashed and not racy. */
+  const kept = new Uint8Array(w.files.length);
   const toHash: ToHash[] = [];
+  let hits = 0;
   for (let i = 0; i < w.files.length; i++) {
     const entry = w.files[i] as Entry;
     const st = {
@@ -185,16 +179,18 @@ async function completeHashes(w: Walk, cacheFile: string | undefined): Promise<s
       ctimeMs: w.stamps[3 * i + 1] ?? 0,
       ino: w.stamps[3 * i + 2] ?? 0,
     };
-    const hash = cachedHash(cached, entry, st, fresh);
-    if (hash === undefined) toHash.push({ entry, st });
+    const hash = cache?.hashOf(entry, st);
+    if (hash === undefined) toHash.push({ entry, st, index: i });
     else {
       entry.hash = hash;
-      w.stats.cacheHits++;
+      kept[i] = 1;
+      hits++;
     }
   }
+  w.stats.cacheHits += hits;
   let newRecords = 0;
   try {
-    newRecords = await hashAll(w, toHash, fresh);
+    newRecords = await hashAll(w, toHash, kept);
   } catch (e) {
     w.failed = true; // queued work does not start
     throw e;
@@ -203,10 +199,17 @@ async function completeHashes(w: Walk, cacheFile: string | undefined): Promise<s
   // Rewriting the whole cache for a few changed files costs more than hashing those few
   // again next time (files changed just before a scan are not cached anyway: RACY_MS), so
   // an existing cache is saved only when enough records came or went.
-  const dropped = Object.keys(cached).length - (fresh.size - newRecords);
-  const changed = Math.max(newRecords, dropped);
-  if (cacheFile && (!loaded || changed > Math.max(SAVE_AFTER, w.files.length / 100)))
-    await saveCache(cacheFile, w.root, fresh, w.warn);
+  const changed = Math.max(newRecords, (cache?.paths.length ?? 0) - hits);
+  if (cacheFile && (!cache || changed > Math.max(SAVE_AFTER, w.files.length / 100))) {
+    const records: CacheRecord[] = [];
+    for (let i = 0; i < w.files.length; i++) {
+      if (kept[i] === 0) continue;
+      const entry = w.files[i] as Entry;
+      const [mtimeMs = 0, ctimeMs = 0, ino = 0] = w.stamps.slice(3 * i, 3 * i + 3);
+      records.push({ entry, st: { size: entry.size, mtimeMs, ctimeMs, ino } });
+    }
+    await saveCache(cacheFile, w.root, records, w.warn);
+  }
   collectGarbage(w.entries.length);
   return manifestDigest(w.entries);
 }

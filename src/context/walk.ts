@@ -6,7 +6,13 @@
 import { type Dirent, lstatSync, readdirSync, readlinkSync, type Stats } from "node:fs";
 import { UserError } from "../errors.js";
 import { compareEntryPaths, type Entry } from "../protocol/manifest.js";
-import { escapingLink, pathProblem, targetProblem } from "../protocol/paths.js";
+import {
+  escapingLink,
+  MAX_PATH_BYTES,
+  MAX_SEGMENT_BYTES,
+  pathProblem,
+  targetProblem,
+} from "../protocol/paths.js";
 import type { IgnoreRules } from "./dockerignore.js";
 import type { TreePrint } from "./fingerprint.js";
 import { fsError, quote } from "./fs-errors.js";
@@ -16,6 +22,7 @@ import { LARGE_JOB, largeJob } from "../util/memory.js";
 export const YIELD_EVERY_MS = 5;
 /** Root-level names the build always needs, whatever `.dockerignore` says. */
 const ALWAYS_SENT = new Set(["Dockerfile", ".dockerignore"]);
+const NEWLINE = /[\n\r]/;
 
 /**
  * Counts for one scan. `files`/`dirs`/`symlinks` count entries; `bytes` is the total size of
@@ -105,7 +112,10 @@ function visit(w: Walk, rel: string, d: Dirent): boolean | Promise<boolean> {
     w.stats.ignored++;
     return false;
   }
-  checkEntryPath(rel);
+  // The directory above passed: a listed name (never empty, '.', '..', or holding '/' or NUL)
+  // needs the whole check only when it is long or holds a newline.
+  if (d.name.length * 3 > MAX_SEGMENT_BYTES || rel.length * 3 > MAX_PATH_BYTES || NEWLINE.test(d.name))
+    checkEntryPath(rel);
   const abs = w.prefix + rel;
   let st: Stats;
   try {

@@ -34,6 +34,7 @@ import {
   scanSnapshot,
   scanTree,
 } from "../../src/context/scan.js";
+import { loadCache } from "../../src/context/stat-cache.js";
 
 const PROJECT = fileURLToPath(new URL("../..", import.meta.url));
 const SCAN_MODULE = new URL("../../src/context/scan.ts", import.meta.url).href;
@@ -580,13 +581,14 @@ test("stat cache: recently modified files are not cached (racily clean)", async 
   await age(root);
   await writeFile(join(root, "new.txt"), "new"); // mtime: now
   const cacheFile = join(await tempDir(t), "scan.json");
+  let real = "";
   for (let i = 0; i < 2; i++) {
     const r = await scanTree({ root, cacheFile });
     assert.equal(r.stats.hashedFiles, i === 0 ? 2 : 1);
     assert.equal(r.stats.cacheHits, i === 0 ? 0 : 1);
+    real = r.root;
   }
-  const saved = JSON.parse(await readFile(cacheFile, "utf8"));
-  assert.deepEqual(Object.keys(saved.files), ["old.txt"]);
+  assert.deepEqual((await loadCache(cacheFile, real))?.paths, ["old.txt"]);
 });
 
 test("stat cache: a corrupt cache file or one for another tree is ignored", async (t) => {
@@ -624,10 +626,10 @@ test("defaultCacheFile: under $XDG_CACHE_HOME or ~/.cache, named after the real 
     else process.env.XDG_CACHE_HOME = saved;
   });
   process.env.XDG_CACHE_HOME = "/var/cache/me";
-  assert.equal(defaultCacheFile(root), `/var/cache/me/snapdeploy/scan/${id}.json`);
+  assert.equal(defaultCacheFile(root), `/var/cache/me/snapdeploy/scan/${id}.stat`);
   assert.equal(defaultCacheFile(alias), defaultCacheFile(root));
   process.env.XDG_CACHE_HOME = "relative/ignored";
-  assert.equal(defaultCacheFile(root), join(homedir(), ".cache", "snapdeploy", "scan", `${id}.json`));
+  assert.equal(defaultCacheFile(root), join(homedir(), ".cache", "snapdeploy", "scan", `${id}.stat`));
 });
 
 test("stat cache: rescanning a 2,000-file tree hashes nothing", async (t) => {
