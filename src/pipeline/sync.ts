@@ -44,15 +44,21 @@ export async function syncSnapshot(
   let scanning: Promise<Snapshot> | undefined;
   const syncing = withAgent(cluster, req.serverNamespace, async (s) => {
     const scan = await (scanning as Promise<Snapshot>);
-    await warnLikelySecrets(scan, req.allowSecrets ?? [], reporter);
     const digest = scan.digest;
     scannedAt = performance.now();
-    const result = await syncPhase(
+    const syncing = syncPhase(
       s.conn,
       scan,
       { ...req, inline: s.inlineSync, sameHost: s.sameHost, volume: s.volume },
       reporter,
     );
+    // The look for likely secrets (a warning, never a gate; CPU work over every path) runs
+    // once the request is on its way (the turn after: the diff and its sending come first),
+    // while the build server works on it.
+    const warned = new Promise((resolve) => setImmediate(resolve)).then(() =>
+      warnLikelySecrets(scan, req.allowSecrets ?? [], reporter),
+    );
+    const [result] = await Promise.all([syncing, warned]);
     return { scan, digest, result, transport: s.transport, scannedAt };
   });
   // withAgent has run up to its first wait for the network: the connection is being dialled.

@@ -130,7 +130,8 @@ export function diffFromKept(file: string, base: string, to: readonly Entry[]): 
     for (const line of it) {
       const b = to[j];
       // The same line: the same entry, unchanged (most lines, when little changed).
-      if (b && `${line}\n` === canonicalLine(b)) {
+      const text = b && canonicalLine(b);
+      if (b && text && text.length === line.length + 1 && text.startsWith(line)) {
         prev = b.path;
         j++;
         continue;
