@@ -125,7 +125,7 @@ export async function scanSnapshot(opts: ScanOptions): Promise<Snapshot> {
     throw e;
   }
   checkLinkChains(walk);
-  walk.entries.sort(compareEntryPaths);
+  // walk.entries are sorted once needed (completeHashes): a no-op needs only the fingerprint.
   const fingerprint = walk.print.digest();
   collectGarbage(walk.entries.length);
   const complete = () => completeHashes(walk, useCache ? cacheFile : undefined);
@@ -166,6 +166,7 @@ export async function scanSnapshot(opts: ScanOptions): Promise<Snapshot> {
  * else by reading it; saves the cache when it changed. Returns the manifest digest.
  */
 async function completeHashes(w: Walk, cacheFile: string | undefined): Promise<string> {
+  w.entries.sort(compareEntryPaths);
   const cache = cacheFile ? await loadCache(cacheFile, w.root) : undefined;
   /** 1 for the files whose record the cache is to keep: found in it, or hashed and not racy. */
   const kept = new Uint8Array(w.files.length);
