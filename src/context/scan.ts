@@ -3,10 +3,11 @@
  * send (after `.dockerignore`), with content hashes for files. A local stat cache makes
  * a rescan of an unchanged tree cost one lstat per path and no reads.
  */
+import { createHash } from "node:crypto";
 import { realpath, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { UserError } from "../errors.js";
-import { compareEntryPaths, type Entry, manifestDigest } from "../protocol/manifest.js";
+import { compareEntryPaths, type Entry, manifestText } from "../protocol/manifest.js";
 import { collectGarbage } from "../util/memory.js";
 import { readDockerignore } from "./dockerignore.js";
 import { fingerprintFile, loadFingerprint, saveFingerprint, TreePrint } from "./fingerprint.js";
@@ -44,6 +45,11 @@ export interface Snapshot {
    * read the stat cache and hash files; it fails like a scan when the tree changed since.
    */
   entries(): Promise<Entry[]>;
+  /**
+   * The entries' canonical lines (protocol/manifest.ts: the text the digest hashes), once
+   * entries() is complete: what the kept copy of the last sync is compared with.
+   */
+  manifestText(): Promise<string>;
   /** The paths of the regular files the context holds (no hashing needed). */
   files(): string[];
 }
@@ -100,6 +106,7 @@ export async function scanSnapshot(opts: ScanOptions): Promise<Snapshot> {
     stamps: [],
     warn: opts.onWarning ?? (() => {}),
     entries: [],
+    text: "",
     stats: {
       files: 0,
       dirs: 0,
@@ -145,20 +152,32 @@ export async function scanSnapshot(opts: ScanOptions): Promise<Snapshot> {
       }
       return walk.entries;
     };
+    const all = () => {
+      completed ??= entries();
+      return completed;
+    };
     return {
       root,
       digest: previous.digest,
       stats: walk.stats,
       files,
-      entries: () => {
-        completed ??= entries();
-        return completed;
+      entries: all,
+      manifestText: async () => {
+        await all();
+        return walk.text;
       },
     };
   }
   const digest = await complete();
   if (useCache && !walk.racy) await saveFingerprint(treeFile, root, fingerprint, digest, walk.warn);
-  return { root, digest, stats: walk.stats, files, entries: async () => walk.entries };
+  return {
+    root,
+    digest,
+    stats: walk.stats,
+    files,
+    entries: async () => walk.entries,
+    manifestText: async () => walk.text,
+  };
 }
 
 /**
@@ -212,7 +231,8 @@ async function completeHashes(w: Walk, cacheFile: string | undefined): Promise<s
     await saveCache(cacheFile, w.root, records, w.warn);
   }
   collectGarbage(w.entries.length);
-  return manifestDigest(w.entries);
+  w.text = manifestText(w.entries);
+  return createHash("sha256").update(w.text).digest("hex");
 }
 
 /** The stat cache is saved once more than this many records (or 1% of the files) changed. */

@@ -55,6 +55,8 @@ export interface Walk {
   stamps: number[];
   warn: (message: string) => void;
   entries: Entry[];
+  /** The entries' canonical lines, once sorted and hashed (see scanSnapshot). */
+  text: string;
   stats: ScanStats;
   /** The symlinks, checked together once the walk is done (checkLinkChains). */
   links: Entry[];

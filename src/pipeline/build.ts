@@ -69,13 +69,15 @@ export async function buildSnapshot(
     req.serverNamespace,
     async (s) => {
       const [scan, secrets] = await prepared;
-      await warnLikelySecrets(scan, req.allowSecrets ?? [], reporter);
       const manifest = scan.digest;
       const id = snapshotId(manifest, req.settings);
       const ref = `${req.repository}:${snapshotTag(id, req.tagPrefix)}`;
       lap("scan");
       const settings = { ...req.settings } as Record<string, unknown>;
       await s.conn.send({ t: "check", ref, user: req.user, project: req.project, manifest, settings });
+      // The look for likely secrets (a warning, never a gate; CPU work over every path) runs
+      // while the build server checks the registry.
+      await warnLikelySecrets(scan, req.allowSecrets ?? [], reporter);
       const check = await inPhase(
         reporter.phase("check"),
         s.conn.expect("check").catch((e) => {

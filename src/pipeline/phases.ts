@@ -27,6 +27,8 @@ export async function syncPhase(
   scan: Snapshot,
   req: { user: string; project: string; inline?: boolean; sameHost?: boolean; volume?: string },
   reporter: Reporter,
+  /** Called once the request is sent, while the build server works on it (SyncHooks.onSent). */
+  onSent?: () => void,
 ): Promise<SyncResult> {
   const phase = reporter.phase("sync");
   const work = syncTree(
@@ -37,6 +39,7 @@ export async function syncPhase(
       project: req.project,
       digest: scan.digest,
       entries: scan.entries,
+      text: scan.manifestText,
       client: `${req.user}@${os.hostname()}`,
       inline: req.inline,
       volume: req.volume,
@@ -47,6 +50,7 @@ export async function syncPhase(
       onWaiting: (holder) =>
         reporter.info(`waiting: workspace ${req.user}/${req.project} is locked by ${holder}`),
       onProgress: (p) => phase.update(p),
+      onSent,
     },
   );
   return await inPhase(phase, work, (r) => ({ files: r.blobs, bytes: r.sentBytes, totalBytes: r.blobBytes }));

@@ -46,19 +46,21 @@ export async function syncSnapshot(
     const scan = await (scanning as Promise<Snapshot>);
     const digest = scan.digest;
     scannedAt = performance.now();
-    const syncing = syncPhase(
+    // The look for likely secrets (a warning, never a gate; CPU work over every path) runs
+    // once the request is sent, while the build server works on it.
+    let warned: Promise<void> | undefined;
+    const warn = () => {
+      warned ??= warnLikelySecrets(scan, req.allowSecrets ?? [], reporter);
+      return warned;
+    };
+    const result = await syncPhase(
       s.conn,
       scan,
       { ...req, inline: s.inlineSync, sameHost: s.sameHost, volume: s.volume },
       reporter,
+      warn,
     );
-    // The look for likely secrets (a warning, never a gate; CPU work over every path) runs
-    // once the request is on its way (the turn after: the diff and its sending come first),
-    // while the build server works on it.
-    const warned = new Promise((resolve) => setImmediate(resolve)).then(() =>
-      warnLikelySecrets(scan, req.allowSecrets ?? [], reporter),
-    );
-    const [result] = await Promise.all([syncing, warned]);
+    await warn();
     return { scan, digest, result, transport: s.transport, scannedAt };
   });
   // withAgent has run up to its first wait for the network: the connection is being dialled.

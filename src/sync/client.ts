@@ -5,7 +5,7 @@
  * only the blobs it lacks (blob-sender.ts).
  */
 import { createDeflateRaw } from "node:zlib";
-import type { Entry, ManifestDiff } from "../protocol/manifest.js";
+import { type Entry, type ManifestDiff, manifestText } from "../protocol/manifest.js";
 import { collectGarbage } from "../util/memory.js";
 import { DATA_CHUNK, INLINE_BLOBS_MAX } from "../protocol/constants.js";
 import type { Connection } from "../protocol/connection.js";
@@ -24,6 +24,8 @@ export interface SyncRequest {
   digest: string;
   /** The manifest, called only when the build server does not hold that snapshot already. */
   entries: () => Promise<Entry[]>;
+  /** The entries' canonical lines (protocol/manifest.ts); default: made from entries(). */
+  text?: () => Promise<string>;
   client: string;
   /** The agent takes the manifest diff and blobs inline (its hello said inlineSync). */
   inline?: boolean;
@@ -53,10 +55,20 @@ export interface SyncResult {
   sentBytes: number;
 }
 
+export interface SyncHooks {
+  onWaiting?: (holder: string) => void;
+  onProgress?: (p: SyncProgress) => void;
+  /**
+   * Called once the request has been sent (with a kept manifest, its diff and contents too),
+   * before the first wait for the build server's answer: CPU work of the caller's fits there.
+   */
+  onSent?: () => void;
+}
+
 export async function syncTree(
   conn: Connection,
   req: SyncRequest,
-  hooks: { onWaiting?: (holder: string) => void; onProgress?: (p: SyncProgress) => void } = {},
+  hooks: SyncHooks = {},
 ): Promise<SyncResult> {
   const kept = req.kept ?? lastManifestFile(req.root, req.user, req.project, req.volume);
   const request = {
@@ -74,8 +86,12 @@ export async function syncTree(
   // The manifest this machine sent last is most likely what the workspace holds: then the
   // diff against it, and the contents it names, go at once, without waiting to be asked.
   const base = req.inline && kept ? keptDigest(kept) : undefined;
-  if (base && base !== req.digest) entries = await req.entries();
-  const diff = base && entries ? diffFromKept(kept as string, base, entries) : undefined;
+  let text: string | undefined;
+  if (base && base !== req.digest) {
+    entries = await req.entries();
+    text = await req.text?.();
+  }
+  const diff = base && entries ? diffFromKept(kept as string, base, entries, text) : undefined;
   if (base && diff && entries && diff.put.length + diff.remove.length < entries.length) {
     const files = distinctFiles(diff.put);
     const blobs = files.reduce((n, e) => n + e.size, 0) <= INLINE_BLOBS_MAX;
@@ -88,10 +104,11 @@ export async function syncTree(
       inline = { ...r, files: files.length };
       sent += r.wire;
     }
-    if (kept) keepManifest(kept, req.digest, entries);
+    if (kept) keepManifest(kept, req.digest, entries, text);
   } else {
     await conn.send(request);
   }
+  hooks.onSent?.();
 
   let offer: Message;
   for (;;) {
@@ -111,10 +128,11 @@ export async function syncTree(
 
   // The workspace holds neither the snapshot nor what this machine sent last.
   entries ??= await req.entries();
+  text ??= (await req.text?.()) ?? manifestText(entries);
   // The agent holds another manifest and takes a diff against it: when it is the one this
   // machine sent last, only what changed since goes over the wire.
   const have = typeof offer.have === "string" && offer.diff === true ? offer.have : undefined;
-  const offered = kept && have ? diffFromKept(kept, have, entries) : undefined;
+  const offered = kept && have ? diffFromKept(kept, have, entries, text) : undefined;
   if (offered && offered.put.length + offered.remove.length < entries.length) {
     sent += await sendJson(conn, diffText(offered));
     await conn.send({ t: "manifest-end", base: have });
@@ -125,7 +143,7 @@ export async function syncTree(
   collectGarbage(entries.length);
   // Kept while the agent works on the manifest; what it holds is known by its digest, so a
   // sync that fails after this leaves nothing wrong behind.
-  if (kept) keepManifest(kept, req.digest, entries);
+  if (kept) keepManifest(kept, req.digest, entries, text);
   return await sendNeeded(conn, req, await conn.expect("need"), entries, sent, inline, hooks);
 }
 

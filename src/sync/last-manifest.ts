@@ -5,16 +5,25 @@
  *
  * One file per tree and workspace: a header line {"v","digest"}, then the manifest's
  * canonical lines (protocol/manifest.ts), the very bytes its digest hashes: the file checks
- * itself with one hash, and an entry the new manifest has unchanged is one string compare,
- * not a parse. Read a slice at a time and compared with the new manifest as it is read, so
- * the file is never held whole. A manifest with a symlink whose target holds a newline
- * (a line of its own, then) is not kept: its next sync sends the whole manifest.
+ * itself with one hash, and the new manifest's canonical text is compared with it as bytes.
+ * What lies between their common start and common end is all that differs: only those
+ * lines are looked at, so a one-file change among 100k entries parses two lines. A
+ * manifest with a symlink whose target holds a newline (a line of its own, then) is not
+ * kept: its next sync sends the whole manifest.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { closeSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import { dirname } from "node:path";
-import { StringDecoder } from "node:string_decoder";
-import { canonicalLine, compareEntryPaths, type Entry, type ManifestDiff } from "../protocol/manifest.js";
+import { compareEntryPaths, type Entry, type ManifestDiff, manifestText } from "../protocol/manifest.js";
 import { cacheDir } from "../util/cache.js";
 
 const VERSION = 2;
@@ -29,41 +38,6 @@ export function lastManifestFile(root: string, user: string, project: string, vo
     .digest("hex")
     .slice(0, 16);
   return cacheDir("sent", `${id}.jsonl`);
-}
-
-/**
- * The file's lines, a slice at a time; `onBytes` sees the bytes after the first line as read
- * (the body, hashed as it goes).
- */
-function* lines(file: string, onBytes: (b: Buffer) => void): Generator<string> {
-  const fd = openSync(file, "r");
-  try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    // A character may be split between two reads: the decoder keeps its first bytes.
-    const decoder = new StringDecoder("utf8");
-    let rest = "";
-    let header = true;
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      const chunk = buf.subarray(0, n);
-      if (header) {
-        const nl = chunk.indexOf(10);
-        if (nl >= 0) {
-          header = false;
-          onBytes(chunk.subarray(nl + 1));
-        }
-      } else onBytes(chunk);
-      const text = rest + decoder.write(chunk);
-      const parts = text.split("\n");
-      rest = parts.pop() as string;
-      yield* parts;
-    }
-    rest += decoder.end();
-    if (rest) yield rest;
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** The digest of the manifest kept in `file` (its header line); undefined when there is none. */
@@ -108,56 +82,106 @@ function linePath(line: string): string | undefined {
   return rest.subarray(n + 1).toString("utf8");
 }
 
+/** Bytes from the start that `a` and `b` have in common. */
+function commonStart(a: Buffer, b: Buffer): number {
+  const n = Math.min(a.length, b.length);
+  const CHUNK = 1 << 16;
+  let i = 0;
+  while (i + CHUNK <= n && a.subarray(i, i + CHUNK).equals(b.subarray(i, i + CHUNK))) i += CHUNK;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+/** Bytes from the end that `a` and `b` have in common, at most `max`. */
+function commonEnd(a: Buffer, b: Buffer, max: number): number {
+  const CHUNK = 1 << 16;
+  let k = 0;
+  while (
+    k + CHUNK <= max &&
+    a.subarray(a.length - k - CHUNK, a.length - k).equals(b.subarray(b.length - k - CHUNK, b.length - k))
+  )
+    k += CHUNK;
+  while (k < max && a[a.length - 1 - k] === b[b.length - 1 - k]) k++;
+  return k;
+}
+
+/** The number of newlines in `b` from `start` to `end`. */
+function newlines(b: Buffer, start: number, end: number): number {
+  let n = 0;
+  for (let i = b.indexOf(10, start); i >= 0 && i < end; i = b.indexOf(10, i + 1)) n++;
+  return n;
+}
+
 /**
- * The diff from the kept manifest to `to` (sorted), when the kept one has digest `base`;
- * undefined when there is none, it is another, or the file is damaged.
+ * The diff from the kept manifest to `to` (sorted; `text` its canonical lines), when the
+ * kept one has digest `base`; undefined when there is none, it is another, or the file is
+ * damaged.
  */
-export function diffFromKept(file: string, base: string, to: readonly Entry[]): ManifestDiff | undefined {
+export function diffFromKept(
+  file: string,
+  base: string,
+  to: readonly Entry[],
+  text: string = manifestText(to),
+): ManifestDiff | undefined {
   try {
-    const hash = createHash("sha256");
-    const it = lines(file, (b) => hash.update(b));
-    const head = it.next();
-    if (head.done) return undefined;
-    const h = JSON.parse(head.value) as { v?: unknown; digest?: unknown };
-    if (h.v !== VERSION || h.digest !== base) {
-      it.return(undefined);
-      return undefined;
-    }
+    const data = readFileSync(file);
+    const nl = data.indexOf(10);
+    if (nl < 0) return undefined;
+    const h = JSON.parse(data.toString("utf8", 0, nl)) as { v?: unknown; digest?: unknown };
+    if (h.v !== VERSION || h.digest !== base) return undefined;
+    const old = data.subarray(nl + 1);
+    // The body is the manifest's canonical lines: its hash is the digest.
+    if (createHash("sha256").update(old).digest("hex") !== base) return undefined;
+    const now = Buffer.from(text, "utf8");
+    // Both are whole lines: what differs starts after a newline both have in common, and
+    // ends with a newline both have in common.
+    let start = commonStart(old, now);
+    start = start === 0 ? 0 : old.lastIndexOf(10, start - 1) + 1;
+    let end = commonEnd(old, now, Math.min(old.length, now.length) - start);
+    const firstNl = old.indexOf(10, old.length - end);
+    end = firstNl < 0 ? 0 : old.length - firstNl - 1;
+    const first = newlines(now, 0, start); // index of the first entry that may differ
+    const after = newlines(now, now.length - end, now.length); // entries alike at the end
+    if (newlines(now, 0, now.length) !== to.length) return undefined; // a line is not an entry
+    const oldLines = old.toString("utf8", start, old.length - end).split("\n");
+    oldLines.pop(); // after the last newline
+    const newLines = now.toString("utf8", start, now.length - end).split("\n");
+    newLines.pop();
     const remove: string[] = [];
     const put: Entry[] = [];
-    let j = 0;
+    let j = first;
+    const stop = to.length - after;
+    if (newLines.length !== stop - first) return undefined;
     let prev: string | undefined;
-    for (const line of it) {
-      const b = to[j];
-      // The same line: the same entry, unchanged (most lines, when little changed).
-      const text = b && canonicalLine(b);
-      if (b && text && text.length === line.length + 1 && text.startsWith(line)) {
-        prev = b.path;
-        j++;
-        continue;
-      }
+    for (const line of oldLines) {
       const path = linePath(line);
       if (path === undefined || (prev !== undefined && !(prev < path))) return undefined;
       prev = path;
       // Everything new that sorts before it is put; the old entry is then changed or removed.
-      while (j < to.length && compareEntryPaths(to[j] as Entry, { path } as Entry) < 0)
-        put.push(to[j++] as Entry);
+      while (j < stop && compareEntryPaths(to[j] as Entry, { path } as Entry) < 0) put.push(to[j++] as Entry);
       const c = to[j];
-      if (c && c.path === path) {
-        if (canonicalLine(c) !== `${line}\n`) put.push(c);
+      if (j < stop && c && c.path === path) {
+        if (newLines[j - first] !== line) put.push(c);
         j++;
       } else remove.push(path);
     }
-    while (j < to.length) put.push(to[j++] as Entry);
-    // The body is the manifest's canonical lines: its hash is the digest.
-    return hash.digest("hex") === base ? { remove, put } : undefined;
+    while (j < stop) put.push(to[j++] as Entry);
+    return { remove, put };
   } catch {
     return undefined; // missing or damaged: the whole manifest is sent
   }
 }
 
-/** Keeps `entries` (digest `digest`) as the manifest last sent; failures only cost the next diff. */
-export function keepManifest(file: string, digest: string, entries: readonly Entry[]): void {
+/**
+ * Keeps `entries` (digest `digest`, `text` their canonical lines) as the manifest last
+ * sent; failures only cost the next diff.
+ */
+export function keepManifest(
+  file: string,
+  digest: string,
+  entries: readonly Entry[],
+  text: string = manifestText(entries),
+): void {
   const tmp = `${file}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
   try {
     if (entries.some((e) => e.type === "symlink" && (e.target ?? "").includes("\n"))) {
@@ -167,15 +191,8 @@ export function keepManifest(file: string, digest: string, entries: readonly Ent
     mkdirSync(dirname(file), { recursive: true });
     const fd = openSync(tmp, "w", 0o600);
     try {
-      let slice = `${JSON.stringify({ v: VERSION, digest })}\n`;
-      for (const e of entries) {
-        slice += canonicalLine(e);
-        if (slice.length >= 1 << 16) {
-          writeSync(fd, slice);
-          slice = "";
-        }
-      }
-      writeSync(fd, slice);
+      writeSync(fd, `${JSON.stringify({ v: VERSION, digest })}\n`);
+      writeSync(fd, text);
     } finally {
       closeSync(fd);
     }

@@ -135,6 +135,49 @@ test("the kept manifest gives the diff only for its own digest, and not when dam
   assert.equal(diffFromKept(kept, manifestDigest(odd), to), undefined);
 });
 
+test("on random manifests and edits, the kept copy gives the diff diffManifests gives", async (t) => {
+  const tmp = await mkdtemp(join(tmpdir(), "snapdeploy-kept-"));
+  t.after(() => rm(tmp, { recursive: true, force: true }));
+  const kept = join(tmp, "kept.jsonl");
+  let seed = 20261203;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  const names = ["a", "b", "ab", "a b", "é", "名", "z", "zz", "m"];
+  const entry = (path: string): Entry => {
+    const k = rand(4);
+    if (k === 0) {
+      const target = ["x y", "../q", "名 前"][rand(3)] as string;
+      return { ...link(path, target), size: Buffer.byteLength(target) };
+    }
+    if (k === 1) return { ...file(path, H("0123456789abcdef"[rand(16)] as string), rand(3)) };
+    return file(path, H("0123456789abcdef"[rand(16)] as string), rand(1000));
+  };
+  const unique = (list: Entry[]) =>
+    list.sort(compareEntryPaths).filter((e, i, a) => i === 0 || (a[i - 1] as Entry).path !== e.path);
+  const randomManifest = () =>
+    unique(Array.from({ length: rand(40) }, () => entry(`${names[rand(9)]}${rand(30)}/${names[rand(9)]}`)));
+  let nonEmpty = 0;
+  for (let round = 0; round < 400; round++) {
+    const before = randomManifest();
+    // Edits: some entries changed, removed or added, anywhere (the start and end too).
+    const after = unique(
+      before
+        .filter(() => rand(8) !== 0)
+        .map((e) => (rand(6) === 0 ? entry(e.path) : e))
+        .concat(
+          Array.from({ length: rand(4) }, () => entry(`${names[rand(9)]}${rand(30)}/${names[rand(9)]}`)),
+        ),
+    );
+    keepManifest(kept, manifestDigest(before), before);
+    const d = diffFromKept(kept, manifestDigest(before), after);
+    assert.deepEqual(d, diffManifests(before, after), `round ${round}`);
+    if (d && d.put.length + d.remove.length > 0) nonEmpty++;
+  }
+  assert.ok(nonEmpty > 200, `only ${nonEmpty} rounds changed anything`);
+});
+
 /** An agent serving its sync operation on a Unix socket, with its store and workspaces in `root`. */
 async function agent(t: TestContext, root: string) {
   const blobs = new BlobStore(join(root, "data/blobs"));
