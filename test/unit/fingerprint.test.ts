@@ -40,36 +40,19 @@ const base: Row[] = [
 test("each field an entry or the stat cache derives from changes the fingerprint", () => {
   const same = print(base);
   assert.equal(print(base), same);
+  const [d, f, l] = base as [Row, Row, Row];
+  /** The walk with the file's lstat fields changed. */
+  const file = (fields: Partial<Stats>): Row[] => [d, [f[0], { ...f[1], ...fields } as Stats, ""], l];
   const variants: Row[][] = [
-    [
-      base[0] as Row,
-      ["a/b.js", stat(S_IFREG | 0o755, 10, 1796301556126.123, 1796301556126.5, 42), ""],
-      base[2] as Row,
-    ],
-    [
-      base[0] as Row,
-      ["a/b.js", stat(S_IFREG | 0o644, 11, 1796301556126.123, 1796301556126.5, 42), ""],
-      base[2] as Row,
-    ],
-    [
-      base[0] as Row,
-      ["a/b.js", stat(S_IFREG | 0o644, 10, 1796301556126.124, 1796301556126.5, 42), ""],
-      base[2] as Row,
-    ],
-    [
-      base[0] as Row,
-      ["a/b.js", stat(S_IFREG | 0o644, 10, 1796301556126.123, 1796301556127, 42), ""],
-      base[2] as Row,
-    ],
-    [
-      base[0] as Row,
-      ["a/b.js", stat(S_IFREG | 0o644, 10, 1796301556126.123, 1796301556126.5, 43), ""],
-      base[2] as Row,
-    ],
-    [base[0] as Row, ["a/c.js", base[1]?.[1] as Stats, ""], base[2] as Row],
-    [base[0] as Row, base[1] as Row, ["a/l", stat(S_IFLNK | 0o777, 4), "c.js"]],
-    [base[0] as Row, base[1] as Row],
-    [base[0] as Row, base[2] as Row, base[1] as Row],
+    file({ mode: S_IFREG | 0o755 }),
+    file({ size: 11 }),
+    file({ mtimeMs: 1796301556126.124 }),
+    file({ ctimeMs: 1796301556127 }),
+    file({ ino: 43 }),
+    [d, ["a/c.js", f[1], ""], l],
+    [d, f, ["a/l", l[1], "c.js"]],
+    [d, f],
+    [d, l, f],
   ];
   const seen = new Set([same]);
   for (const v of variants) seen.add(print(v));
