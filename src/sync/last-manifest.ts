@@ -142,7 +142,6 @@ export function diffFromKept(
     end = firstNl < 0 ? 0 : old.length - firstNl - 1;
     const first = newlines(now, 0, start); // index of the first entry that may differ
     const after = newlines(now, now.length - end, now.length); // entries alike at the end
-    if (newlines(now, 0, now.length) !== to.length) return undefined; // a line is not an entry
     const oldLines = old.toString("utf8", start, old.length - end).split("\n");
     oldLines.pop(); // after the last newline
     const newLines = now.toString("utf8", start, now.length - end).split("\n");
@@ -151,7 +150,7 @@ export function diffFromKept(
     const put: Entry[] = [];
     let j = first;
     const stop = to.length - after;
-    if (newLines.length !== stop - first) return undefined;
+    if (newLines.length !== stop - first) return undefined; // a line is not an entry
     let prev: string | undefined;
     for (const line of oldLines) {
       const path = linePath(line);
