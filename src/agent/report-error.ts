@@ -4,7 +4,7 @@
  */
 import { promises as fs } from "node:fs";
 import type { AgentErrorCode } from "../protocol/constants.js";
-import { RemoteError } from "../protocol/connection.js";
+import { PeerClosed, RemoteError } from "../protocol/connection.js";
 import { ProtocolError } from "../protocol/frames.js";
 import { BlobMismatch } from "./blobs.js";
 import { StepFailed } from "./build.js";
@@ -37,6 +37,10 @@ export async function reportError(conn: AgentConnection, ctx: AgentContext, e: u
   } else if (e instanceof RegistryError) {
     code = "registry";
     extra = { kind: e.kind };
+  } else if (e instanceof PeerClosed) {
+    // Nobody is left to tell: one line, no stack.
+    ctx.log(`client went away: ${message}`);
+    return;
   } else if (e instanceof ProtocolError) code = "protocol";
   else if (e instanceof RemoteError) {
     // The client sent { t: "error" } where the agent expected a message of its own.

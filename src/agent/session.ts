@@ -4,6 +4,7 @@
  * errors go back to the client as { t: "error", code, message, hint } (report-error.ts) before
  * the connection closes.
  */
+import { PeerClosed } from "../protocol/connection.js";
 import { PROTOCOL_VERSION } from "../protocol/constants.js";
 import { ProtocolError } from "../protocol/frames.js";
 import type { AgentConnection, AgentContext } from "./context.js";
@@ -33,9 +34,12 @@ export async function serveSession(conn: AgentConnection, ctx: AgentContext): Pr
       inlineSync: true,
       ...(ctx.volume ? { volume: ctx.volume } : {}),
     });
-    // Operations run one after another until the client says bye.
+    // Operations run one after another until the client says bye (or hangs up between two).
     for (;;) {
-      const op = await conn.expect();
+      const op = await conn.expect().catch((e: unknown) => {
+        if (e instanceof PeerClosed) return { t: "bye" };
+        throw e;
+      });
       if (op.t === "bye") break;
       if (op.t === "sync") await sync(conn, ctx, op);
       else if (op.t === "check") await conn.send(await check(ctx, op));

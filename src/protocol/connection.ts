@@ -48,8 +48,8 @@ export class Connection<Out extends { t: string } = ClientMessage> {
       // Stop reading while unconsumed frames pile up; resumed by next().
       if (this.queue.length > 64) stream.pause();
     });
-    stream.on("end", () => this.fail(new ProtocolError("connection closed by peer")));
-    stream.on("close", () => this.fail(new ProtocolError("connection closed")));
+    stream.on("end", () => this.fail(new PeerClosed("connection closed by peer")));
+    stream.on("close", () => this.fail(new PeerClosed("connection closed")));
     stream.on("error", (e) => this.fail(e));
   }
 
@@ -139,6 +139,20 @@ export class Connection<Out extends { t: string } = ClientMessage> {
     return this.write(encodeFrame(FRAME_JSON, Buffer.from(JSON.stringify(msg))));
   }
 
+  /**
+   * Sends `msg` and resolves once the stream has handed its bytes on (its write callback):
+   * for the last message before the stream is destroyed, which would drop what it still
+   * buffers.
+   */
+  sendLast(msg: Out): Promise<void> {
+    if (this.ended) return Promise.reject(this.ended);
+    return new Promise((resolve, reject) => {
+      this.stream.write(encodeFrame(FRAME_JSON, Buffer.from(JSON.stringify(msg))), (err) =>
+        err ? reject(err) : resolve(),
+      );
+    });
+  }
+
   sendData(data: Buffer): Promise<void> {
     return this.write(encodeFrame(FRAME_DATA, data));
   }
@@ -169,6 +183,11 @@ export class Connection<Out extends { t: string } = ClientMessage> {
 
 const KEEPALIVE = encodeFrame(FRAME_JSON, Buffer.from(JSON.stringify({ t: "keepalive" })));
 const KEEPALIVE_ACK = encodeFrame(FRAME_JSON, Buffer.from(JSON.stringify({ t: "keepalive-ack" })));
+
+/** The peer closed the connection (or it was closed under us). */
+export class PeerClosed extends ProtocolError {
+  override name = "PeerClosed";
+}
 
 /** Nothing arrived from the peer for `silentMs`: it or the path to it is frozen. */
 export class StalledConnection extends ProtocolError {

@@ -170,9 +170,10 @@ async function openSession(cluster: ClusterAccess, namespace: string, name: stri
       sameHost: isLoopbackUrl(cluster.server),
       volume: typeof hello.volume === "string" && hello.volume.length <= 64 ? hello.volume : undefined,
       async finish() {
-        await conn.send({ t: "bye" }).catch(() => {});
         conn.stopKeepalive();
         if (transport === "port-forward") {
+          // Destroying the stream drops what it still buffers: the bye must have left.
+          await conn.sendLast({ t: "bye" }).catch(() => {});
           // Nothing runs in the pod for us, so there is no exit status to wait for:
           // the agent ends the session on bye (or on the connection closing).
           stream.close();
@@ -185,6 +186,7 @@ async function openSession(cluster: ClusterAccess, namespace: string, name: stri
           }
           return;
         }
+        await conn.send({ t: "bye" }).catch(() => {});
         conn.close();
         const st = await within(stream.status, 10_000, null);
         stream.destroy();
