@@ -18,7 +18,7 @@ import {
   symlinkSync,
 } from "node:fs";
 import path from "node:path";
-import { compareEntryPaths, type Entry } from "../protocol/manifest.js";
+import { compareEntryPaths, type Entry, manifestText, parseManifestText } from "../protocol/manifest.js";
 import type { BlobStore } from "./blobs.js";
 import { InvalidInput } from "./errors.js";
 
@@ -43,6 +43,12 @@ export interface LastBuild {
   manifest: string;
   settings: Record<string, unknown>;
   time: string;
+}
+/** A tree's manifest: its digest, entries and canonical text (what the digest hashes). */
+export interface HeldManifest {
+  digest: string;
+  entries: Entry[];
+  text: string;
 }
 export interface Changes {
   added: number;
@@ -122,9 +128,7 @@ export class Workspace {
     for (const slot of ["a", "b"] as const) {
       let entries: Entry[];
       try {
-        entries = JSON.parse(
-          await fs.readFile(path.join(this.dir, `${slot}.manifest.json`), "utf8"),
-        ) as Entry[];
+        ({ entries } = await this.readManifest(slot));
       } catch {
         continue; // no tree there yet
       }
@@ -147,13 +151,30 @@ export class Workspace {
     }
   }
 
+  /**
+   * A slot's manifest file: its canonical text (`<slot>.manifest`), or the JSON list of
+   * entries (`<slot>.manifest.json`) of a tree an older agent wrote.
+   */
+  private async readManifest(slot: Slot): Promise<{ entries: Entry[]; text: string }> {
+    try {
+      const text = await fs.readFile(path.join(this.dir, `${slot}.manifest`), "utf8");
+      return { entries: parseManifestText(text), text };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    }
+    const entries = JSON.parse(
+      await fs.readFile(path.join(this.dir, `${slot}.manifest.json`), "utf8"),
+    ) as Entry[];
+    return { entries, text: manifestText(entries) };
+  }
+
   /** The manifest the current tree holds, if that tree is clean. */
-  async currentManifest(): Promise<{ digest: string; entries: Entry[] } | undefined> {
+  async currentManifest(): Promise<HeldManifest | undefined> {
     const slot = await this.currentSlot();
     return slot ? this.readSlot(slot) : undefined;
   }
 
-  private async readSlot(slot: Slot): Promise<{ digest: string; entries: Entry[] } | undefined> {
+  private async readSlot(slot: Slot): Promise<HeldManifest | undefined> {
     try {
       const state = JSON.parse(
         await fs.readFile(path.join(this.dir, `${slot}.state.json`), "utf8"),
@@ -162,10 +183,7 @@ export class Workspace {
       const key = path.join(this.dir, slot);
       const known = recentManifests.get(key);
       if (known?.digest === state.digest) return known;
-      const entries = JSON.parse(
-        await fs.readFile(path.join(this.dir, `${slot}.manifest.json`), "utf8"),
-      ) as Entry[];
-      return remember(key, { digest: state.digest, entries });
+      return remember(key, { digest: state.digest, ...(await this.readManifest(slot)) });
     } catch {
       return undefined;
     }
@@ -178,10 +196,16 @@ export class Workspace {
   }
 
   /**
-   * Materializes `entries` (validated, sorted) into the idle tree from the blob store
-   * and makes it current. Returns what changed relative to the previous current tree.
+   * Materializes `entries` (validated, sorted; `text` their canonical text) into the idle
+   * tree from the blob store and makes it current. Returns what changed relative to the
+   * previous current tree.
    */
-  async update(digest: string, entries: Entry[], blobs: BlobStore): Promise<Changes> {
+  async update(
+    digest: string,
+    entries: Entry[],
+    blobs: BlobStore,
+    text: string = manifestText(entries),
+  ): Promise<Changes> {
     await fs.mkdir(this.dir, { recursive: true });
     const current = await this.currentSlot();
     const target: Slot = current === "a" ? "b" : "a";
@@ -196,11 +220,12 @@ export class Workspace {
     }
     await applyDiff(tree, held?.entries ?? [], entries, blobs);
 
-    const manifestFile = path.join(this.dir, `${target}.manifest.json`);
-    await fs.writeFile(`${manifestFile}.tmp`, JSON.stringify(entries));
+    const manifestFile = path.join(this.dir, `${target}.manifest`);
+    await fs.writeFile(`${manifestFile}.tmp`, text);
     await fs.rename(`${manifestFile}.tmp`, manifestFile);
+    await fs.rm(`${manifestFile}.json`, { force: true });
     await this.writeSlotState(target, { clean: true, digest });
-    remember(tree, { digest, entries });
+    remember(tree, { digest, entries, text });
 
     // The switch: one atomic rename of a fresh symlink over "current".
     const link = path.join(this.dir, "current");
@@ -241,10 +266,10 @@ export class Workspace {
  * entries). Valid only with the digest in the slot's state file, which is always read.
  * Treated as read-only by everyone.
  */
-const recentManifests = new Map<string, { digest: string; entries: Entry[] }>();
+const recentManifests = new Map<string, HeldManifest>();
 const RECENT_MANIFESTS = 8;
 
-function remember(key: string, m: { digest: string; entries: Entry[] }) {
+function remember(key: string, m: HeldManifest) {
   recentManifests.delete(key);
   recentManifests.set(key, m);
   for (const old of recentManifests.keys()) {

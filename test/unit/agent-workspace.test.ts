@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import {
   chmod,
+  cp,
   lstat,
   mkdir,
   mkdtemp,
@@ -22,7 +23,7 @@ import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { BlobStore } from "../../src/agent/blobs.js";
 import { applyDiff, Workspace, WorkspaceLocks } from "../../src/agent/workspace.js";
-import type { Entry } from "../../src/protocol/manifest.js";
+import { type Entry, manifestText } from "../../src/protocol/manifest.js";
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
@@ -185,6 +186,28 @@ test("Workspace.update swaps trees: the previous tree stays intact until the swi
   await writeFile(join(ws.dir, "a.state.json"), JSON.stringify({ clean: false }));
   await ws.update("d3", [put("z", "z")], blobs);
   assert.deepEqual(await describe((await ws.currentTree()) as string), { z: "file:z:644" });
+});
+
+test("a workspace's manifest is kept as its canonical text; one an older agent kept as JSON still reads", async (t) => {
+  const { dir: root, blobs, put } = await setup(t);
+  const entries = [put("a b", "1"), put("c", "2")];
+  const ws = new Workspace(join(root, "workspaces"), "alice", "p");
+  await ws.update("d1", entries, blobs);
+  const slot = await readlink(join(ws.dir, "current"));
+  assert.equal(await readFile(join(ws.dir, `${slot}.manifest`), "utf8"), manifestText(entries));
+  // The same workspace as an older agent left it, under another name (not in the agent's memory).
+  const old = new Workspace(join(root, "workspaces"), "bob", "p");
+  await cp(ws.dir, old.dir, { recursive: true, verbatimSymlinks: true });
+  await rm(join(old.dir, `${slot}.manifest`));
+  await writeFile(join(old.dir, `${slot}.manifest.json`), JSON.stringify(entries));
+  const held = await old.currentManifest();
+  assert.deepEqual(held, { digest: "d1", entries, text: manifestText(entries) });
+  // Its next sync writes the text and drops the JSON.
+  const next = [put("a b", "1"), put("d", "3")];
+  await old.update("d2", next, blobs);
+  await old.update("d3", entries, blobs);
+  assert.equal(await readFile(join(old.dir, `${slot}.manifest`), "utf8"), manifestText(entries));
+  await assert.rejects(stat(join(old.dir, `${slot}.manifest.json`)), { code: "ENOENT" });
 });
 
 test("workspace locks: one holder per key, waiters told who holds it and served in order", async () => {

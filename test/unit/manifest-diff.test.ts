@@ -24,6 +24,8 @@ import {
   diffManifests,
   type Entry,
   manifestDigest,
+  manifestText,
+  parseManifestText,
 } from "../../src/protocol/manifest.js";
 import type { AgentMessage } from "../../src/protocol/messages.js";
 import { diffFromKept, keepManifest } from "../../src/sync/last-manifest.js";
@@ -135,6 +137,19 @@ test("the kept manifest gives the diff only for its own digest, and not when dam
   assert.equal(diffFromKept(kept, manifestDigest(odd), to), undefined);
 });
 
+test("a canonical text reads back as its entries; what is not one is refused", () => {
+  const entries = [
+    file("a b/c d", H("e"), 7),
+    link("l", "../x y"),
+    { ...link("m", "名 前\nz"), size: Buffer.byteLength("名 前\nz") },
+    dir("é"),
+  ];
+  assert.deepEqual(parseManifestText(manifestText(entries)), entries);
+  assert.deepEqual(parseManifestText(""), []);
+  for (const bad of ["file 644 1 x", "blob 644 1 - a\n", "file 9z 1 - a\n", "symlink 777 9 ab a\n"])
+    assert.throws(() => parseManifestText(bad), TypeError, JSON.stringify(bad));
+});
+
 test("on random manifests and edits, the kept copy gives the diff diffManifests gives", async (t) => {
   const tmp = await mkdtemp(join(tmpdir(), "snapdeploy-kept-"));
   t.after(() => rm(tmp, { recursive: true, force: true }));
@@ -170,6 +185,8 @@ test("on random manifests and edits, the kept copy gives the diff diffManifests 
           Array.from({ length: rand(4) }, () => entry(`${names[rand(9)]}${rand(30)}/${names[rand(9)]}`)),
         ),
     );
+    // The agent reads its manifest files back from their canonical text.
+    assert.deepEqual(parseManifestText(manifestText(after)), after, `round ${round}`);
     keepManifest(kept, manifestDigest(before), before);
     const d = diffFromKept(kept, manifestDigest(before), after);
     assert.deepEqual(d, diffManifests(before, after), `round ${round}`);

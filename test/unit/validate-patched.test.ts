@@ -2,13 +2,20 @@
  * validatePatched checks only what a diff touches; it must accept exactly the diffs whose
  * result validateManifest accepts, with the same entries. Checked on random manifests and
  * random diffs (a seeded generator: the same cases every run), and on the cases by hand
- * that break each rule.
+ * that break each rule. On the accepted ones, the agent's canonical text of the result,
+ * made from the base's (agent/manifest-text.ts), must equal the one made anew.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { InvalidInput } from "../../src/agent/errors.js";
 import { validateManifest, validatePatched } from "../../src/agent/validate-manifest.js";
-import { applyManifestDiff, compareEntryPaths, type Entry } from "../../src/protocol/manifest.js";
+import { patchedText } from "../../src/agent/manifest-text.js";
+import {
+  applyManifestDiff,
+  compareEntryPaths,
+  type Entry,
+  manifestText,
+} from "../../src/protocol/manifest.js";
 
 const H = (n: number) => n.toString(16).padStart(64, "0");
 const dir = (path: string): Entry => ({ path, type: "dir", mode: 0o755, size: 0 });
@@ -141,7 +148,12 @@ test("on random manifests and diffs it agrees with validating the whole result",
     const { whole, patched } = outcomes(base, { remove, put });
     assert.equal(patched, whole, `base ${JSON.stringify(base)} diff ${JSON.stringify({ remove, put })}`);
     agreed++;
-    if (whole !== "refused") acceptedBoth++;
+    if (whole !== "refused") {
+      acceptedBoth++;
+      // The agent's text of the result, made from the base's text, is the one made anew.
+      const out = validatePatched(base, { remove, put });
+      assert.equal(patchedText(base, manifestText(base), out), manifestText(out), `round ${round}`);
+    }
   }
   // The cases must cover both answers, or the comparison proves little.
   assert.equal(agreed, 3000);

@@ -4,12 +4,14 @@
  * blobs the store lacks. A client that knows what it sent last sends the diff (and its
  * blobs) inline, without being asked: one round trip for a small change.
  */
+import { createHash } from "node:crypto";
 import { createInflateRaw } from "node:zlib";
 import { FRAME_DATA, ProtocolError } from "../../protocol/frames.js";
 import { INLINE_BLOBS_MAX, MAX_BATCH } from "../../protocol/constants.js";
-import { type Entry, manifestDigest } from "../../protocol/manifest.js";
+import { type Entry, manifestText } from "../../protocol/manifest.js";
 import type { Message } from "../../protocol/messages.js";
 import { receiveBlobs } from "../blob-stream.js";
+import { patchedText } from "../manifest-text.js";
 import type { AgentConnection, AgentContext } from "../context.js";
 import { ClientAbort, InvalidInput } from "../errors.js";
 import { validateDigest, validateName } from "../validate.js";
@@ -36,7 +38,7 @@ export async function sync(conn: AgentConnection, ctx: AgentContext, op: Message
   try {
     const current = await ws.currentDigest();
     const t0 = Date.now();
-    let entries: Entry[] | undefined;
+    let m: Patched | undefined;
     let sent = "";
     let inline = { blobs: 0, bytes: 0 };
     if (op.base !== undefined) {
@@ -46,10 +48,10 @@ export async function sync(conn: AgentConnection, ctx: AgentContext, op: Message
       const { raw, base: ended } = await receiveManifest(conn);
       if (ended !== base) throw new ProtocolError("the inline manifest-end names another base than the sync");
       if (current === base) {
-        entries = withDigest(await patched(ws, current, base, raw), digest);
+        m = withDigest(await patched(ws, current, base, raw), digest);
         sent = `inline diff: ${diffCounts(raw)}`;
       }
-      if (op.blobs === true) inline = await receiveInlineBlobs(conn, ctx, raw, entries);
+      if (op.blobs === true) inline = await receiveInlineBlobs(conn, ctx, raw, m?.entries);
     }
     if (current === digest) {
       await ws.touch();
@@ -66,16 +68,17 @@ export async function sync(conn: AgentConnection, ctx: AgentContext, op: Message
       });
       return;
     }
-    if (!entries) {
+    if (!m) {
       await conn.send({ t: "send-manifest", have: current ?? null, diff: current !== undefined });
       const { raw, base } = await receiveManifest(conn);
-      entries = withDigest(
-        base === undefined ? validateManifest(raw) : await patched(ws, current, base, raw),
+      m = withDigest(
+        base === undefined ? whole(validateManifest(raw)) : await patched(ws, current, base, raw),
         digest,
       );
       sent = base === undefined ? "whole" : `diff: ${diffCounts(raw)}`;
     }
 
+    const { entries, text } = m;
     const tManifest = Date.now();
     // What to send, as a bitmap over the manifest's files in order (the first file with
     // each missing content): 12 KB for 100k files, where hex hashes would be 6.6 MB.
@@ -98,7 +101,7 @@ export async function sync(conn: AgentConnection, ctx: AgentContext, op: Message
       throw new InvalidInput(`the client did not send ${missing.length} needed blobs (e.g. ${missing[0]})`);
 
     const tBlobs = Date.now();
-    const changes = await ws.update(digest, entries, ctx.blobs);
+    const changes = await ws.update(digest, entries, ctx.blobs, text);
     ctx.log(
       `sync ${key}: +${changes.added} ~${changes.changed} -${changes.removed}, ${need.length + inline.blobs} blobs, ${received + inline.bytes} bytes` +
         `${inline.blobs ? ` (${inline.blobs} inline)` : ""}; ` +
@@ -123,12 +126,20 @@ const diffCounts = (d: unknown) => {
   return `${remove.length} removed, ${put.length} put`;
 };
 
+/** A validated manifest and its canonical text. */
+interface Patched {
+  entries: Entry[];
+  text: string;
+}
+
+const whole = (entries: Entry[]): Patched => ({ entries, text: manifestText(entries) });
+
 /** The validated manifest, whose digest must be the one the sync announced. */
-function withDigest(entries: Entry[], digest: string): Entry[] {
-  const actual = manifestDigest(entries);
+function withDigest(m: Patched, digest: string): Patched {
+  const actual = createHash("sha256").update(m.text).digest("hex");
   if (actual !== digest)
     throw new InvalidInput(`manifest digest mismatch: announced ${digest}, received ${actual}`);
-  return entries;
+  return m;
 }
 
 /**
@@ -176,13 +187,19 @@ async function receiveInlineBlobs(
  * The whole manifest, validated, from a diff against the current tree's (which the agent
  * offered, or the client named inline).
  */
-async function patched(ws: Workspace, current: string | undefined, base: string, diff: unknown) {
+async function patched(
+  ws: Workspace,
+  current: string | undefined,
+  base: string,
+  diff: unknown,
+): Promise<Patched> {
   if (current === undefined || base !== current)
     throw new InvalidInput(`a manifest diff against ${base}, which this workspace does not hold`);
   const held = await ws.currentManifest();
   if (held?.digest !== current)
     throw new InvalidInput(`a manifest diff against ${base}, which this workspace does not hold`);
-  return validatePatched(held.entries, diff);
+  const entries = validatePatched(held.entries, diff);
+  return { entries, text: patchedText(held.entries, held.text, entries) };
 }
 
 /**
