@@ -136,7 +136,7 @@ export class Connection<Out extends { t: string } = ClientMessage> {
   }
 
   send(msg: Out): Promise<void> {
-    return this.write(encodeFrame(FRAME_JSON, Buffer.from(JSON.stringify(msg))));
+    return this.write(jsonFrame(msg));
   }
 
   /**
@@ -147,9 +147,7 @@ export class Connection<Out extends { t: string } = ClientMessage> {
   sendLast(msg: Out): Promise<void> {
     if (this.ended) return Promise.reject(this.ended);
     return new Promise((resolve, reject) => {
-      this.stream.write(encodeFrame(FRAME_JSON, Buffer.from(JSON.stringify(msg))), (err) =>
-        err ? reject(err) : resolve(),
-      );
+      this.stream.write(jsonFrame(msg), (err) => (err ? reject(err) : resolve()));
     });
   }
 
@@ -181,8 +179,9 @@ export class Connection<Out extends { t: string } = ClientMessage> {
   }
 }
 
-const KEEPALIVE = encodeFrame(FRAME_JSON, Buffer.from(JSON.stringify({ t: "keepalive" })));
-const KEEPALIVE_ACK = encodeFrame(FRAME_JSON, Buffer.from(JSON.stringify({ t: "keepalive-ack" })));
+const jsonFrame = (msg: { t: string }) => encodeFrame(FRAME_JSON, Buffer.from(JSON.stringify(msg)));
+const KEEPALIVE = jsonFrame({ t: "keepalive" });
+const KEEPALIVE_ACK = jsonFrame({ t: "keepalive-ack" });
 
 /** The peer closed the connection (or it was closed under us). */
 export class PeerClosed extends ProtocolError {

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import net from "node:net";
-import test from "node:test";
+import test, { type TestContext } from "node:test";
 import { Connection } from "../../src/protocol/connection.js";
 import { PROTOCOL_VERSION } from "../../src/protocol/constants.js";
 import { startAgent } from "../helpers/fuzz/run.js";
@@ -19,20 +19,21 @@ async function sessionsEnded(agent: { active: number }) {
   }
 }
 
-async function hello(sock: net.Socket): Promise<Connection> {
-  const conn = new Connection(sock);
-  await conn.send({ t: "hello", protocol: PROTOCOL_VERSION, client: "test" });
-  await conn.expect("hello");
-  return conn;
-}
-
-test("a client that hangs up between operations ends its session quietly", async (t) => {
+/** The agent, with its log lines collected, and a client connection past the hello. */
+async function connected(t: TestContext) {
   const agent = await startAgent();
   t.after(() => agent.stop());
   const lines: string[] = [];
   agent.ctx.log = (line: string) => lines.push(line);
   const sock = net.connect(agent.socket);
-  const conn = await hello(sock);
+  const conn = new Connection(sock);
+  await conn.send({ t: "hello", protocol: PROTOCOL_VERSION, client: "test" });
+  await conn.expect("hello");
+  return { agent, lines, sock, conn };
+}
+
+test("a client that hangs up between operations ends its session quietly", async (t) => {
+  const { agent, lines, sock, conn } = await connected(t);
   await conn.send({ t: "ping" });
   await conn.expect("pong");
   sock.end(); // no bye
@@ -42,12 +43,7 @@ test("a client that hangs up between operations ends its session quietly", async
 });
 
 test("a client that goes away during a sync is logged in one line, without a stack", async (t) => {
-  const agent = await startAgent();
-  t.after(() => agent.stop());
-  const lines: string[] = [];
-  agent.ctx.log = (line: string) => lines.push(line);
-  const sock = net.connect(agent.socket);
-  const conn = await hello(sock);
+  const { agent, lines, sock, conn } = await connected(t);
   await conn.send({ t: "sync", user: "u", project: "p", digest: "0".repeat(64), client: "test" });
   await conn.expect("send-manifest");
   sock.end(); // while the agent waits for the manifest
